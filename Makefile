@@ -1,0 +1,23 @@
+# memcachedrep: `make` builds, `make run` starts a node in the foreground, `make test` runs
+# every test, `make bench` compares against Debian's memcached.
+
+CARGO ?= cargo
+BIN := target/release/memcachedrep
+# memcached refuses to run as root without -u; a root shell gets -u root.
+RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
+
+.PHONY: all build run test bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+run: build
+	./$(BIN) -l 127.0.0.1 -p 11211 -vv $(RUN_AS_ROOT)
+
+test:
+	$(CARGO) test --release
+
+clean:
+	$(CARGO) clean

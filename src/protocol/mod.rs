@@ -1,0 +1,61 @@
+//! Protocols: bytes in -> `Request`, and a `Request` carried out against the cache -> bytes
+//! out. Parsing knows nothing of storage or sockets; `execute` is the one adapter that maps a
+//! request onto the cache's facade.
+//!
+//! CONTRACT (fixed by the skeleton): the types and signatures in this file, `text::parse` and
+//! `execute::execute`.
+
+pub mod execute;
+pub mod text;
+
+use crate::storage::StoreMode;
+
+/// Limits the parser enforces before any data is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest key (250).
+    pub max_key: usize,
+}
+
+/// One client command, borrowing keys and data from the connection's read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// get, gets, gat, gats: `touch` is the exptime given to gat/gats.
+    Get { keys: Vec<&'a [u8]>, cas: bool, touch: Option<i64> },
+    /// set/add/replace/append/prepend/cas with its data block (without the "\r\n").
+    Store { mode: StoreMode, key: &'a [u8], flags: u32, exptime: i64, data: &'a [u8], noreply: bool },
+    /// A store whose data would not fit `item_size_max`: the data is swallowed, the answer is
+    /// `SERVER_ERROR object too large for cache`, and a `set` unlinks the old item.
+    StoreTooLarge { mode: StoreMode, key: &'a [u8], noreply: bool },
+    Delete { key: &'a [u8], noreply: bool },
+    Incr { key: &'a [u8], amount: u64, noreply: bool },
+    Decr { key: &'a [u8], amount: u64, noreply: bool },
+    Touch { key: &'a [u8], exptime: i64, noreply: bool },
+    FlushAll { delay: i64, noreply: bool },
+    /// `stats` with its arguments (empty for plain `stats`).
+    Stats { args: Vec<&'a [u8]> },
+    Version,
+    Verbosity { level: u32, noreply: bool },
+    Quit,
+}
+
+/// The parser's verdict on the front of the read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// No complete command yet: read more. (A line too long to ever be a command comes back as
+    /// `Invalid` with `close` set, so the buffer stays bounded.)
+    Incomplete,
+    /// A command, and how many bytes of the buffer it used.
+    Command { request: Request<'a>, consumed: usize, swallow: usize },
+    /// A bad command: answer `reply` (a whole line without "\r\n", e.g.
+    /// "CLIENT_ERROR bad command line format"; empty: no answer), drop `consumed` bytes, then discard `swallow`
+    /// more bytes as they arrive; close the connection afterwards when `close` is set.
+    Invalid { reply: &'static str, consumed: usize, swallow: usize, close: bool },
+}
+
+/// What the connection does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Close,
+}

@@ -1,0 +1,1 @@
+//! One client connection: read, parse, execute, batch the responses, write.

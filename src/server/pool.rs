@@ -1,0 +1,1 @@
+//! A pool of reusable blocking handler threads with small stacks.

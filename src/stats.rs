@@ -1,0 +1,263 @@
+//! Server-wide counters and the connection registry behind `stats` and `stats conns`.
+//!
+//! Counters are declared once in `Counter::ALL`; that list declares, sums, resets and names
+//! them, so the three cannot drift. Handler threads count into a `LocalCounts` and fold it into
+//! the shared `Stats` once per batch of commands, not once per command.
+//!
+//! CONTRACT (fixed by the skeleton): `Counter`, `Stats`, `LocalCounts`, `ConnRegistry`,
+//! `ConnSlot` and their methods below.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A counter that `stats` prints, named as memcached names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    TotalConnections,
+    RejectedConnections,
+    ConnYields,
+    CmdGet,
+    CmdSet,
+    CmdFlush,
+    CmdTouch,
+    GetHits,
+    GetMisses,
+    GetExpired,
+    GetFlushed,
+    DeleteMisses,
+    DeleteHits,
+    IncrMisses,
+    IncrHits,
+    DecrMisses,
+    DecrHits,
+    CasMisses,
+    CasHits,
+    CasBadval,
+    TouchHits,
+    TouchMisses,
+    BytesRead,
+    BytesWritten,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 24] = [
+        Counter::TotalConnections,
+        Counter::RejectedConnections,
+        Counter::ConnYields,
+        Counter::CmdGet,
+        Counter::CmdSet,
+        Counter::CmdFlush,
+        Counter::CmdTouch,
+        Counter::GetHits,
+        Counter::GetMisses,
+        Counter::GetExpired,
+        Counter::GetFlushed,
+        Counter::DeleteMisses,
+        Counter::DeleteHits,
+        Counter::IncrMisses,
+        Counter::IncrHits,
+        Counter::DecrMisses,
+        Counter::DecrHits,
+        Counter::CasMisses,
+        Counter::CasHits,
+        Counter::CasBadval,
+        Counter::TouchHits,
+        Counter::TouchMisses,
+        Counter::BytesRead,
+        Counter::BytesWritten,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::TotalConnections => "total_connections",
+            Counter::RejectedConnections => "rejected_connections",
+            Counter::ConnYields => "conn_yields",
+            Counter::CmdGet => "cmd_get",
+            Counter::CmdSet => "cmd_set",
+            Counter::CmdFlush => "cmd_flush",
+            Counter::CmdTouch => "cmd_touch",
+            Counter::GetHits => "get_hits",
+            Counter::GetMisses => "get_misses",
+            Counter::GetExpired => "get_expired",
+            Counter::GetFlushed => "get_flushed",
+            Counter::DeleteMisses => "delete_misses",
+            Counter::DeleteHits => "delete_hits",
+            Counter::IncrMisses => "incr_misses",
+            Counter::IncrHits => "incr_hits",
+            Counter::DecrMisses => "decr_misses",
+            Counter::DecrHits => "decr_hits",
+            Counter::CasMisses => "cas_misses",
+            Counter::CasHits => "cas_hits",
+            Counter::CasBadval => "cas_badval",
+            Counter::TouchHits => "touch_hits",
+            Counter::TouchMisses => "touch_misses",
+            Counter::BytesRead => "bytes_read",
+            Counter::BytesWritten => "bytes_written",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts kept by one handler thread between folds.
+#[derive(Debug, Default)]
+pub struct LocalCounts {
+    counts: [u64; Counter::ALL.len()],
+}
+
+impl LocalCounts {
+    pub fn add(&mut self, counter: Counter, n: u64) {
+        self.counts[counter.index()] += n;
+    }
+
+    /// Adds everything to `stats` and starts again from zero.
+    pub fn fold_into(&mut self, stats: &Stats) {
+        for (slot, shared) in self.counts.iter_mut().zip(stats.counters.iter()) {
+            if *slot != 0 {
+                shared.fetch_add(*slot, Ordering::Relaxed);
+                *slot = 0;
+            }
+        }
+    }
+}
+
+/// The server-wide counters.
+#[derive(Debug)]
+pub struct Stats {
+    counters: [AtomicU64; Counter::ALL.len()],
+    /// Open client connections (`curr_connections`).
+    pub curr_connections: AtomicU64,
+    /// Connection structures ever in use at once (`connection_structures`).
+    pub connection_structures: AtomicU64,
+    /// Times the listener stopped accepting at `-c` (`listen_disabled_num`).
+    pub listen_disabled_num: AtomicU64,
+    /// Handler threads alive (pooled and busy).
+    pub threads_alive: AtomicU64,
+    /// Unix seconds at start-up.
+    pub started: u32,
+}
+
+impl Stats {
+    pub fn new(started: u32) -> Stats {
+        Stats {
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            curr_connections: AtomicU64::new(0),
+            connection_structures: AtomicU64::new(0),
+            listen_disabled_num: AtomicU64::new(0),
+            threads_alive: AtomicU64::new(0),
+            started,
+        }
+    }
+
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.counters[counter.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter.index()].load(Ordering::Relaxed)
+    }
+
+    /// `stats reset`: zeroes every counter (the gauges stay).
+    pub fn reset(&self) {
+        for c in &self.counters {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a connection is doing, for `stats conns` (memcached's state names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConnState {
+    Listening = 0,
+    Waiting = 1,
+    Reading = 2,
+    Parsing = 3,
+    Writing = 4,
+    Swallowing = 5,
+}
+
+impl ConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Listening => "conn_listening",
+            ConnState::Waiting => "conn_waiting",
+            ConnState::Reading => "conn_read",
+            ConnState::Parsing => "conn_parse_cmd",
+            ConnState::Writing => "conn_mwrite",
+            ConnState::Swallowing => "conn_swallow",
+        }
+    }
+
+    fn from_u8(v: u8) -> ConnState {
+        match v {
+            0 => ConnState::Listening,
+            1 => ConnState::Waiting,
+            2 => ConnState::Reading,
+            3 => ConnState::Parsing,
+            4 => ConnState::Writing,
+            _ => ConnState::Swallowing,
+        }
+    }
+}
+
+/// One listener or client connection, as `stats conns` shows it. The owning thread updates
+/// the atomics without taking the registry's lock.
+#[derive(Debug)]
+pub struct ConnSlot {
+    /// "tcp:127.0.0.1:40000", "unix:/path".
+    pub addr: String,
+    /// The listener it came through, or empty for a listener.
+    pub listen_addr: String,
+    state: AtomicU8,
+    last_cmd: AtomicU32,
+}
+
+impl ConnSlot {
+    pub fn set_state(&self, state: ConnState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Records the unix second of the latest command.
+    pub fn touch(&self, now: u32) {
+        self.last_cmd.store(now, Ordering::Relaxed);
+    }
+
+    pub fn last_cmd(&self) -> u32 {
+        self.last_cmd.load(Ordering::Relaxed)
+    }
+}
+
+/// Every open listener and connection by its file descriptor.
+#[derive(Debug, Default)]
+pub struct ConnRegistry {
+    slots: Mutex<BTreeMap<i32, Arc<ConnSlot>>>,
+}
+
+impl ConnRegistry {
+    pub fn register(&self, fd: i32, addr: String, listen_addr: String, state: ConnState, now: u32) -> Arc<ConnSlot> {
+        let slot = Arc::new(ConnSlot { addr, listen_addr, state: AtomicU8::new(state as u8), last_cmd: AtomicU32::new(now) });
+        self.lock().insert(fd, Arc::clone(&slot));
+        slot
+    }
+
+    pub fn unregister(&self, fd: i32) {
+        self.lock().remove(&fd);
+    }
+
+    /// A copy of the registry, in descriptor order.
+    pub fn snapshot(&self) -> Vec<(i32, Arc<ConnSlot>)> {
+        self.lock().iter().map(|(fd, slot)| (*fd, Arc::clone(slot))).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<ConnSlot>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
