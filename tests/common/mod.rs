@@ -14,9 +14,18 @@ pub const START_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one read may wait before a test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The binary under test.
+/// The binary under test: memcachedrep, or the program named by `MEMCACHEDREP_TEST_SERVER`
+/// (e.g. `/usr/bin/memcached`, to check that a test's expectations are memcached's own).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_memcachedrep"))
+    match std::env::var_os("MEMCACHEDREP_TEST_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_memcachedrep")),
+    }
+}
+
+/// Whether the tests run against another server than memcachedrep.
+pub fn against_reference() -> bool {
+    std::env::var_os("MEMCACHEDREP_TEST_SERVER").is_some()
 }
 
 /// A port that was free a moment ago.
