@@ -6,6 +6,10 @@
 
 use std::path::PathBuf;
 
+/// What `version` and `stats` report: the memcached release whose protocol we speak, then ours,
+/// in a form that clients parsing "major.minor.micro" read as 1.6.18.
+pub const VERSION: &str = concat!("1.6.18-memcachedrep-", env!("CARGO_PKG_VERSION"));
+
 /// Which protocols a connection may speak (`-B`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
