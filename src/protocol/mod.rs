@@ -32,6 +32,9 @@ pub enum Request<'a> {
     Decr { key: &'a [u8], amount: u64, noreply: bool },
     Touch { key: &'a [u8], exptime: i64, noreply: bool },
     FlushAll { delay: i64, noreply: bool },
+    /// flush_all with a delay that is not a number: "CLIENT_ERROR invalid exptime argument",
+    /// or the -F refusal when flush_all is disabled (memcached checks that first).
+    FlushAllBadDelay { noreply: bool },
     /// `stats` with its arguments (empty for plain `stats`).
     Stats { args: Vec<&'a [u8]> },
     Version,
