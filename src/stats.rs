@@ -38,10 +38,13 @@ pub enum Counter {
     TouchMisses,
     BytesRead,
     BytesWritten,
+    /// Stores the parser refused as too large before the cache saw them (the cache counts
+    /// its own; `stats` prints the sum).
+    StoreTooLarge,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::TotalConnections,
         Counter::RejectedConnections,
         Counter::ConnYields,
@@ -66,6 +69,7 @@ impl Counter {
         Counter::TouchMisses,
         Counter::BytesRead,
         Counter::BytesWritten,
+        Counter::StoreTooLarge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Counter {
             Counter::TouchMisses => "touch_misses",
             Counter::BytesRead => "bytes_read",
             Counter::BytesWritten => "bytes_written",
+            Counter::StoreTooLarge => "store_too_large",
         }
     }
 
@@ -138,6 +143,31 @@ pub struct Stats {
     pub threads_alive: AtomicU64,
     /// Unix seconds at start-up.
     pub started: u32,
+    /// `stats detail on|off` as last asked: DETAIL_DEFAULT until then (the `-D` setting rules).
+    detail: AtomicU8,
+    /// Per-prefix counts while `stats detail` is on.
+    prefixes: Mutex<BTreeMap<Vec<u8>, PrefixCounts>>,
+}
+
+const DETAIL_DEFAULT: u8 = 0;
+const DETAIL_ON: u8 = 1;
+const DETAIL_OFF: u8 = 2;
+
+/// What `stats detail dump` prints for one key prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixCounts {
+    pub gets: u64,
+    pub hits: u64,
+    pub sets: u64,
+    pub deletes: u64,
+}
+
+/// A command that `stats detail` counts per prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixOp {
+    Get { hit: bool },
+    Set,
+    Delete,
 }
 
 impl Stats {
@@ -149,6 +179,8 @@ impl Stats {
             listen_disabled_num: AtomicU64::new(0),
             threads_alive: AtomicU64::new(0),
             started,
+            detail: AtomicU8::new(DETAIL_DEFAULT),
+            prefixes: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -160,11 +192,56 @@ impl Stats {
         self.counters[counter.index()].load(Ordering::Relaxed)
     }
 
-    /// `stats reset`: zeroes every counter (the gauges stay).
+    /// `stats reset`: zeroes every counter and the per-prefix counts (the gauges stay).
     pub fn reset(&self) {
         for c in &self.counters {
             c.store(0, Ordering::Relaxed);
         }
+        self.lock_prefixes().clear();
+    }
+
+    /// Whether per-prefix counting is on; `default` is the start-up setting (`-D` given).
+    pub fn detail_on(&self, default: bool) -> bool {
+        match self.detail.load(Ordering::Relaxed) {
+            DETAIL_ON => true,
+            DETAIL_OFF => false,
+            _ => default,
+        }
+    }
+
+    /// `stats detail on|off`.
+    pub fn set_detail(&self, on: bool) {
+        self.detail.store(if on { DETAIL_ON } else { DETAIL_OFF }, Ordering::Relaxed);
+    }
+
+    /// Counts `op` under the key's prefix: the part before `delimiter`. Keys without the
+    /// delimiter are not counted, as in memcached.
+    pub fn record_prefix(&self, key: &[u8], delimiter: u8, op: PrefixOp) {
+        let Some(end) = key.iter().position(|&b| b == delimiter) else {
+            return;
+        };
+        let mut prefixes = self.lock_prefixes();
+        let counts = match prefixes.get_mut(&key[..end]) {
+            Some(counts) => counts,
+            None => prefixes.entry(key[..end].to_vec()).or_default(),
+        };
+        match op {
+            PrefixOp::Get { hit } => {
+                counts.gets += 1;
+                counts.hits += u64::from(hit);
+            }
+            PrefixOp::Set => counts.sets += 1,
+            PrefixOp::Delete => counts.deletes += 1,
+        }
+    }
+
+    /// A copy of the per-prefix counts, in prefix order.
+    pub fn prefix_counts(&self) -> Vec<(Vec<u8>, PrefixCounts)> {
+        self.lock_prefixes().iter().map(|(prefix, counts)| (prefix.clone(), *counts)).collect()
+    }
+
+    fn lock_prefixes(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, PrefixCounts>> {
+        self.prefixes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -6,6 +6,7 @@
 //! `execute::execute`.
 
 pub mod execute;
+mod stats_reply;
 pub mod text;
 
 use crate::storage::StoreMode;
