@@ -155,8 +155,12 @@ fn get(keys: &[&[u8]], cas: bool, touch: Option<i64>, ctx: &Context, local: &mut
 
 fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: u32, data: &[u8], ctx: &Context, local: &mut LocalCounts) -> &'static str {
     record_prefix(ctx, key, PrefixOp::Set);
-    local.add(Counter::CmdSet, 1);
     let outcome = ctx.cache.store(mode, key, flags, exptime, data);
+    // memcached counts a set once its item is allocated: not when it is too large or no
+    // memory is left.
+    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+        local.add(Counter::CmdSet, 1);
+    }
     if let StoreMode::Cas(_) = mode {
         match outcome {
             StoreOutcome::Stored => local.add(Counter::CasHits, 1),
