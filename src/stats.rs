@@ -338,3 +338,53 @@ impl ConnRegistry {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Counter, LocalCounts, PrefixCounts, PrefixOp, Stats};
+
+    #[test]
+    fn counters_are_listed_once_in_declaration_order() {
+        for (i, counter) in Counter::ALL.iter().enumerate() {
+            assert_eq!(counter.index(), i, "{counter:?}");
+            let same_name = Counter::ALL.iter().filter(|c| c.name() == counter.name()).count();
+            assert_eq!(same_name, 1, "{}", counter.name());
+        }
+    }
+
+    #[test]
+    fn fold_adds_and_clears_local_counts() {
+        let stats = Stats::new(0);
+        let mut local = LocalCounts::default();
+        local.add(Counter::CmdGet, 3);
+        local.fold_into(&stats);
+        local.fold_into(&stats);
+        assert_eq!(stats.get(Counter::CmdGet), 3);
+        stats.reset();
+        assert_eq!(stats.get(Counter::CmdGet), 0);
+    }
+
+    #[test]
+    fn detail_follows_the_setting_until_switched() {
+        let stats = Stats::new(0);
+        assert!(stats.detail_on(true));
+        assert!(!stats.detail_on(false));
+        stats.set_detail(false);
+        assert!(!stats.detail_on(true));
+        stats.set_detail(true);
+        assert!(stats.detail_on(false));
+    }
+
+    #[test]
+    fn prefixes_count_keys_with_the_delimiter_only() {
+        let stats = Stats::new(0);
+        stats.record_prefix(b"a:b", b':', PrefixOp::Get { hit: true });
+        stats.record_prefix(b"a:c", b':', PrefixOp::Get { hit: false });
+        stats.record_prefix(b"a:b", b':', PrefixOp::Set);
+        stats.record_prefix(b"a:b", b':', PrefixOp::Delete);
+        stats.record_prefix(b"plain", b':', PrefixOp::Set);
+        assert_eq!(stats.prefix_counts(), vec![(b"a".to_vec(), PrefixCounts { gets: 2, hits: 1, sets: 1, deletes: 1 })]);
+        stats.reset();
+        assert!(stats.prefix_counts().is_empty());
+    }
+}
