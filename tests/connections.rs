@@ -154,6 +154,7 @@ fn idle_connections_cost_no_cpu() {
 fn over_the_connection_limit_the_next_client_is_told_and_closed() {
     // Ours only: memcached counts its own descriptors (listeners, pipes) against -c, so with
     // -c 10 it accepts fewer than 10 clients; our rule is exactly N client connections.
+    // (1.6.18 with 4 threads keeps 25 for itself: with -c 35 it passes this test as written.)
     if common::against_reference() {
         return;
     }
