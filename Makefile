@@ -19,5 +19,8 @@ run: build
 test:
 	$(CARGO) test --release
 
+bench:
+	$(CARGO) bench --bench compare
+
 clean:
 	$(CARGO) clean

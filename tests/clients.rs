@@ -1,0 +1,147 @@
+//! Real memcached clients against the server: libmemcached's `memccapable` conformance run
+//! and memcached's own `memcached-tool` report modes.
+//!
+//! A missing client program fails the test in CI and skips it elsewhere
+//! (`common::require_program`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::{Client, Server};
+
+const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
+
+/// Runs `memcached-tool ADDR MODE` with perl and returns its standard output.
+fn memcached_tool(server: &Server, mode: &str) -> String {
+    let out = Command::new("perl")
+        .arg(MEMCACHED_TOOL)
+        .arg(format!("127.0.0.1:{}", server.port))
+        .arg(mode)
+        .output()
+        .expect("run memcached-tool");
+    assert!(out.status.success(), "memcached-tool {mode}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("memcached-tool prints text")
+}
+
+/// The `name value` rows of memcached-tool's `stats` and `settings` modes.
+fn tool_fields(report: &str) -> BTreeMap<String, String> {
+    report
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            Some((cols.next()?.to_string(), cols.next().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+fn tools_present() -> bool {
+    common::require_program("perl", "perl") && common::require_program(MEMCACHED_TOOL, "memcached")
+}
+
+/// A server holding 10 small and 5 larger items, 3 of them read once, and one miss.
+fn server_with_items() -> (Server, Client) {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    for i in 0..10 {
+        c.set(&format!("small{i}"), 0, 0, &[b's'; 100]);
+    }
+    for i in 0..5 {
+        c.set(&format!("large{i}"), 0, 0, &[b'l'; 5000]);
+    }
+    for key in ["small0", "small1", "large0"] {
+        assert!(c.get(key).is_some());
+    }
+    assert!(c.get("absent").is_none());
+    (server, c)
+}
+
+#[test]
+fn memccapable_passes_every_ascii_test() {
+    if !common::require_program("memccapable", "libmemcached-tools") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let out = Command::new("memccapable")
+        .args(["-a", "-t", "10", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .output()
+        .expect("run memccapable");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let results: Vec<&str> = report.lines().filter(|l| l.trim_end().ends_with(']')).collect();
+    let failed: Vec<&&str> = results.iter().filter(|l| !l.trim_end().ends_with("[pass]")).collect();
+    assert!(failed.is_empty(), "memccapable tests not passed:\n{}\n\nfull report:\n{report}", failed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n"));
+    // 1.0's ascii suite has 27 tests (version .. stat); fewer means it stopped early.
+    assert!(results.len() >= 27, "only {} memccapable results:\n{report}", results.len());
+    assert!(!report.to_lowercase().contains("fail"), "{report}");
+    assert!(report.contains("All tests passed"), "{report}");
+    assert!(out.status.success(), "memccapable exit status {}:\n{report}", out.status);
+    let mut c = server.connect();
+    assert!(c.cmd("version").starts_with("VERSION "), "the server answers after memccapable");
+}
+
+#[test]
+fn memcached_tool_stats_prints_the_server_counters() {
+    if !tools_present() {
+        return;
+    }
+    let (server, _c) = server_with_items();
+    let report = memcached_tool(&server, "stats");
+    let header = report.lines().next().unwrap_or("");
+    assert!(header.starts_with(&format!("#127.0.0.1:{}", server.port)) && header.contains("Field"), "header {header:?}");
+    let fields = tool_fields(&report);
+    let expect = [
+        ("pid", server.pid().to_string()),
+        ("curr_items", "15".to_string()),
+        ("total_items", "15".to_string()),
+        ("cmd_get", "4".to_string()),
+        ("get_hits", "3".to_string()),
+        ("get_misses", "1".to_string()),
+        ("cmd_set", "15".to_string()),
+        ("limit_maxbytes", (64u64 << 20).to_string()),
+    ];
+    for (name, value) in expect {
+        assert_eq!(fields.get(name), Some(&value), "{name} in\n{report}");
+    }
+    for name in ["uptime", "time", "version", "curr_connections", "total_connections", "bytes", "evictions", "threads"] {
+        assert!(fields.contains_key(name), "{name} missing in\n{report}");
+    }
+}
+
+#[test]
+fn memcached_tool_settings_prints_the_live_settings() {
+    if !tools_present() {
+        return;
+    }
+    let server = Server::start(&["-c", "321", "-I", "2m"]);
+    let fields = tool_fields(&memcached_tool(&server, "settings"));
+    assert_eq!(fields.get("maxconns").map(String::as_str), Some("321"));
+    assert_eq!(fields.get("item_size_max").map(String::as_str), Some("2097152"));
+    assert_eq!(fields.get("tcpport").map(String::as_str), Some(server.port.to_string().as_str()));
+}
+
+#[test]
+fn memcached_tool_display_shows_a_row_per_used_slab_class() {
+    if !tools_present() {
+        return;
+    }
+    let (server, _c) = server_with_items();
+    let report = memcached_tool(&server, "display");
+    let mut lines = report.lines();
+    assert_eq!(lines.next(), Some("  #  Item_Size  Max_age   Pages   Count   Full?  Evicted Evict_Time OOM"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    let mut counts = Vec::new();
+    for row in &rows {
+        assert_eq!(row.len(), 9, "display row {row:?}");
+        assert!(row[1].ends_with('B') || row[1].ends_with('K'), "item size {:?}", row[1]);
+        assert!(row[3].parse::<u64>().expect("pages") >= 1, "a listed class has pages");
+        assert!(row[5] == "yes" || row[5] == "no", "full? {:?}", row[5]);
+        assert_eq!(row[6], "0", "nothing evicted");
+        counts.push(row[4].parse::<u64>().expect("count"));
+    }
+    assert_eq!(counts.iter().sum::<u64>(), 15, "items counted over the classes:\n{report}");
+    // 100-byte and 5000-byte values cannot share a class.
+    assert!(counts.iter().filter(|&&n| n > 0).count() >= 2, "{report}");
+    assert!(counts.contains(&10) && counts.contains(&5), "one class per size:\n{report}");
+}
