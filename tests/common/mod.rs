@@ -193,7 +193,7 @@ impl Client {
         while !self.buf.ends_with(suffix) {
             assert!(Instant::now() < deadline, "no reply ending {:?}; got {:?}", show(suffix), show(&self.buf));
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
+            match read_some(&mut self.stream, &mut chunk) {
                 Ok(0) => panic!("connection closed; got {:?}", show(&self.buf)),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) => panic!("read: {e}; got {:?}", show(&self.buf)),
@@ -206,7 +206,7 @@ impl Client {
     pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
         while self.buf.len() < n {
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
+            match read_some(&mut self.stream, &mut chunk) {
                 Ok(0) => panic!("connection closed after {:?}", show(&self.buf)),
                 Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
                 Err(e) => panic!("read: {e}; got {:?}", show(&self.buf)),
@@ -225,7 +225,7 @@ impl Client {
             }
             assert!(Instant::now() < deadline, "no line; got {:?}", show(&self.buf));
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
+            match read_some(&mut self.stream, &mut chunk) {
                 Ok(0) => panic!("connection closed; got {:?}", show(&self.buf)),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) => panic!("read: {e}; got {:?}", show(&self.buf)),
@@ -294,7 +294,7 @@ impl Client {
     pub fn is_closed(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
         loop {
-            match self.stream.read(&mut chunk) {
+            match read_some(&mut self.stream, &mut chunk) {
                 Ok(0) => return true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
@@ -305,6 +305,16 @@ impl Client {
 
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// One read that retries when a signal interrupts it (other tests kill their servers).
+fn read_some(stream: &mut TcpStream, chunk: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
