@@ -192,8 +192,8 @@ pub fn usage() -> String {
         }
         push_row(&mut text, &left, &with_default(flag.help, flag.default));
     }
-    push_row(&mut text, "", "sub-options marked * are accepted, checked and shown by");
-    push_row(&mut text, "", "stats settings, but change nothing in this server:");
+    text.push_str("Sub-options of -o (those marked * are accepted, checked and shown by stats\n");
+    text.push_str("settings, but change nothing here):\n");
     for sub in SUB_OPTIONS {
         let mut left = format!("   {} {}", if sub.honoured { '-' } else { '*' }, sub.name);
         if !sub.value.is_empty() {
@@ -1564,8 +1564,8 @@ const SUB_OPTIONS: &[SubOption] = &[
         name: "worker_logbuf_size",
         value: "N",
         default: "64",
-        help: "kilobytes of log buffer per worker thread; memcached also requires 48-524288 \
-               (it reads the value as a slab class size too)",
+        help: "kilobytes of log buffer per worker thread; as memcached, 48 to slab_chunk_max \
+               (it also reads the value as a slab class size)",
         honoured: false,
         apply: |t, v| {
             let v = needed(v, "Missing worker_logbuf_size argument")?;
