@@ -744,7 +744,14 @@ const FLAGS: &[Flag] = &[
                 if name.starts_with("ssl_") {
                     return Err(Bad::Line(format!("-o {name}: TLS is not supported")));
                 }
-                d.tunables.apply(name, value).map_err(Bad::Line)?;
+                d.tunables.apply(name, value).map_err(|line| {
+                    // memcached's words mostly name the sub-option; where not, add it.
+                    if line.contains(name) {
+                        Bad::Line(line)
+                    } else {
+                        Bad::Line(format!("{line} (-o {item})"))
+                    }
+                })?;
                 d.s.extended.push((name.to_string(), value.unwrap_or("").to_string()));
             }
             Ok(())
@@ -1839,7 +1846,7 @@ mod tests {
             ("-o nosuch", "Illegal suboption \"nosuch\"", 1),
             ("-o noexist=1", "Illegal suboption \"noexist=1\"", 1),
             ("-o idle_timeout=5,,hashpower=16", "Illegal suboption \"\"", 1),
-            ("-o hashpower=11", "Initial hashtable multiplier of 11 is too low", 1),
+            ("-o hashpower=11", "Initial hashtable multiplier of 11 is too low (-o hashpower=11)", 1),
             ("-o hashpower", "Missing numeric argument for hashpower", 1),
             ("-o idle_timeout", "Missing numeric argument for idle_timeout", 1),
             ("-o slab_automove=3", "slab_automove must be between 0 and 2", 1),
@@ -1848,7 +1855,7 @@ mod tests {
             ("-o temporary_ttl=10,no_lru_maintainer", "temporary_ttl requires lru_maintainer to be enabled", 64),
             ("-o tail_repair_time=9", "Cannot set tail_repair_time to less than 10 seconds", 1),
             ("-o hash_algorithm=foo", "Unknown hash_algorithm option (jenkins, murmur3, xxh3)", 1),
-            ("-o lru_crawler_sleep=1000001", "LRU crawler sleep must be between 0 and 1 second", 1),
+            ("-o lru_crawler_sleep=1000001", "LRU crawler sleep must be between 0 and 1 second (-o lru_crawler_sleep=1000001)", 1),
             ("-o lru_crawler_tocrawl=x", "lru_crawler_tocrawl takes a numeric 32bit value", 1),
             ("-o read_buf_mem_limit=-1", "could not parse argument to read_buf_mem_limit", 1),
             ("-o hot_max_factor=0", "hot_max_factor must be > 0", 1),
