@@ -21,6 +21,17 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// An error as C's strerror words it, as memcached prints it: without the " (os error N)"
+/// that Rust appends, and without std's prefix for a failed name lookup.
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text.strip_prefix("failed to lookup address information: ").unwrap_or(&text);
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).unwrap_or(text).to_string(),
+        None => text.to_string(),
+    }
+}
+
 /// CPU time used by the process so far: (user, system) seconds, for `stats` rusage_*.
 pub fn cpu_times() -> (f64, f64) {
     let mut usage = MaybeUninit::<libc::rusage>::zeroed();
@@ -320,16 +331,16 @@ pub fn write_pidfile(path: &Path) -> Vec<String> {
     let tmp = PathBuf::from(tmp);
     let written = File::create(&tmp).and_then(|mut f| writeln!(f, "{}", std::process::id()));
     if let Err(e) = written {
-        notes.push(format!("Could not open the pid file {} for writing: {e}", tmp.display()));
+        notes.push(format!("Could not open the pid file {} for writing: {}", tmp.display(), strerror(&e)));
         return notes;
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
-        notes.push(format!("Could not rename the pid file from {} to {}: {e}", tmp.display(), path.display()));
+        notes.push(format!("Could not rename the pid file from {} to {}: {}", tmp.display(), path.display(), strerror(&e)));
     }
     notes
 }
 
 /// Removes the pidfile on a clean exit; returns memcached's error line on failure.
 pub fn remove_pidfile(path: &Path) -> Option<String> {
-    std::fs::remove_file(path).err().map(|e| format!("Could not remove the pid file {}: {e}", path.display()))
+    std::fs::remove_file(path).err().map(|e| format!("Could not remove the pid file {}: {}", path.display(), strerror(&e)))
 }

@@ -33,7 +33,7 @@ const EX_OSERR: i32 = 71;
 const RESERVED_FDS: u64 = 32;
 
 fn main() {
-    let signals = daemon::block_shutdown_signals().unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {e}")));
+    let signals = daemon::block_shutdown_signals().unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {}", daemon::strerror(&e))));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = match config::parse(&args) {
         Ok(Action::Run(settings)) => *settings,
@@ -71,13 +71,13 @@ fn main() {
     let report = switch_user(&settings, report);
     if settings.lock_memory {
         if let Err(e) = daemon::lock_all_memory() {
-            eprintln!("warning: -k invalid, mlockall() failed: {e}");
+            eprintln!("warning: -k invalid, mlockall() failed: {}", daemon::strerror(&e));
         }
     }
     let shared = Arc::new(server::Shared::new(settings, cache));
     let running = match server::start(shared, listeners) {
         Ok(running) => running,
-        Err(e) => fail(report, EX_OSERR, &format!("failed to start the server threads: {e}")),
+        Err(e) => fail(report, EX_OSERR, &format!("failed to start the server threads: {}", daemon::strerror(&e))),
     };
     if let Some(report) = report {
         report.ready();
@@ -92,11 +92,12 @@ fn main() {
     exit(0);
 }
 
-/// Prints a start-up error, passes it to the waiting parent when daemonized, and exits.
+/// Prints a start-up error (through the waiting parent when daemonized) and exits.
 fn fail(report: Option<StartupReport>, code: i32, line: &str) -> ! {
-    eprintln!("{line}");
-    if let Some(report) = report {
-        report.failed(code, line);
+    match report {
+        // The starting process prints it, on the terminal the daemon has left.
+        Some(report) => report.failed(code, line),
+        None => eprintln!("{line}"),
     }
     exit(code);
 }
@@ -154,7 +155,7 @@ fn switch_user(settings: &Settings, report: Option<StartupReport>) -> Option<Sta
     match daemon::switch_user(user) {
         Ok(()) => report,
         Err(UserSwitchError::NoSuchUser) => fail(report, EX_NOUSER, &format!("can't find the user {user} to switch to")),
-        Err(UserSwitchError::Groups(e)) => fail(report, EX_OSERR, &format!("failed to drop supplementary groups: {e}")),
+        Err(UserSwitchError::Groups(e)) => fail(report, EX_OSERR, &format!("failed to drop supplementary groups: {}", daemon::strerror(&e))),
         Err(UserSwitchError::Identity) => fail(report, EX_OSERR, &format!("failed to assume identity of user {user}")),
     }
 }

@@ -100,14 +100,16 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     if settings.listen.is_empty() {
         let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, settings.port))];
         return bind_addresses(&any, settings.backlog)
-            .map_err(|e| format!("failed to listen on TCP port {}: {e}", settings.port));
+            .map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
     }
     let mut listeners = Vec::new();
     for entry in &settings.listen {
         let bound = resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs, settings.backlog));
         match bound {
             Ok(mut more) => listeners.append(&mut more),
-            Err(e) => return Err(format!("failed to listen on one of interface(s) {}: {e}", settings.listen.join(","))),
+            Err(e) => {
+                return Err(format!("failed to listen on one of interface(s) {}: {}", settings.listen.join(","), daemon::strerror(&e)))
+            }
         }
     }
     Ok(listeners)
@@ -175,7 +177,7 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
 }
 
 fn bind_unix(path: &Path, mode: u32, backlog: i32) -> Result<Listener, String> {
-    let fail = |e: io::Error| format!("failed to listen on UNIX socket: {}: {e}", path.display());
+    let fail = |e: io::Error| format!("failed to listen on UNIX socket: {}: {}", path.display(), daemon::strerror(&e));
     // A socket file left by an earlier run would make bind fail; other files are not ours.
     if std::fs::symlink_metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false) {
         std::fs::remove_file(path).map_err(fail)?;

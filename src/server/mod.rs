@@ -165,7 +165,7 @@ impl Server {
         let mut stopped = true;
         for listener in &self.listeners {
             if let Err(e) = listener.stop() {
-                log::line(log::WARN, format_args!("failed to stop listening on {}: {e}", listener.name()));
+                log::line(log::WARN, format_args!("failed to stop listening on {}: {}", listener.name(), crate::daemon::strerror(&e)));
                 stopped = false;
             }
         }
@@ -225,7 +225,7 @@ fn accept_failed(e: &io::Error, shared: &Shared) {
             if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
                 log::line(log::WARN, format_args!("Too many open connections"));
             } else {
-                log::line(log::WARN, format_args!("accept(): {e}"));
+                log::line(log::WARN, format_args!("accept(): {}", crate::daemon::strerror(e)));
             }
             shared.wait_for_a_close(ACCEPT_RETRY);
         }
@@ -248,7 +248,7 @@ fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
     let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
     if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
         // The job, and with it the connection, was dropped: the client sees it close.
-        log::line(log::WARN, format_args!("Failed to start a handler thread: {e}"));
+        log::line(log::WARN, format_args!("Failed to start a handler thread: {}", crate::daemon::strerror(&e)));
     }
 }
 
