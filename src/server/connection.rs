@@ -173,6 +173,7 @@ impl<'a> Session<'a> {
             match text::parse(input, &shared.limits, &item_fits) {
                 Parsed::Incomplete => break Step::ReadMore,
                 Parsed::Command { request, consumed, swallow } => {
+                    let consumed = consumed.min(input.len());
                     commands += 1;
                     log_command(self.fd, &input[..consumed]);
                     let mark = self.out.len();
@@ -180,11 +181,12 @@ impl<'a> Session<'a> {
                     log_response(self.fd, &self.out[mark..]);
                     self.start += consumed;
                     self.swallow = swallow;
-                    if next == Next::Close {
+                    if next == Next::Close || no_progress(consumed, swallow) {
                         break Step::Close;
                     }
                 }
                 Parsed::Invalid { reply, consumed, swallow, close } => {
+                    let consumed = consumed.min(input.len());
                     log_command(self.fd, &input[..consumed]);
                     if !reply.is_empty() {
                         log_response(self.fd, reply.as_bytes());
@@ -193,7 +195,7 @@ impl<'a> Session<'a> {
                     }
                     self.start += consumed;
                     self.swallow = swallow;
-                    if close && swallow == 0 {
+                    if (close && swallow == 0) || no_progress(consumed, swallow) {
                         break Step::Close;
                     }
                     self.close_after_swallow = close;
@@ -257,6 +259,11 @@ impl<'a> Session<'a> {
         self.local.add(Counter::BytesRead, n as u64);
         Ok(n)
     }
+}
+
+/// A verdict that uses no bytes would be given again for ever: close rather than spin.
+fn no_progress(consumed: usize, swallow: usize) -> bool {
+    consumed == 0 && swallow == 0
 }
 
 /// The first line of `bytes`, without its line end, for the -vv log.

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Work for one thread: in the server, serving one connection until it closes.
@@ -93,7 +94,9 @@ impl Inner {
     fn run(&self, first: Job) {
         let mut job = first;
         loop {
-            job();
+            // A panicking job ends only itself (its captures are dropped while unwinding);
+            // the thread stays in the pool and the count of live threads stays right.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
             match self.next_job() {
                 Some(next) => job = next,
                 None => return,
@@ -210,6 +213,18 @@ mod tests {
         }
         assert_eq!(ids.lock().unwrap().len(), 1, "one thread served the jobs one after another");
         assert_eq!(alive.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_its_thread_in_the_pool() {
+        let (hook, alive) = counting_hook();
+        let pool = Pool::new(1, STACK, hook);
+        pool.submit(Box::new(|| panic!("job panics on purpose"))).unwrap();
+        wait_for("the thread to go idle", || pool.inner.lock().idle == 1);
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(()).unwrap())).unwrap();
+        rx.recv_timeout(DEADLINE).unwrap();
+        assert_eq!(alive.load(Ordering::SeqCst), 1, "the same thread ran the next job");
     }
 
     #[test]
