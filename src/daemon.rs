@@ -170,8 +170,7 @@ pub fn bind_tcp6_only(addr: SocketAddrV6) -> io::Result<TcpListener> {
 fn set_int_option(socket: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the option value is one c_int we own, and `len` is its size.
-    check(unsafe { libc::setsockopt(socket.as_raw_fd(), level, name, (&value as *const libc::c_int).cast(), len) })
-        .map(drop)
+    check(unsafe { libc::setsockopt(socket.as_raw_fd(), level, name, (&value as *const libc::c_int).cast(), len) }).map(drop)
 }
 
 /// Shuts a listening socket down: a thread blocked in `accept` on it returns with an error,

@@ -33,7 +33,8 @@ const EX_OSERR: i32 = 71;
 const RESERVED_FDS: u64 = 32;
 
 fn main() {
-    let signals = daemon::block_shutdown_signals().unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {}", daemon::strerror(&e))));
+    let signals = daemon::block_shutdown_signals()
+        .unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {}", daemon::strerror(&e))));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = match config::parse(&args) {
         Ok(Action::Run(settings)) => *settings,
@@ -155,7 +156,9 @@ fn switch_user(settings: &Settings, report: Option<StartupReport>) -> Option<Sta
     match daemon::switch_user(user) {
         Ok(()) => report,
         Err(UserSwitchError::NoSuchUser) => fail(report, EX_NOUSER, &format!("can't find the user {user} to switch to")),
-        Err(UserSwitchError::Groups(e)) => fail(report, EX_OSERR, &format!("failed to drop supplementary groups: {}", daemon::strerror(&e))),
+        Err(UserSwitchError::Groups(e)) => {
+            fail(report, EX_OSERR, &format!("failed to drop supplementary groups: {}", daemon::strerror(&e)))
+        }
         Err(UserSwitchError::Identity) => fail(report, EX_OSERR, &format!("failed to assume identity of user {user}")),
     }
 }

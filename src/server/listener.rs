@@ -35,7 +35,10 @@ pub struct Listener {
 enum Kind {
     Tcp(TcpListener),
     /// `path` is absolute, so that it can be removed after a daemon's chdir.
-    Unix { listener: UnixListener, path: PathBuf },
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
 }
 
 /// A newly accepted client.
@@ -131,9 +134,7 @@ fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
     };
     let port = match port {
         None => default_port,
-        Some(text) => text
-            .parse()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid port number: \"{text}\"")))?,
+        Some(text) => text.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid port number: \"{text}\"")))?,
     };
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -161,8 +162,8 @@ fn bind_addresses(addrs: &[SocketAddr], backlog: i32) -> io::Result<Vec<Listener
 }
 
 fn forgivable(e: &io::Error, addr: SocketAddr) -> bool {
-    let v6_missing = addr.is_ipv6()
-        && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT));
+    let v6_missing =
+        addr.is_ipv6() && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT));
     e.kind() == io::ErrorKind::AddrInUse || v6_missing
 }
 

@@ -80,10 +80,7 @@ impl Shared {
     /// Counts one more open connection unless `-c` are open already.
     fn try_open(&self) -> bool {
         let max = self.settings.max_conns as u64;
-        let taken = self
-            .stats
-            .curr_connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        let taken = self.stats.curr_connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
         match taken {
             Ok(before) => {
                 self.stats.connection_structures.fetch_max(before + 1, Ordering::Relaxed);

@@ -63,10 +63,8 @@ impl Pool {
         (self.inner.on_alive)(state.alive);
         drop(state);
         let inner = Arc::clone(&self.inner);
-        let spawned = std::thread::Builder::new()
-            .name("handler".to_string())
-            .stack_size(self.inner.stack_size)
-            .spawn(move || inner.run(job));
+        let spawned =
+            std::thread::Builder::new().name("handler".to_string()).stack_size(self.inner.stack_size).spawn(move || inner.run(job));
         if let Err(e) = spawned {
             let mut state = self.inner.lock();
             state.alive -= 1;
