@@ -9,6 +9,7 @@
 //!   unavailable) as long as the other is bound.
 //! - `-l a,b:port,[v6]:port`: each entry with its own port or `-p`'s; a name may resolve to
 //!   several addresses, of which at least one must bind.
+//!
 //! Every listener gets the `-b` backlog. Errors are memcached's start-up lines.
 
 use std::io;

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::{Protocol, Settings};
+use crate::daemon;
 use crate::log;
 use crate::protocol::execute::Context;
 use crate::protocol::Limits;
@@ -162,7 +163,7 @@ impl Server {
         let mut stopped = true;
         for listener in &self.listeners {
             if let Err(e) = listener.stop() {
-                log::line(log::WARN, format_args!("failed to stop listening on {}: {}", listener.name(), crate::daemon::strerror(&e)));
+                log::line(log::WARN, format_args!("failed to stop listening on {}: {}", listener.name(), daemon::strerror(&e)));
                 stopped = false;
             }
         }
@@ -178,7 +179,7 @@ impl Server {
     }
 }
 
-/// memcached's name for what a listener speaks, as its -vv log shows.
+/// memcached's words for what a listener speaks, in its verbose connection log lines.
 fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
     match protocol {
         Protocol::Ascii => ("ascii", "ascii"),
@@ -222,7 +223,7 @@ fn accept_failed(e: &io::Error, shared: &Shared) {
             if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
                 log::line(log::WARN, format_args!("Too many open connections"));
             } else {
-                log::line(log::WARN, format_args!("accept(): {}", crate::daemon::strerror(e)));
+                log::line(log::WARN, format_args!("accept(): {}", daemon::strerror(e)));
             }
             shared.wait_for_a_close(ACCEPT_RETRY);
         }
@@ -245,7 +246,7 @@ fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
     let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
     if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
         // The job, and with it the connection, was dropped: the client sees it close.
-        log::line(log::WARN, format_args!("Failed to start a handler thread: {}", crate::daemon::strerror(&e)));
+        log::line(log::WARN, format_args!("Failed to start a handler thread: {}", daemon::strerror(&e)));
     }
 }
 
