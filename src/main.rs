@@ -1,4 +1,14 @@
-//! memcachedrep: start-up only (settings, daemon, listeners, signals, shutdown).
+//! memcachedrep: start-up only (settings, daemon, listeners, signals, shutdown). No server
+//! logic here: `server` runs the connections, `daemon` wraps the OS calls.
+//!
+//! Start-up order, and why:
+//! 1. block SIGINT/SIGTERM/SIGHUP before any thread exists, so only `sigwait` sees them;
+//! 2. settings, log level, the open-files and core limits, the root check;
+//! 3. the cache (it must not start threads: the daemon's fork follows);
+//! 4. the listeners, so a busy port fails the starting command before anything else;
+//! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
+//!    binding, so privileged ports work), `-k`;
+//! 6. the server threads; then the main thread waits for a signal and shuts down.
 
 mod config;
 mod daemon;
@@ -8,6 +18,147 @@ mod server;
 mod stats;
 mod storage;
 
+use std::process::exit;
+use std::sync::Arc;
+
+use config::{Action, Settings};
+use daemon::{ChildOutcome, Forked, StartupReport, UserSwitchError};
+use storage::{Cache, CacheConfig};
+
+/// sysexits(3) codes, as memcached uses them.
+const EX_USAGE: i32 = 64;
+const EX_NOUSER: i32 = 67;
+const EX_OSERR: i32 = 71;
+/// Descriptors needed beyond `-c` client connections: stdio, listeners, pidfile, spares.
+const RESERVED_FDS: u64 = 32;
+
 fn main() {
-    todo!()
+    let signals = daemon::block_shutdown_signals()
+        .unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {}", daemon::strerror(&e))));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = match config::parse(&args) {
+        Ok(Action::Run(settings)) => *settings,
+        Ok(Action::Print(text)) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            exit(0);
+        }
+        Err(line) => fail(None, option_error_code(&line), &line),
+    };
+    log::set_level(settings.verbose);
+    if daemon::raise_fd_limit(settings.max_conns as u64 + RESERVED_FDS).is_err() {
+        let line = "failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.";
+        fail(None, EX_OSERR, line);
+    }
+    if settings.max_core && !matches!(daemon::raise_core_limit(), Ok(true)) {
+        fail(None, EX_OSERR, "failed to ensure corefile creation");
+    }
+    if daemon::is_root() && settings.user.is_none() {
+        fail(None, EX_USAGE, "can't run as root without the -u switch");
+    }
+    let cache = Cache::new(&cache_config(&settings)).unwrap_or_else(|line| fail(None, EX_USAGE, &line));
+    let listeners = server::listener::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
+    if settings.udp_port != 0 {
+        log::line(log::WARN, format_args!("UDP is not supported: -U {} ignored", settings.udp_port));
+    }
+    // A relative pidfile path must survive the daemon's chdir to /.
+    let pid_file = settings.pid_file.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    let report = if settings.daemonize { daemonize(&settings) } else { None };
+    if let Some(path) = &pid_file {
+        daemon::write_pidfile(path).iter().for_each(|note| eprintln!("{note}"));
+    }
+    let report = switch_user(&settings, report);
+    if settings.lock_memory {
+        if let Err(e) = daemon::lock_all_memory() {
+            eprintln!("warning: -k invalid, mlockall() failed: {}", daemon::strerror(&e));
+        }
+    }
+    let shared = Arc::new(server::Shared::new(settings, cache));
+    let running = match server::start(shared, listeners) {
+        Ok(running) => running,
+        Err(e) => fail(report, EX_OSERR, &format!("failed to start the server threads: {}", daemon::strerror(&e))),
+    };
+    if let Some(report) = report {
+        report.ready();
+    }
+    // An error here leaves nothing to wait for: shut down as if signalled.
+    let _ = signals.wait();
+    running.shutdown();
+    if let Some(message) = pid_file.as_deref().and_then(daemon::remove_pidfile) {
+        eprintln!("{message}");
+    }
+    log::line(log::WARN, format_args!("Exiting normally"));
+    exit(0);
+}
+
+/// Prints a start-up error (through the waiting parent when daemonized) and exits.
+fn fail(report: Option<StartupReport>, code: i32, line: &str) -> ! {
+    match report {
+        // The starting process prints it, on the terminal the daemon has left.
+        Some(report) => report.failed(code, line),
+        None => eprintln!("{line}"),
+    }
+    exit(code);
+}
+
+/// memcached exits with EXIT_FAILURE for most errors found while it reads the options, and
+/// with EX_USAGE for the rest (checks made afterwards, ports, -B).
+fn option_error_code(line: &str) -> i32 {
+    const FAILURES: [&str; 8] = [
+        "must be greater than",
+        "Illegal argument",
+        "Illegal suboption",
+        "Initial hashtable multiplier",
+        "must be between",
+        "must be >",
+        "could not parse argument",
+        "Unknown hash_algorithm",
+    ];
+    if FAILURES.iter().any(|f| line.contains(f)) {
+        1
+    } else {
+        EX_USAGE
+    }
+}
+
+fn cache_config(settings: &Settings) -> CacheConfig {
+    CacheConfig {
+        memory_limit: settings.memory_limit,
+        item_size_max: settings.item_size_max,
+        chunk_size: settings.chunk_size,
+        growth_factor: settings.growth_factor,
+        evict: !settings.no_evict,
+        use_cas: settings.use_cas,
+        hash_power: settings.hash_power,
+        large_pages: settings.large_pages,
+    }
+}
+
+/// `-d`: returns in the daemon child; the starting process exits here with the child's
+/// verdict. As memcached: `-r` keeps the working directory (for cores), `-v` keeps stderr.
+fn daemonize(settings: &Settings) -> Option<StartupReport> {
+    match daemon::daemonize(settings.max_core, settings.verbose > 0) {
+        Ok(Forked::Child(report)) => Some(report),
+        Ok(Forked::Parent(ChildOutcome::Ready)) => exit(0),
+        Ok(Forked::Parent(ChildOutcome::Failed { code, message })) => fail(None, code, &message),
+        Ok(Forked::Parent(ChildOutcome::Vanished)) => exit(EX_OSERR),
+        Err(_) => fail(None, EX_OSERR, "failed to daemon() in order to daemonize"),
+    }
+}
+
+/// `-u`, which only means something to a process started as root.
+fn switch_user(settings: &Settings, report: Option<StartupReport>) -> Option<StartupReport> {
+    let Some(user) = settings.user.as_deref().filter(|_| daemon::is_root()) else {
+        return report;
+    };
+    match daemon::switch_user(user) {
+        Ok(()) => report,
+        Err(UserSwitchError::NoSuchUser) => fail(report, EX_NOUSER, &format!("can't find the user {user} to switch to")),
+        Err(UserSwitchError::Groups(e)) => {
+            fail(report, EX_OSERR, &format!("failed to drop supplementary groups: {}", daemon::strerror(&e)))
+        }
+        Err(UserSwitchError::Identity) => fail(report, EX_OSERR, &format!("failed to assume identity of user {user}")),
+    }
 }

@@ -1,1 +1,287 @@
-//! One client connection: read, parse, execute, batch the responses, write.
+//! One client connection: read, parse, execute, batch the responses, write. Owns the
+//! connection's buffers and its blocking socket; knows nothing of command syntax (the
+//! protocol parses) or of items (the protocol's `execute` uses the cache).
+//!
+//! Pipelining: one read may bring many commands, and one command may take many reads. Every
+//! complete command in the buffer is executed into one output buffer, which is written with
+//! one `write_all` when the input runs out, or earlier once it holds `FLUSH_AT` bytes.
+//!
+//! Bounds against hostile clients: the socket is not read while the output is being written,
+//! so a client that never reads stalls only its own connection; the input buffer grows only
+//! as far as a command the parser may still accept (a store's data up to `-I`, or a long get
+//! line); the data of a refused store is discarded as it arrives, never buffered.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::Shared;
+use crate::log;
+use crate::protocol::{execute, text, Next, Parsed};
+use crate::stats::{ConnSlot, ConnState, Counter, LocalCounts};
+use crate::storage::clock;
+
+/// The read buffer's starting size; it is given back after a command needed more.
+const INITIAL_BUFFER: usize = 16 * 1024;
+/// Output is written once it reaches this size, even with commands left to execute.
+const FLUSH_AT: usize = 256 * 1024;
+/// Room for a store's command line in front of its data, above `-I`.
+const STORE_LINE_ROOM: usize = 8 * 1024;
+/// The longest command line the parser waits for (a get of many keys), with some room.
+const LONGEST_LINE: usize = (1 << 20) + 8 * 1024;
+
+/// A client socket of either family.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Read and write time-outs (None: wait for ever).
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
+            Stream::Unix(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the connection goes on after a batch of commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    ReadMore,
+    Close,
+}
+
+/// Serves the connection until the client closes it, asks to (`quit`), sends what must close
+/// it, stays idle past `-o idle_timeout`, or the socket fails.
+pub fn serve(stream: &mut Stream, slot: &ConnSlot, shared: &Shared) {
+    let idle = shared.settings.idle_timeout;
+    let timeout = (idle > 0).then(|| Duration::from_secs(u64::from(idle)));
+    if stream.set_timeouts(timeout).is_err() {
+        return;
+    }
+    let mut session = Session::new(stream.fd(), slot, shared);
+    loop {
+        let step = session.execute_buffered(stream);
+        let flushed = session.flush(stream);
+        if !matches!((step, flushed), (Ok(Step::ReadMore), Ok(()))) {
+            break;
+        }
+        session.local.fold_into(&shared.stats);
+        slot.set_state(if session.swallow > 0 { ConnState::Swallowing } else { ConnState::Waiting });
+        match session.fill(stream) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    session.local.fold_into(&shared.stats);
+}
+
+/// The state of one connection between reads.
+struct Session<'a> {
+    fd: RawFd,
+    slot: &'a ConnSlot,
+    shared: &'a Shared,
+    /// Bytes `start..end` are read and not yet used; the rest is room to read into.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes still to discard as they arrive (a refused store's data).
+    swallow: usize,
+    /// Close once `swallow` reaches 0.
+    close_after_swallow: bool,
+    out: Vec<u8>,
+    local: LocalCounts,
+    max_buffer: usize,
+}
+
+impl<'a> Session<'a> {
+    fn new(fd: RawFd, slot: &'a ConnSlot, shared: &'a Shared) -> Session<'a> {
+        let max_buffer = (shared.settings.item_size_max + STORE_LINE_ROOM).max(LONGEST_LINE);
+        Session {
+            fd,
+            slot,
+            shared,
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            swallow: 0,
+            close_after_swallow: false,
+            out: Vec::new(),
+            local: LocalCounts::default(),
+            max_buffer,
+        }
+    }
+
+    /// Executes every complete command in the buffer, writing early when the output grows
+    /// past `FLUSH_AT`.
+    fn execute_buffered(&mut self, stream: &mut Stream) -> io::Result<Step> {
+        let shared = self.shared;
+        let ctx = shared.context();
+        let cache = &shared.cache;
+        let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
+        let mut commands = 0u32;
+        self.slot.set_state(ConnState::Parsing);
+        let step = loop {
+            if self.swallow > 0 {
+                let n = self.swallow.min(self.end - self.start);
+                self.start += n;
+                self.swallow -= n;
+                if self.swallow > 0 {
+                    break Step::ReadMore;
+                }
+                if self.close_after_swallow {
+                    break Step::Close;
+                }
+            }
+            if self.start == self.end {
+                break Step::ReadMore;
+            }
+            let input = &self.buf[self.start..self.end];
+            match text::parse(input, &shared.limits, &item_fits) {
+                Parsed::Incomplete => break Step::ReadMore,
+                Parsed::Command { request, consumed, swallow } => {
+                    let consumed = consumed.min(input.len());
+                    commands += 1;
+                    log_command(self.fd, &input[..consumed]);
+                    let mark = self.out.len();
+                    let next = execute::execute(request, &ctx, &mut self.local, &mut self.out);
+                    log_response(self.fd, &self.out[mark..]);
+                    self.start += consumed;
+                    self.swallow = swallow;
+                    if next == Next::Close || no_progress(consumed, swallow) {
+                        break Step::Close;
+                    }
+                }
+                Parsed::Invalid { reply, consumed, swallow, close } => {
+                    let consumed = consumed.min(input.len());
+                    log_command(self.fd, &input[..consumed]);
+                    if !reply.is_empty() {
+                        log_response(self.fd, reply.as_bytes());
+                        self.out.extend_from_slice(reply.as_bytes());
+                        self.out.extend_from_slice(b"\r\n");
+                    }
+                    self.start += consumed;
+                    self.swallow = swallow;
+                    if (close && swallow == 0) || no_progress(consumed, swallow) {
+                        break Step::Close;
+                    }
+                    self.close_after_swallow = close;
+                }
+            }
+            if self.out.len() >= FLUSH_AT {
+                self.flush(stream)?;
+                self.slot.set_state(ConnState::Parsing);
+            }
+        };
+        if commands > 0 {
+            self.slot.touch(clock::now());
+        }
+        Ok(step)
+    }
+
+    /// Writes the pending output in one go.
+    fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.slot.set_state(ConnState::Writing);
+        stream.write_all(&self.out)?;
+        self.local.add(Counter::BytesWritten, self.out.len() as u64);
+        self.out.clear();
+        // A large multi-get needs a large buffer once; do not keep it for the idle time after.
+        self.out.shrink_to(FLUSH_AT);
+        Ok(())
+    }
+
+    /// Reads what the client sent next, making room first. Ok(0) means the client closed; an
+    /// error (an idle time-out among them) also ends the connection.
+    fn fill(&mut self, stream: &mut Stream) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > INITIAL_BUFFER {
+                self.buf = vec![0; INITIAL_BUFFER];
+            }
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                if self.buf.len() >= self.max_buffer {
+                    // The parser bounds every command below `max_buffer`: this one never ends.
+                    log::line(log::WARN, format_args!("<{} command too long, closing", self.fd));
+                    return Err(ErrorKind::InvalidData.into());
+                }
+                let grown = (self.buf.len() * 2).min(self.max_buffer);
+                self.buf.resize(grown, 0);
+            }
+        }
+        let n = loop {
+            match stream.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.end += n;
+        self.local.add(Counter::BytesRead, n as u64);
+        Ok(n)
+    }
+}
+
+/// A verdict that uses no bytes would be given again for ever: close rather than spin.
+fn no_progress(consumed: usize, swallow: usize) -> bool {
+    consumed == 0 && swallow == 0
+}
+
+/// The first line of `bytes`, without its line end, for the -vv log.
+fn first_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned()
+}
+
+/// -vv: "<fd command line", as memcached logs a command.
+fn log_command(fd: RawFd, consumed: &[u8]) {
+    if log::enabled(log::TRAFFIC) {
+        log::line(log::TRAFFIC, format_args!("<{fd} {}", first_line(consumed)));
+    }
+}
+
+/// -vv: ">fd first line of the response".
+fn log_response(fd: RawFd, response: &[u8]) {
+    if log::enabled(log::TRAFFIC) && !response.is_empty() {
+        log::line(log::TRAFFIC, format_args!(">{fd} {}", first_line(response)));
+    }
+}

@@ -1,1 +1,232 @@
-//! Binds the TCP and unix-socket listeners the settings ask for and accepts on them.
+//! Binds the TCP and unix-socket listeners the settings ask for and accepts on them. Knows
+//! nothing of what is spoken on a connection.
+//!
+//! Which sockets, as memcached 1.6 does:
+//! - `-s path`: only a unix socket (a stale socket file is removed first; the file gets the
+//!   `-a` mode). `-p 0` also turns TCP off.
+//! - no `-l`: every interface, as two sockets: 0.0.0.0 and [::] with IPV6_V6ONLY (so each
+//!   family shows its own addresses). Either may fail as "address in use" (or, for IPv6,
+//!   unavailable) as long as the other is bound.
+//! - `-l a,b:port,[v6]:port`: each entry with its own port or `-p`'s; a name may resolve to
+//!   several addresses, of which at least one must bind.
+//!
+//! Every listener gets the `-b` backlog. Errors are memcached's start-up lines.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use super::connection::Stream;
+use crate::config::Settings;
+use crate::daemon;
+
+/// memcached's `stats conns` address of a unix-socket client (it records no peer address).
+const UNIX_PEER: &str = "?:<AF 0>";
+
+/// A bound, listening socket.
+pub struct Listener {
+    kind: Kind,
+    /// `stats conns` address: "tcp:0.0.0.0:11211", "tcp6:[::]:11211", "unix:/path".
+    name: String,
+}
+
+enum Kind {
+    Tcp(TcpListener),
+    /// `path` is absolute, so that it can be removed after a daemon's chdir.
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+}
+
+/// A newly accepted client.
+pub struct Accepted {
+    pub stream: Stream,
+    /// The client's address, as `stats conns` shows it.
+    pub addr: String,
+    /// The local address it reached, as `stats conns` shows it.
+    pub listen_addr: String,
+}
+
+impl Listener {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn fd(&self) -> RawFd {
+        match &self.kind {
+            Kind::Tcp(l) => l.as_raw_fd(),
+            Kind::Unix { listener, .. } => listener.as_raw_fd(),
+        }
+    }
+
+    /// Blocks until a client connects.
+    pub fn accept(&self) -> io::Result<Accepted> {
+        match &self.kind {
+            Kind::Tcp(listener) => {
+                let (stream, peer) = listener.accept()?;
+                // Replies are written whole; Nagle would only delay them.
+                stream.set_nodelay(true)?;
+                let local = stream.local_addr()?;
+                Ok(Accepted { stream: Stream::Tcp(stream), addr: tcp_name(peer), listen_addr: tcp_name(local) })
+            }
+            Kind::Unix { listener, .. } => {
+                let (stream, _) = listener.accept()?;
+                Ok(Accepted { stream: Stream::Unix(stream), addr: UNIX_PEER.to_string(), listen_addr: self.name.clone() })
+            }
+        }
+    }
+
+    /// Stops accepting: a thread blocked in `accept` returns with an error.
+    pub fn stop(&self) -> io::Result<()> {
+        daemon::stop_listening(self.fd())
+    }
+
+    /// Removes the unix socket's file (nothing for TCP).
+    pub fn remove_socket_file(&self) {
+        if let Kind::Unix { path, .. } = &self.kind {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds every listener the settings ask for. The error is the line memcached prints.
+pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
+    if let Some(path) = &settings.socket_path {
+        return bind_unix(path, settings.socket_mask, settings.backlog).map(|l| vec![l]);
+    }
+    if settings.port == 0 {
+        return Ok(Vec::new());
+    }
+    if settings.listen.is_empty() {
+        let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, settings.port))];
+        return bind_addresses(&any, settings.backlog)
+            .map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
+    }
+    let mut listeners = Vec::new();
+    for entry in &settings.listen {
+        let bound = resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs, settings.backlog));
+        match bound {
+            Ok(mut more) => listeners.append(&mut more),
+            Err(e) => {
+                return Err(format!("failed to listen on one of interface(s) {}: {}", settings.listen.join(","), daemon::strerror(&e)))
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+/// Splits "host", "host:port", "[v6]:port" or a bare IPv6 address and resolves it.
+fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => (host, Some(after.strip_prefix(':').unwrap_or(after))),
+            None => (entry, None),
+        }
+    } else {
+        match entry.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, Some(port)),
+            _ => (entry, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(text) => text.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid port number: \"{text}\"")))?,
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// Binds each address; "in use" (or an IPv6 family that is unavailable) is forgiven when
+/// another address of the group is bound, any other error is not.
+fn bind_addresses(addrs: &[SocketAddr], backlog: i32) -> io::Result<Vec<Listener>> {
+    let mut bound = Vec::new();
+    let mut forgiven = None;
+    for &addr in addrs {
+        match bind_tcp(addr, backlog) {
+            Ok(listener) => bound.push(listener),
+            Err(e) if forgivable(&e, addr) => forgiven = forgiven.or(Some(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    match (bound.is_empty(), forgiven) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(io::Error::new(io::ErrorKind::NotFound, "no address to listen on")),
+        (false, _) => Ok(bound),
+    }
+}
+
+fn forgivable(e: &io::Error, addr: SocketAddr) -> bool {
+    let v6_missing =
+        addr.is_ipv6() && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT));
+    e.kind() == io::ErrorKind::AddrInUse || v6_missing
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+    let listener = match addr {
+        SocketAddr::V4(_) => TcpListener::bind(addr)?,
+        SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6)?,
+    };
+    daemon::set_listen_backlog(listener.as_raw_fd(), backlog)?;
+    let name = tcp_name(listener.local_addr()?);
+    Ok(Listener { kind: Kind::Tcp(listener), name })
+}
+
+fn bind_unix(path: &Path, mode: u32, backlog: i32) -> Result<Listener, String> {
+    let fail = |e: io::Error| format!("failed to listen on UNIX socket: {}: {}", path.display(), daemon::strerror(&e));
+    // A socket file left by an earlier run would make bind fail; other files are not ours.
+    if std::fs::symlink_metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false) {
+        std::fs::remove_file(path).map_err(fail)?;
+    }
+    let absolute = std::path::absolute(path).map_err(fail)?;
+    // The mask gives the file its mode from the start: a chmod after bind would leave a
+    // moment in which anyone could connect.
+    let previous = daemon::set_umask(!mode & 0o777);
+    let bound = UnixListener::bind(&absolute);
+    daemon::set_umask(previous);
+    let listener = bound.map_err(fail)?;
+    daemon::set_listen_backlog(listener.as_raw_fd(), backlog).map_err(fail)?;
+    let name = format!("unix:{}", path.display());
+    Ok(Listener { kind: Kind::Unix { listener, path: absolute }, name })
+}
+
+/// memcached's form of a TCP address: "tcp:1.2.3.4:5" or "tcp6:[::1]:5".
+fn tcp_name(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("tcp:{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+    use std::net::SocketAddr;
+
+    fn one(entry: &str) -> SocketAddr {
+        let addrs = resolve(entry, 11211).unwrap();
+        assert_eq!(addrs.len(), 1, "{entry}");
+        addrs[0]
+    }
+
+    #[test]
+    fn listen_entries_take_their_own_port_or_the_default() {
+        assert_eq!(one("127.0.0.1"), "127.0.0.1:11211".parse().unwrap());
+        assert_eq!(one("127.0.0.1:22"), "127.0.0.1:22".parse().unwrap());
+        assert_eq!(one("::1"), "[::1]:11211".parse().unwrap());
+        assert_eq!(one("[::1]"), "[::1]:11211".parse().unwrap());
+        assert_eq!(one("[::1]:22"), "[::1]:22".parse().unwrap());
+    }
+
+    #[test]
+    fn a_bad_port_is_named() {
+        let e = resolve("127.0.0.1:abc", 11211).unwrap_err();
+        assert_eq!(e.to_string(), "Invalid port number: \"abc\"");
+    }
+}

@@ -1,5 +1,276 @@
-//! The server loop: listeners, the handler thread pool, and the per-connection loop.
+//! The server loop: listeners, the handler thread pool, and the per-connection loop. Owns the
+//! threads and the connection count; command syntax and items belong to `protocol` and
+//! `storage`.
+//!
+//! Threading model: one accept thread per listener, and one handler thread per open client
+//! connection, taken from a pool (`pool.rs`). A handler blocks in `read` on its socket, so an
+//! idle connection costs a sleeping thread and no CPU; 1000 open connections are up to 1000
+//! threads, each with a small stack (`HANDLER_STACK`, 256 KiB; the connection's buffers live
+//! on the heap). When a connection closes its thread waits for the next one; at most `-t`
+//! threads wait so, the others exit.
+//!
+//! `-c` caps open client connections. With `-o maxconns_fast` (the default) a client over the
+//! cap is told "ERROR Too many open connections" and closed (`rejected_connections`); without
+//! it the accept threads stop accepting until a connection closes (`listen_disabled_num`).
 
 pub mod connection;
 pub mod listener;
 pub mod pool;
+
+use std::io::{self, ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::{Protocol, Settings};
+use crate::daemon;
+use crate::log;
+use crate::protocol::execute::Context;
+use crate::protocol::Limits;
+use crate::stats::{ConnRegistry, ConnSlot, ConnState, Counter, Stats};
+use crate::storage::{clock, Cache};
+use connection::Stream;
+use listener::{Accepted, Listener};
+use pool::Pool;
+
+/// Stack of a handler thread. The deepest path is parse + execute of one command; every
+/// buffer is on the heap.
+pub const HANDLER_STACK: usize = 256 * 1024;
+/// The longest key memcached accepts.
+const KEY_MAX: usize = 250;
+/// After an accept error such as "too many open files", how long to wait for a connection
+/// to close before trying again, so that the accept thread does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+/// What every connection shares: the settings, the cache, the counters and the registry.
+pub struct Shared {
+    pub settings: Settings,
+    pub cache: Cache,
+    pub stats: Stats,
+    pub conns: ConnRegistry,
+    limits: Limits,
+    /// Signalled when a connection closes, for accept threads waiting for room under `-c`.
+    room: Mutex<()>,
+    closed: Condvar,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, cache: Cache) -> Shared {
+        Shared {
+            settings,
+            cache,
+            stats: Stats::new(clock::now()),
+            conns: ConnRegistry::default(),
+            limits: Limits { max_key: KEY_MAX },
+            room: Mutex::new(()),
+            closed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Counts one more open connection unless `-c` are open already.
+    fn try_open(&self) -> bool {
+        let max = self.settings.max_conns as u64;
+        let taken = self.stats.curr_connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        match taken {
+            Ok(before) => {
+                self.stats.connection_structures.fetch_max(before + 1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Without maxconns_fast: waits until a connection may be opened and counts it. False
+    /// when the server is stopping.
+    fn wait_to_open(&self) -> bool {
+        let mut guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counted = false;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            if self.try_open() {
+                return true;
+            }
+            if !counted {
+                self.stats.listen_disabled_num.fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            guard = self.closed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout` for a connection to close (or the server to stop).
+    fn wait_for_a_close(&self, timeout: Duration) {
+        let guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.stopping() {
+            drop(self.closed.wait_timeout(guard, timeout));
+        }
+    }
+
+    /// Uncounts a closed connection and wakes the accept threads waiting for room.
+    fn close_one(&self) {
+        self.stats.curr_connections.fetch_sub(1, Ordering::AcqRel);
+        self.wake_accepters();
+    }
+
+    fn wake_accepters(&self) {
+        // Taking the lock orders this wake-up after a waiter's check, so none is lost.
+        drop(self.room.lock().unwrap_or_else(|e| e.into_inner()));
+        self.closed.notify_all();
+    }
+}
+
+/// The running server: its listeners and their accept threads.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<Arc<Listener>>,
+    accepters: Vec<JoinHandle<()>>,
+}
+
+/// Starts one accept thread per listener, and the handler pool they hand connections to.
+pub fn start(shared: Arc<Shared>, listeners: Vec<Listener>) -> io::Result<Server> {
+    let alive = Arc::clone(&shared);
+    let hook = Box::new(move |n: usize| alive.stats.threads_alive.store(n as u64, Ordering::Relaxed));
+    let pool = Arc::new(Pool::new(shared.settings.threads, HANDLER_STACK, hook));
+    let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
+    let mut accepters = Vec::new();
+    for listener in &listeners {
+        let (listener, shared, pool) = (Arc::clone(listener), Arc::clone(&shared), Arc::clone(&pool));
+        let thread = std::thread::Builder::new().name("accept".to_string()).spawn(move || accept_loop(&listener, &shared, &pool))?;
+        accepters.push(thread);
+    }
+    Ok(Server { shared, listeners, accepters })
+}
+
+impl Server {
+    /// Stops accepting, waits for the accept threads, and removes the unix socket file.
+    /// Open connections are left to the process's exit.
+    pub fn shutdown(self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.wake_accepters();
+        let mut stopped = true;
+        for listener in &self.listeners {
+            if let Err(e) = listener.stop() {
+                log::line(log::WARN, format_args!("failed to stop listening on {}: {}", listener.name(), daemon::strerror(&e)));
+                stopped = false;
+            }
+        }
+        // A thread whose listener could not be stopped may never return from accept.
+        if stopped {
+            for thread in self.accepters {
+                let _ = thread.join();
+            }
+        }
+        for listener in &self.listeners {
+            listener.remove_socket_file();
+        }
+    }
+}
+
+/// memcached's words for what a listener speaks, in its verbose connection log lines.
+fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
+    match protocol {
+        Protocol::Ascii => ("ascii", "ascii"),
+        Protocol::Binary => ("binary", "binary"),
+        Protocol::Auto => ("auto-negotiate", "auto-negotiating"),
+    }
+}
+
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
+    let fd = listener.fd();
+    shared.conns.register(fd, listener.name().to_string(), String::new(), ConnState::Listening, clock::now());
+    log::line(log::STATE, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
+    let fast = shared.settings.maxconns_fast;
+    loop {
+        if !fast && !shared.wait_to_open() {
+            break;
+        }
+        let accepted = listener.accept();
+        if shared.stopping() {
+            break;
+        }
+        match accepted {
+            Ok(client) if fast && !shared.try_open() => reject(client, shared),
+            Ok(client) => open(client, shared, pool),
+            Err(e) => {
+                if !fast {
+                    shared.close_one();
+                }
+                accept_failed(&e, shared);
+            }
+        }
+    }
+    shared.conns.unregister(fd);
+}
+
+fn accept_failed(e: &io::Error, shared: &Shared) {
+    match e.kind() {
+        // The client gave up between connect and accept, or a signal interrupted: no matter.
+        ErrorKind::ConnectionAborted | ErrorKind::Interrupted | ErrorKind::WouldBlock => {}
+        _ => {
+            if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                log::line(log::WARN, format_args!("Too many open connections"));
+            } else {
+                log::line(log::WARN, format_args!("accept(): {}", daemon::strerror(e)));
+            }
+            shared.wait_for_a_close(ACCEPT_RETRY);
+        }
+    }
+}
+
+/// Over `-c` with maxconns_fast: tell the client and close.
+fn reject(mut client: Accepted, shared: &Shared) {
+    shared.stats.add(Counter::RejectedConnections, 1);
+    // A fresh socket's send buffer is empty, so this small write does not block.
+    let _ = client.stream.write_all(b"ERROR Too many open connections\r\n");
+}
+
+/// Registers the connection and hands it to a handler thread.
+fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
+    let fd = client.stream.fd();
+    shared.stats.add(Counter::TotalConnections, 1);
+    let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::Waiting, clock::now());
+    log::line(log::STATE, format_args!("<{fd} new {} client connection", protocol_name(shared.settings.protocol).1));
+    let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
+    if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
+        // The job, and with it the connection, was dropped: the client sees it close.
+        log::line(log::WARN, format_args!("Failed to start a handler thread: {}", daemon::strerror(&e)));
+    }
+}
+
+/// An open client connection. Dropping it (when served, or when no thread could take it)
+/// unregisters and uncounts it before its socket closes, so that the descriptor cannot be
+/// reused by a new connection while still registered.
+struct Connection {
+    fd: i32,
+    slot: Arc<ConnSlot>,
+    shared: Arc<Shared>,
+    /// Declared last: dropped (closed) after `drop` below has run.
+    stream: Stream,
+}
+
+impl Connection {
+    fn serve(mut self) {
+        connection::serve(&mut self.stream, &self.slot, &self.shared);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.conns.unregister(self.fd);
+        self.shared.close_one();
+        log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
+    }
+}
