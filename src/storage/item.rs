@@ -22,6 +22,7 @@
 //! ```
 
 use std::ptr;
+use std::sync::atomic::AtomicU32;
 
 /// The header that starts every chunk. Field meanings are in the module doc.
 #[repr(C)]
@@ -31,7 +32,8 @@ pub struct Item {
     pub next: *mut Item,
     pub version: u64,
     pub exptime: u32,
-    pub atime: u32,
+    /// Atomic because `stats items` reads the LRU tail's under the class lock alone.
+    pub atime: AtomicU32,
     pub flags: u32,
     pub vlen: u32,
     pub hash: u32,
@@ -74,7 +76,7 @@ pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32
                 next: ptr::null_mut(),
                 version: 0,
                 exptime: 0,
-                atime: 0,
+                atime: AtomicU32::new(0),
                 flags: 0,
                 vlen: u32::try_from(vlen).unwrap_or(u32::MAX),
                 hash,

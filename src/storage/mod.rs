@@ -319,7 +319,7 @@ impl Cache {
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
             (*it).iflags |= item::FETCHED | item::ACTIVE;
-            (*it).atime = now;
+            (*it).atime.store(now, Ordering::Relaxed);
             self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
             let view = ItemRef {
                 key: item::key(it),
@@ -379,7 +379,7 @@ impl Cache {
             self.store_too_large.fetch_add(1, Ordering::Relaxed);
             return fail(StoreOutcome::TooLarge, stripe);
         };
-        self.slabs.classes[cls].hits.cmd_set.fetch_add(1, Ordering::Relaxed);
+        self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
         let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             return fail(StoreOutcome::NoMemory, stripe);
@@ -408,7 +408,7 @@ impl Cache {
                 (*it).flags = flags;
                 (*it).exptime = exptime;
             }
-            (*it).atime = now;
+            (*it).atime.store(now, Ordering::Relaxed);
             (*it).version = clock::stamp();
             if let StoreMode::Cas(_) = mode {
                 self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
@@ -491,7 +491,7 @@ impl Cache {
             item::value_mut(it).copy_from_slice(text);
             (*it).flags = (*old).flags;
             (*it).exptime = (*old).exptime;
-            (*it).atime = now;
+            (*it).atime.store(now, Ordering::Relaxed);
             (*it).version = clock::stamp();
             self.link(stripe, old, it);
         }
@@ -515,7 +515,7 @@ impl Cache {
         // leaves the cas unique alone on touch and gat.
         unsafe {
             (*it).exptime = exptime;
-            (*it).atime = now;
+            (*it).atime.store(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
         }
         self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
@@ -599,10 +599,11 @@ impl Cache {
         self.slabs.classes[cls].state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// # Safety-free wrapper: `it` must be an allocated item whose stripe the caller holds.
+    /// The hit counters of the item's class; `it` is linked in a stripe the caller holds.
     fn class_hits(&self, it: *const Item) -> &HitCounters {
         // SAFETY: callers pass items linked in a stripe they hold.
-        &self.slabs.classes[usize::from(unsafe { (*it).class })].hits
+        let (class, hash) = unsafe { ((*it).class, (*it).hash) };
+        self.slabs.classes[usize::from(class)].hits(hash)
     }
 
     fn cas_of(&self, it: *const Item) -> u64 {
@@ -748,7 +749,7 @@ impl Cache {
                         if it.iflags & item::ACTIVE != 0 {
                             st.evicted_active += 1;
                         }
-                        st.evicted_time = u64::from(now.saturating_sub(it.atime));
+                        st.evicted_time = u64::from(now.saturating_sub(it.atime.load(Ordering::Relaxed)));
                         Self::drop_from_lru(&mut st, candidate);
                     }
                     return Some(candidate);

@@ -22,8 +22,14 @@ const MIN_PAGE_SIZE: usize = 1 << 20;
 /// Class ids must fit the header's u8.
 const MAX_CLASSES: usize = 63;
 
-/// Counters bumped outside the class lock (by the facade, under a stripe lock).
+/// Shards of each class's hit counters, picked by key hash, so threads hitting one class do
+/// not all bounce one cache line.
+const HIT_SHARDS: usize = 8;
+
+/// Counters bumped outside the class lock (by the facade, under a stripe lock); one cache
+/// line per shard.
 #[derive(Default)]
+#[repr(align(64))]
 pub struct HitCounters {
     pub get_hits: AtomicU64,
     pub cmd_set: AtomicU64,
@@ -66,7 +72,40 @@ pub struct Class {
     pub size: usize,
     pub per_page: usize,
     pub state: Mutex<ClassState>,
-    pub hits: HitCounters,
+    hits: [HitCounters; HIT_SHARDS],
+}
+
+impl Class {
+    /// The hit counters for a key with this hash.
+    pub fn hits(&self, hash: u32) -> &HitCounters {
+        &self.hits[hash as usize % HIT_SHARDS]
+    }
+
+    /// Each counter summed over the shards, in `HitCounters::all` order.
+    fn hit_totals(&self) -> [u64; 8] {
+        let mut sums = [0; 8];
+        for shard in &self.hits {
+            for (sum, counter) in sums.iter_mut().zip(shard.all()) {
+                *sum += counter.load(Ordering::Relaxed);
+            }
+        }
+        sums
+    }
+}
+
+impl HitCounters {
+    fn all(&self) -> [&AtomicU64; 8] {
+        [
+            &self.get_hits,
+            &self.cmd_set,
+            &self.delete_hits,
+            &self.incr_hits,
+            &self.decr_hits,
+            &self.cas_hits,
+            &self.cas_badval,
+            &self.touch_hits,
+        ]
+    }
 }
 
 struct Pool {
@@ -148,7 +187,7 @@ impl Slabs {
                     evicted_unfetched: 0,
                     evicted_active: 0,
                 }),
-                hits: HitCounters::default(),
+                hits: Default::default(),
             })
             .collect();
         Ok(Slabs {
@@ -243,9 +282,10 @@ impl Slabs {
             0
         } else {
             // SAFETY: the tail is a linked item of this class, read under the class lock.
-            u64::from(now.saturating_sub(unsafe { (*st.lru.tail).atime }))
+            u64::from(now.saturating_sub(unsafe { (*st.lru.tail).atime.load(Ordering::Relaxed) }))
         };
-        let h = &class.hits;
+        let [get_hits, cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits] =
+            class.hit_totals();
         Some(SlabClassStats {
             id: idx as u32 + 1,
             chunk_size: class.size as u64,
@@ -266,14 +306,14 @@ impl Slabs {
             expired_unfetched: st.expired_unfetched,
             evicted_unfetched: st.evicted_unfetched,
             evicted_active: st.evicted_active,
-            get_hits: h.get_hits.load(Ordering::Relaxed),
-            cmd_set: h.cmd_set.load(Ordering::Relaxed),
-            delete_hits: h.delete_hits.load(Ordering::Relaxed),
-            incr_hits: h.incr_hits.load(Ordering::Relaxed),
-            decr_hits: h.decr_hits.load(Ordering::Relaxed),
-            cas_hits: h.cas_hits.load(Ordering::Relaxed),
-            cas_badval: h.cas_badval.load(Ordering::Relaxed),
-            touch_hits: h.touch_hits.load(Ordering::Relaxed),
+            get_hits,
+            cmd_set,
+            delete_hits,
+            incr_hits,
+            decr_hits,
+            cas_hits,
+            cas_badval,
+            touch_hits,
         })
     }
 
@@ -290,17 +330,7 @@ impl Slabs {
             st.evicted_unfetched = 0;
             st.evicted_active = 0;
             drop(st);
-            let h = &class.hits;
-            for counter in [
-                &h.get_hits,
-                &h.cmd_set,
-                &h.delete_hits,
-                &h.incr_hits,
-                &h.decr_hits,
-                &h.cas_hits,
-                &h.cas_badval,
-                &h.touch_hits,
-            ] {
+            for counter in class.hits.iter().flat_map(HitCounters::all) {
                 counter.store(0, Ordering::Relaxed);
             }
         }
