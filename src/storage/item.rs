@@ -15,8 +15,10 @@
 //! 48      4     hash     high 32 bits of the key hash (stripe and bucket)
 //! 52      1     klen     key length (1..=250)
 //! 53      1     class    slab class index
-//! 54      1     iflags   LINKED | FETCHED | ACTIVE
-//! 55      1     magic    ITEM_MAGIC while allocated, FREE_MAGIC while on a free list
+//! 54      1     iflags   FETCHED | ACTIVE
+//! 55      1     magic    the chunk's state: FREE_MAGIC (on its class free list), TAKEN_MAGIC
+//!                        (handed out, not yet or no longer linked), ITEM_MAGIC (in the hash
+//!                        table and its LRU); written only under the class lock
 //! 56      klen  key
 //! 56+klen vlen  value (no trailing "\r\n")
 //! ```
@@ -45,10 +47,9 @@ pub struct Item {
 
 pub const HEADER: usize = std::mem::size_of::<Item>();
 pub const ITEM_MAGIC: u8 = 0xA7;
+pub const TAKEN_MAGIC: u8 = 0x7A;
 pub const FREE_MAGIC: u8 = 0x5F;
 
-/// In the hash table and an LRU.
-pub const LINKED: u8 = 1;
 /// Read at least once since stored.
 pub const FETCHED: u8 = 2;
 /// Read since the eviction walker last passed it: earns one more trip round the LRU.
@@ -59,33 +60,29 @@ pub fn total_size(klen: usize, vlen: usize) -> usize {
     HEADER + klen + vlen
 }
 
-/// Fills a fresh chunk's header. The key and value bytes are written by the caller.
+/// Fills a taken chunk's header, all but `magic` (which the class lock guards). The key and
+/// value bytes are written by the caller.
 ///
 /// # Safety
-/// `it` points to an unused chunk of at least `total_size(klen, vlen)` bytes, 8-byte aligned,
-/// that no other thread can reach.
+/// `it` points to a chunk taken from class `class`, of at least `total_size(klen, vlen)`
+/// bytes, 8-byte aligned, that no other thread reads or writes but for its magic.
 pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32) {
     debug_assert!(klen > 0 && klen <= usize::from(u8::MAX));
-    // SAFETY: the caller hands over an aligned chunk large enough for the header.
+    // SAFETY: the caller hands over an aligned chunk large enough for the header; each field
+    // is written in place so the magic byte is left alone.
     unsafe {
-        ptr::write(
-            it,
-            Item {
-                h_next: ptr::null_mut(),
-                prev: ptr::null_mut(),
-                next: ptr::null_mut(),
-                version: 0,
-                exptime: 0,
-                atime: AtomicU32::new(0),
-                flags: 0,
-                vlen: u32::try_from(vlen).unwrap_or(u32::MAX),
-                hash,
-                klen: u8::try_from(klen).unwrap_or(u8::MAX),
-                class,
-                iflags: 0,
-                magic: ITEM_MAGIC,
-            },
-        );
+        (*it).h_next = ptr::null_mut();
+        (*it).prev = ptr::null_mut();
+        (*it).next = ptr::null_mut();
+        (*it).version = 0;
+        (*it).exptime = 0;
+        ptr::addr_of_mut!((*it).atime).write(AtomicU32::new(0));
+        (*it).flags = 0;
+        (*it).vlen = u32::try_from(vlen).unwrap_or(u32::MAX);
+        (*it).hash = hash;
+        (*it).klen = u8::try_from(klen).unwrap_or(u8::MAX);
+        (*it).class = class;
+        (*it).iflags = 0;
     }
 }
 
@@ -93,7 +90,8 @@ pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32
 /// `it` points to an allocated item (magic checked in debug builds).
 pub unsafe fn check(it: *const Item) {
     // SAFETY: the caller guarantees `it` is a live chunk with a header.
-    debug_assert_eq!(unsafe { (*it).magic }, ITEM_MAGIC, "item header corrupt or freed");
+    let magic = unsafe { (*it).magic };
+    debug_assert!(magic == ITEM_MAGIC || magic == TAKEN_MAGIC, "item header corrupt or freed");
 }
 
 /// The key bytes.

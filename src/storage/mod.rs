@@ -245,8 +245,6 @@ enum Verdict {
     SecondChance,
     /// Live and cold: may be evicted.
     Cold,
-    /// Evicted: unlinked from its stripe, chunk reusable.
-    Evicted,
 }
 
 impl Cache {
@@ -660,7 +658,7 @@ impl Cache {
                 slab::release(&mut st, old);
             }
             let mut st = self.lock_class(usize::from((*new).class));
-            (*new).iflags |= item::LINKED;
+            (*new).magic = item::ITEM_MAGIC;
             st.lru.push_head(new);
             st.number += 1;
             st.mem_requested += item::size_of(new) as u64;
@@ -729,35 +727,99 @@ impl Cache {
             if candidate.is_null() && st.lru.tail != protect {
                 candidate = st.lru.tail;
             }
-            if !candidate.is_null() {
-                let evicted = self.with_stripe(candidate, held, held_idx, |stripe| {
-                    // SAFETY: linked in this stripe, whose lock we hold.
-                    unsafe { stripe.remove(candidate) };
-                    Verdict::Evicted
-                });
-                if let Some(Verdict::Evicted) = evicted {
-                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
-                    unsafe {
-                        let it = &*candidate;
-                        st.evicted += 1;
-                        if it.exptime != 0 {
-                            st.evicted_nonzero += 1;
-                        }
-                        if it.iflags & item::FETCHED == 0 {
-                            st.evicted_unfetched += 1;
-                        }
-                        if it.iflags & item::ACTIVE != 0 {
-                            st.evicted_active += 1;
-                        }
-                        st.evicted_time = u64::from(now.saturating_sub(it.atime.load(Ordering::Relaxed)));
-                        Self::drop_from_lru(&mut st, candidate);
-                    }
-                    return Some(candidate);
+            // SAFETY (closure): the candidate is linked in the stripe the closure is handed.
+            if !candidate.is_null()
+                && self.with_stripe(candidate, held, held_idx, |stripe| unsafe { stripe.remove(candidate) }).is_some()
+            {
+                // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                unsafe {
+                    Self::count_eviction(&mut st, candidate, now);
+                    Self::drop_from_lru(&mut st, candidate);
+                }
+                return Some(candidate);
+            }
+            if self.steal_page(cls, &mut st, held, held_idx, protect, now) {
+                if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
+                    return Some(it);
                 }
             }
         }
         st.outofmemory += 1;
         None
+    }
+
+    /// Moves one page to class `cls` (whose lock `st` is) from the class with the most pages,
+    /// evicting the items on it. Used when `cls` has nothing of its own to evict, so a class
+    /// that came late still gets memory once every page is taken. Never blocks: the other
+    /// class and the items' stripes are only tried, and any failure leaves the page where it is.
+    fn steal_page(
+        &self,
+        cls: usize,
+        st: &mut ClassState,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: *mut Item,
+        now: u32,
+    ) -> bool {
+        let classes = &self.slabs.classes;
+        let victim = (0..classes.len())
+            .filter(|&v| v != cls)
+            .filter_map(|v| classes[v].state.try_lock().ok().map(|vst| (vst.pages, v)))
+            .max();
+        let Some((_, v)) = victim.filter(|&(pages, _)| pages > 0) else {
+            return false;
+        };
+        let Ok(mut vst) = classes[v].state.try_lock() else {
+            return false;
+        };
+        let Some((page, carved)) = self.slabs.victim_page(v, &vst) else {
+            return false;
+        };
+        let size = classes[v].size;
+        // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page.
+        let chunk = |i: usize| unsafe { page.add(i * size) } as *mut Item;
+        // SAFETY: chunk magics are written only under the victim's class lock, which we hold.
+        let magic = |it: *mut Item| unsafe { (*it).magic };
+        // A chunk handed out but not linked belongs to a store in flight: leave this page.
+        if (0..carved).map(chunk).any(|it| it == protect || magic(it) == item::TAKEN_MAGIC) {
+            return false;
+        }
+        for it in (0..carved).map(chunk).filter(|&it| magic(it) == item::ITEM_MAGIC) {
+            // SAFETY (closure): linked items are in the stripe their hash names.
+            if self.with_stripe(it, held, held_idx, |stripe| unsafe { stripe.remove(it) }).is_none() {
+                return false;
+            }
+            // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
+            unsafe {
+                Self::count_eviction(&mut vst, it, now);
+                slab::release(&mut vst, it);
+            }
+        }
+        self.slabs.remove_page(&mut vst, page);
+        drop(vst);
+        self.slabs.give_page(cls, st, page);
+        true
+    }
+
+    /// Counts the eviction of a live item.
+    ///
+    /// # Safety
+    /// `it` is an item of `st`'s class that the caller holds exclusively (unlinked from its
+    /// stripe, class lock held).
+    unsafe fn count_eviction(st: &mut ClassState, it: *const Item, now: u32) {
+        // SAFETY: forwarded caller guarantees.
+        let it = unsafe { &*it };
+        st.evicted += 1;
+        if it.exptime != 0 {
+            st.evicted_nonzero += 1;
+        }
+        if it.iflags & item::FETCHED == 0 {
+            st.evicted_unfetched += 1;
+        }
+        if it.iflags & item::ACTIVE != 0 {
+            st.evicted_active += 1;
+        }
+        st.evicted_time = u64::from(now.saturating_sub(it.atime.load(Ordering::Relaxed)));
     }
 
     /// Takes an item, already out of its stripe, off its class LRU and counts; its chunk is
@@ -772,6 +834,7 @@ impl Cache {
             st.number -= 1;
             st.mem_requested -= item::size_of(it) as u64;
             (*it).iflags = 0;
+            (*it).magic = item::TAKEN_MAGIC;
         }
     }
 

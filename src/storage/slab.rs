@@ -15,7 +15,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::item::{self, Item, Lru, FREE_MAGIC, HEADER};
+use super::item::{self, Item, Lru, FREE_MAGIC, HEADER, ITEM_MAGIC, TAKEN_MAGIC};
 use super::{CacheConfig, SlabClassStats};
 
 const MIN_PAGE_SIZE: usize = 1 << 20;
@@ -48,6 +48,8 @@ pub struct ClassState {
     end: *mut u8,
     end_left: u64,
     pub pages: u64,
+    /// The pages this class holds, so one can be given to another class.
+    page_list: Vec<*mut u8>,
     pub lru: Lru,
     /// Items linked (curr_items for this class).
     pub number: u64,
@@ -174,6 +176,7 @@ impl Slabs {
                     end: ptr::null_mut(),
                     end_left: 0,
                     pages: 0,
+                    page_list: Vec::new(),
                     lru: Lru::new(),
                     number: 0,
                     mem_requested: 0,
@@ -209,27 +212,78 @@ impl Slabs {
     }
 
     /// A chunk from the free list, the current page, or a new page; the caller holds `state`,
-    /// the lock of class `cls`, and takes the page pool lock inside it (lock order).
+    /// the lock of class `cls`, and takes the page pool lock inside it (lock order). The chunk
+    /// is marked taken.
     pub fn take_chunk(&self, cls: usize, state: &mut ClassState) -> Result<*mut Item, Exhausted> {
-        if !state.free.is_null() {
+        let it = if !state.free.is_null() {
             let it = state.free;
             // SAFETY: free chunks are linked through their h_next under the class lock.
             state.free = unsafe { (*it).h_next };
             state.free_count -= 1;
-            return Ok(it);
-        }
-        if state.end_left == 0 {
-            let page = self.new_page().ok_or(Exhausted)?;
-            state.pages += 1;
-            state.end = page;
-            state.end_left = self.classes[cls].per_page as u64;
-        }
-        let it = state.end as *mut Item;
-        // SAFETY: `end_left > 0` chunks remain in the current page, so the next chunk lies
-        // within it (and one past its last chunk is at most the page end).
-        state.end = unsafe { state.end.add(self.classes[cls].size) };
-        state.end_left -= 1;
+            it
+        } else {
+            if state.end_left == 0 {
+                let page = self.new_page().ok_or(Exhausted)?;
+                self.give_page(cls, state, page);
+            }
+            let it = state.end as *mut Item;
+            // SAFETY: `end_left > 0` chunks remain in the current page, so the next chunk lies
+            // within it (and one past its last chunk is at most the page end).
+            state.end = unsafe { state.end.add(self.classes[cls].size) };
+            state.end_left -= 1;
+            it
+        };
+        // SAFETY: the chunk lies in one of this class's pages; its magic is ours under the lock.
+        unsafe { (*it).magic = TAKEN_MAGIC };
         Ok(it)
+    }
+
+    /// Makes `page` (unused memory of `page_size` bytes) class `cls`'s current page.
+    pub fn give_page(&self, cls: usize, state: &mut ClassState, page: *mut u8) {
+        state.pages += 1;
+        state.page_list.push(page);
+        state.end = page;
+        state.end_left = self.classes[cls].per_page as u64;
+    }
+
+    /// The page of class `cls` holding its LRU tail (else its first page), and how many of its
+    /// chunks were ever handed out.
+    pub fn victim_page(&self, cls: usize, state: &ClassState) -> Option<(*mut u8, usize)> {
+        let contains = |page: *mut u8, p: *const u8| page as usize <= p as usize && (p as usize) < page as usize + self.page_size;
+        let tail = state.lru.tail as *const u8;
+        let page = state.page_list.iter().copied().find(|&page| contains(page, tail)).or(state.page_list.first().copied())?;
+        let carved = if state.end_left > 0 && contains(page, state.end) {
+            (state.end as usize - page as usize) / self.classes[cls].size
+        } else {
+            self.classes[cls].per_page
+        };
+        Some((page, carved))
+    }
+
+    /// Takes `page` away from the class: its chunks must all be free (or never handed out).
+    pub fn remove_page(&self, state: &mut ClassState, page: *mut u8) {
+        let (lo, hi) = (page as usize, page as usize + self.page_size);
+        let mut kept: *mut Item = ptr::null_mut();
+        let mut it = state.free;
+        state.free_count = 0;
+        while !it.is_null() {
+            // SAFETY: free chunks are linked through their h_next under the class lock.
+            let next = unsafe { (*it).h_next };
+            if !(lo..hi).contains(&(it as usize)) {
+                // SAFETY: as above; relinking a free chunk onto the rebuilt list.
+                unsafe { (*it).h_next = kept };
+                kept = it;
+                state.free_count += 1;
+            }
+            it = next;
+        }
+        state.free = kept;
+        state.page_list.retain(|&p| p != page);
+        state.pages -= 1;
+        if (lo..hi).contains(&(state.end as usize)) {
+            state.end = ptr::null_mut();
+            state.end_left = 0;
+        }
     }
 
     /// Puts an unlinked chunk on its class's free list; the caller holds that class's lock.
@@ -389,7 +443,7 @@ fn map_region(len: usize, huge: bool) -> Result<*mut u8, String> {
 pub unsafe fn release(state: &mut ClassState, it: *mut Item) {
     // SAFETY: forwarded caller guarantees.
     unsafe {
-        if (*it).iflags & item::LINKED != 0 {
+        if (*it).magic == ITEM_MAGIC {
             state.lru.remove(it);
             state.number -= 1;
             state.mem_requested -= item::size_of(it) as u64;
