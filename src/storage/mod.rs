@@ -305,6 +305,7 @@ impl Cache {
             return (Lookup::Miss, None);
         }
         let now = clock::now();
+        self.debug_check(it);
         if let Some(dead) = self.dead(it, now) {
             self.unlink_free(&mut stripe, it);
             return (dead, None);
@@ -613,6 +614,16 @@ impl Cache {
         }
     }
 
+    /// Debug builds: the header's magic is right and the item fits its class's chunk.
+    fn debug_check(&self, it: *const Item) {
+        // SAFETY: callers pass an allocated item that they hold (its stripe or sole owner).
+        let (class, size) = unsafe {
+            item::check(it);
+            (usize::from((*it).class), item::size_of(it))
+        };
+        debug_assert!(class < self.slabs.classes.len() && size <= self.slabs.classes[class].size, "item overruns its chunk");
+    }
+
     /// Why a linked item is no longer valid, if it is not. Flushed wins, as in memcached.
     fn dead(&self, it: *const Item, now: u32) -> Option<Lookup> {
         // SAFETY: callers hold the item's stripe lock (or its class lock during a walk, with
@@ -645,6 +656,7 @@ impl Cache {
     /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key; `new`
     /// is allocated and filled.
     unsafe fn link(&self, stripe: &mut Stripe, old: *mut Item, new: *mut Item) {
+        self.debug_check(new);
         // SAFETY: forwarded caller guarantees; class locks are taken after the stripe.
         unsafe {
             if old.is_null() {
