@@ -621,7 +621,10 @@ impl Cache {
             item::check(it);
             (usize::from((*it).class), item::size_of(it))
         };
-        debug_assert!(class < self.slabs.classes.len() && size <= self.slabs.classes[class].size, "item overruns its chunk");
+        debug_assert!(
+            class < self.slabs.classes.len() && size <= self.slabs.classes[class].size,
+            "item overruns its chunk"
+        );
     }
 
     /// Why a linked item is no longer valid, if it is not. Flushed wins, as in memcached.

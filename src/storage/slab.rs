@@ -249,9 +249,11 @@ impl Slabs {
     /// The page of class `cls` holding its LRU tail (else its first page), and how many of its
     /// chunks were ever handed out.
     pub fn victim_page(&self, cls: usize, state: &ClassState) -> Option<(*mut u8, usize)> {
-        let contains = |page: *mut u8, p: *const u8| page as usize <= p as usize && (p as usize) < page as usize + self.page_size;
+        let contains =
+            |page: *mut u8, p: *const u8| (page as usize..page as usize + self.page_size).contains(&(p as usize));
         let tail = state.lru.tail as *const u8;
-        let page = state.page_list.iter().copied().find(|&page| contains(page, tail)).or(state.page_list.first().copied())?;
+        let holding_tail = state.page_list.iter().copied().find(|&page| contains(page, tail));
+        let page = holding_tail.or(state.page_list.first().copied())?;
         let carved = if state.end_left > 0 && contains(page, state.end) {
             (state.end as usize - page as usize) / self.classes[cls].size
         } else {
