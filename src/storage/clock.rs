@@ -1,15 +1,87 @@
-//! Wall-clock time for expiry, and memcached's rules for turning a protocol exptime into an
-//! absolute one.
+//! Wall-clock time for expiry, memcached's rules for turning a protocol exptime into an
+//! absolute one, and the version stamp that serves as both cas unique and write order.
+//! Owns no item memory and takes no locks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The longest relative exptime; larger values are absolute unix times (memcached's rule).
+const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
+
+/// Bits of a stamp below the millisecond part: a counter for stamps taken in one millisecond.
+const LOGICAL_BITS: u32 = 16;
+
+static LAST_STAMP: AtomicU64 = AtomicU64::new(0);
 
 /// The current unix time in seconds.
 pub fn now() -> u32 {
-    todo!()
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+fn unix_millis() -> u64 {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    u64::try_from(millis).unwrap_or(u64::MAX >> LOGICAL_BITS)
+}
+
+/// The stamp below which every item written before unix second `secs` lies.
+pub fn stamp_at_secs(secs: u32) -> u64 {
+    (u64::from(secs) * 1000) << LOGICAL_BITS
+}
+
+/// A process-wide strictly increasing version: wall-clock milliseconds in the high 48 bits, a
+/// logical counter in the low 16, so stamps stay ordered even when the clock steps back.
+pub fn stamp() -> u64 {
+    let wall = unix_millis() << LOGICAL_BITS;
+    let mut last = LAST_STAMP.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(last + 1);
+        match LAST_STAMP.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// memcached's exptime rules: 0 = never (returns 0); up to 30 days (2592000) = seconds from
 /// `now`; larger = absolute unix time; negative, or absolute and not after `now` = already
 /// expired, returned as 1 (a time long past).
 pub fn absolute_expiry(exptime: i64, now: u32) -> u32 {
-    let _ = (exptime, now);
-    todo!()
+    if exptime == 0 {
+        0
+    } else if exptime < 0 {
+        1
+    } else if exptime <= MAX_RELATIVE_EXPTIME {
+        u32::try_from(i64::from(now) + exptime).unwrap_or(u32::MAX)
+    } else if exptime <= i64::from(now) {
+        1
+    } else {
+        u32::try_from(exptime).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{absolute_expiry, stamp, stamp_at_secs};
+
+    #[test]
+    fn expiry_rules_match_memcached() {
+        let now = 1_700_000_000;
+        assert_eq!(absolute_expiry(0, now), 0);
+        assert_eq!(absolute_expiry(-1, now), 1);
+        assert_eq!(absolute_expiry(10, now), now + 10);
+        assert_eq!(absolute_expiry(2_592_000, now), now + 2_592_000);
+        assert_eq!(absolute_expiry(2_592_001, now), 1);
+        assert_eq!(absolute_expiry(i64::from(now), now), 1);
+        assert_eq!(absolute_expiry(i64::from(now) + 5, now), now + 5);
+        assert_eq!(absolute_expiry(i64::MAX, now), u32::MAX);
+    }
+
+    #[test]
+    fn stamps_strictly_increase_and_follow_the_clock() {
+        let a = stamp();
+        let b = stamp();
+        assert!(b > a);
+        assert!(a >= stamp_at_secs(super::now()) - (1000 << 16));
+    }
 }

@@ -6,8 +6,48 @@
 //!   (see `clock::absolute_expiry` for turning a protocol exptime into one).
 //! - Every method is safe to call from many threads at once.
 //! - Item memory (slab pages) never exceeds `CacheConfig::memory_limit`.
+//!
+//! DESIGN. Items live in slab chunks (`slab`, layout in `item`); a key's stripe of the hash
+//! table (`table`) points to it, and its class keeps it in an LRU. An item is read, written
+//! or freed only under its stripe lock, so `get` needs no reference counts. A get hit only
+//! marks the item FETCHED|ACTIVE; the eviction walker later gives an ACTIVE item a second
+//! trip to the LRU head instead of relinking on every read. Expired and flushed items are
+//! unlinked lazily by whoever meets them (a lookup, a store, the walker).
+//!
+//! LOCK ORDER: stripe -> class -> page pool. Nothing holds two stripes or two classes at once
+//! by blocking: the eviction walker, which holds a class lock, takes other stripes only with
+//! `try_lock` (and uses the caller's own stripe directly), skipping items it cannot lock.
+//!
+//! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
+//! `flush_all` is a threshold: items older than it are invalid.
 
 pub mod clock;
+mod item;
+mod slab;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use item::Item;
+use slab::{ClassState, HitCounters, Slabs};
+use table::Stripe;
+
+/// 1024 stripes: enough that handler threads rarely meet on one lock.
+const DEFAULT_STRIPES_LOG2: u32 = 10;
+/// memcached's default `hashpower`.
+const DEFAULT_HASH_POWER: u32 = 16;
+const MAX_HASH_POWER: u32 = 32;
+/// LRU items the eviction walker looks at per allocation, at most.
+const WALK_LIMIT: usize = 50;
+/// Once a cold item is found, how many more the walker checks for an expired one to take
+/// instead.
+const DEAD_SEARCH_AFTER_COLD: usize = 5;
 
 /// Start-up parameters of the cache, taken from the command-line settings.
 #[derive(Debug, Clone)]
@@ -163,78 +203,728 @@ pub struct SlabClassStats {
 }
 
 /// The cache: a striped hash table over slab-allocated items with a per-class LRU.
-pub struct Cache {}
+pub struct Cache {
+    hasher: RandomState,
+    stripes: Box<[Mutex<Stripe>]>,
+    stripe_mask: u32,
+    slabs: Slabs,
+    flush: FlushState,
+    item_size_max: usize,
+    memory_limit: usize,
+    evict: bool,
+    use_cas: bool,
+    total_buckets: AtomicU64,
+    store_no_memory: AtomicU64,
+    store_too_large: AtomicU64,
+}
+
+/// `flush_all` thresholds: items with a version below `applied` are invalid; those below
+/// `pending_stamp` become invalid once the clock reaches `pending_at` (0 = none pending).
+struct FlushState {
+    writer: Mutex<()>,
+    applied: AtomicU64,
+    pending_at: AtomicU32,
+    pending_stamp: AtomicU64,
+}
+
+impl FlushState {
+    fn is_flushed(&self, version: u64, now: u32) -> bool {
+        if version < self.applied.load(Ordering::Acquire) {
+            return true;
+        }
+        let at = self.pending_at.load(Ordering::Acquire);
+        at != 0 && now >= at && version < self.pending_stamp.load(Ordering::Acquire)
+    }
+}
+
+/// What the eviction walker decided about one LRU item (under its stripe lock).
+enum Verdict {
+    /// Expired or flushed: unlinked from its stripe, chunk reusable.
+    Dead,
+    /// Read since the last pass: moved to the head, flag cleared.
+    SecondChance,
+    /// Live and cold: may be evicted.
+    Cold,
+}
 
 impl Cache {
     /// Builds an empty cache. Errors name the setting at fault (e.g. a growth factor that
     /// yields no classes).
     pub fn new(config: &CacheConfig) -> Result<Cache, String> {
-        let _ = config;
-        todo!()
+        Cache::with_stripes(config, DEFAULT_STRIPES_LOG2)
+    }
+
+    fn with_stripes(config: &CacheConfig, stripes_log2: u32) -> Result<Cache, String> {
+        let slabs = Slabs::new(config)?;
+        let hash_power = if config.hash_power == 0 { DEFAULT_HASH_POWER } else { u32::from(config.hash_power) };
+        if hash_power > MAX_HASH_POWER {
+            return Err(format!("hashpower (-o hashpower) must be at most {}, got {}", MAX_HASH_POWER, hash_power));
+        }
+        let per_stripe_log2 = hash_power.saturating_sub(stripes_log2);
+        let stripes: Box<[Mutex<Stripe>]> =
+            (0..1usize << stripes_log2).map(|_| Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))).collect();
+        let total_buckets = stripes.len() << per_stripe_log2;
+        Ok(Cache {
+            hasher: RandomState::new(),
+            stripes,
+            stripe_mask: (1u32 << stripes_log2) - 1,
+            slabs,
+            flush: FlushState {
+                writer: Mutex::new(()),
+                applied: AtomicU64::new(0),
+                pending_at: AtomicU32::new(0),
+                pending_stamp: AtomicU64::new(0),
+            },
+            item_size_max: config.item_size_max,
+            memory_limit: config.memory_limit,
+            evict: config.evict,
+            use_cas: config.use_cas,
+            total_buckets: AtomicU64::new(total_buckets as u64),
+            store_no_memory: AtomicU64::new(0),
+            store_too_large: AtomicU64::new(0),
+        })
     }
 
     /// Whether an item with this key and value length would fit in `item_size_max`. The text
     /// parser uses it to refuse a store before reading its data, as memcached does.
     pub fn item_fits(&self, key_len: usize, value_len: usize) -> bool {
-        let _ = (key_len, value_len);
-        todo!()
+        // Counted as memcached counts (its 56-byte header with cas, the key's NUL and the
+        // value's "\r\n") so the largest storable value is the same byte for byte.
+        let accounted = item::HEADER + key_len + 1 + value_len + 2;
+        accounted <= self.item_size_max && item::total_size(key_len, value_len) <= self.slabs.largest()
     }
 
     /// Looks `key` up. On a hit, first sets the expiry to `touch` when given (gat/gats), marks
     /// the item fetched and active, then calls `f` with the item under its lock and returns its
     /// result. `f` must be quick (copy the value out, nothing else).
     pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        let _ = (key, touch, f);
-        todo!()
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let it = stripe.find(hash, key);
+        if it.is_null() {
+            return (Lookup::Miss, None);
+        }
+        let now = clock::now();
+        self.debug_check(it);
+        if let Some(dead) = self.dead(it, now) {
+            self.unlink_free(&mut stripe, it);
+            return (dead, None);
+        }
+        // SAFETY: `it` is linked in the stripe we hold, so it stays allocated and unchanged by
+        // others until the guard drops, after `f` returns.
+        unsafe {
+            if let Some(exptime) = touch {
+                (*it).exptime = exptime;
+                self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
+            }
+            (*it).iflags |= item::FETCHED | item::ACTIVE;
+            (*it).atime.store(now, Ordering::Relaxed);
+            self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
+            let view = ItemRef {
+                key: item::key(it),
+                value: item::value(it),
+                flags: (*it).flags,
+                cas: self.cas_of(it),
+                exptime: (*it).exptime,
+            };
+            (Lookup::Hit, Some(f(&view)))
+        }
     }
 
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        let _ = (mode, key, flags, exptime, value);
-        todo!()
+        let hash = self.hash(key);
+        let stripe_idx = self.stripe_index(hash);
+        let mut guard = self.lock_stripe(hash);
+        let stripe = &mut *guard;
+        let now = clock::now();
+        let mut old = stripe.find(hash, key);
+        if !old.is_null() && self.dead(old, now).is_some() {
+            self.unlink_free(stripe, old);
+            old = ptr::null_mut();
+        }
+        match mode {
+            StoreMode::Add if !old.is_null() => return StoreOutcome::NotStored,
+            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend if old.is_null() => {
+                return StoreOutcome::NotStored
+            }
+            StoreMode::Cas(_) if old.is_null() => return StoreOutcome::NotFound,
+            StoreMode::Cas(unique) if self.cas_of(old) != unique => {
+                self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
+                return StoreOutcome::Exists;
+            }
+            _ => {}
+        }
+        let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
+        // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
+        let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
+        let vlen = value.len() + old_value.len();
+        let fail = |outcome: StoreOutcome, stripe: &mut Stripe| {
+            if mode == StoreMode::Set && !old.is_null() {
+                self.unlink_free(stripe, old);
+            }
+            if joining {
+                StoreOutcome::NotStored
+            } else {
+                outcome
+            }
+        };
+        if !self.item_fits(key.len(), vlen) {
+            self.store_too_large.fetch_add(1, Ordering::Relaxed);
+            return fail(StoreOutcome::TooLarge, stripe);
+        }
+        let Some(cls) = self.slabs.class_for(item::total_size(key.len(), vlen)) else {
+            self.store_too_large.fetch_add(1, Ordering::Relaxed);
+            return fail(StoreOutcome::TooLarge, stripe);
+        };
+        self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
+        let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+            self.store_no_memory.fetch_add(1, Ordering::Relaxed);
+            return fail(StoreOutcome::NoMemory, stripe);
+        };
+        // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
+        // `old` stays allocated (the walker skips it) while we read its value and header.
+        unsafe {
+            item::init(it, cls as u8, key.len(), vlen, hash);
+            item::key_mut(it).copy_from_slice(key);
+            let dst = item::value_mut(it);
+            match mode {
+                StoreMode::Append => {
+                    dst[..old_value.len()].copy_from_slice(old_value);
+                    dst[old_value.len()..].copy_from_slice(value);
+                }
+                StoreMode::Prepend => {
+                    dst[..value.len()].copy_from_slice(value);
+                    dst[value.len()..].copy_from_slice(old_value);
+                }
+                _ => dst.copy_from_slice(value),
+            }
+            if joining {
+                (*it).flags = (*old).flags;
+                (*it).exptime = (*old).exptime;
+            } else {
+                (*it).flags = flags;
+                (*it).exptime = exptime;
+            }
+            (*it).atime.store(now, Ordering::Relaxed);
+            (*it).version = clock::stamp();
+            if let StoreMode::Cas(_) = mode {
+                self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
+            }
+            self.link(stripe, old, it);
+        }
+        StoreOutcome::Stored
     }
 
     /// Removes the item; `Hit` if there was a live one.
     pub fn delete(&self, key: &[u8]) -> Lookup {
-        let _ = key;
-        todo!()
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let it = stripe.find(hash, key);
+        if it.is_null() {
+            return Lookup::Miss;
+        }
+        let found = self.dead(it, clock::now()).unwrap_or(Lookup::Hit);
+        if found == Lookup::Hit {
+            self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        self.unlink_free(&mut stripe, it);
+        found
     }
 
     /// incr/decr as memcached: the value must be a decimal number of at most 20 digits; a
     /// result no longer than the old value is written in place, padded with trailing spaces to
     /// the old length; a longer one replaces the item. Either way the cas unique changes.
     pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
-        let _ = (key, op, amount);
-        todo!()
+        let hash = self.hash(key);
+        let stripe_idx = self.stripe_index(hash);
+        let mut guard = self.lock_stripe(hash);
+        let stripe = &mut *guard;
+        let now = clock::now();
+        let old = stripe.find(hash, key);
+        if old.is_null() {
+            return DeltaOutcome::NotFound;
+        }
+        if self.dead(old, now).is_some() {
+            self.unlink_free(stripe, old);
+            return DeltaOutcome::NotFound;
+        }
+        // SAFETY: `old` is linked in the stripe we hold.
+        let Some(current) = parse_counter(unsafe { item::value(old) }) else {
+            return DeltaOutcome::NonNumeric;
+        };
+        let result = match op {
+            DeltaOp::Incr => current.wrapping_add(amount),
+            DeltaOp::Decr => current.saturating_sub(amount),
+        };
+        let hits = self.class_hits(old);
+        match op {
+            DeltaOp::Incr => hits.incr_hits.fetch_add(1, Ordering::Relaxed),
+            DeltaOp::Decr => hits.decr_hits.fetch_add(1, Ordering::Relaxed),
+        };
+        let mut digits = [0u8; 20];
+        let text = format_u64(result, &mut digits);
+        // SAFETY: `old` is linked in the stripe we hold; readers also take that lock.
+        unsafe {
+            let dst = item::value_mut(old);
+            if text.len() <= dst.len() {
+                dst[..text.len()].copy_from_slice(text);
+                dst[text.len()..].fill(b' ');
+                (*old).version = clock::stamp();
+                return DeltaOutcome::Value(result);
+            }
+        }
+        let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
+            return DeltaOutcome::NoMemory;
+        };
+        let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+            self.store_no_memory.fetch_add(1, Ordering::Relaxed);
+            return DeltaOutcome::NoMemory;
+        };
+        // SAFETY: `it` is a fresh chunk of class `cls` that no one else can reach; `old` stays
+        // allocated (the walker skips it).
+        unsafe {
+            item::init(it, cls as u8, key.len(), text.len(), hash);
+            item::key_mut(it).copy_from_slice(key);
+            item::value_mut(it).copy_from_slice(text);
+            (*it).flags = (*old).flags;
+            (*it).exptime = (*old).exptime;
+            (*it).atime.store(now, Ordering::Relaxed);
+            (*it).version = clock::stamp();
+            self.link(stripe, old, it);
+        }
+        DeltaOutcome::Value(result)
     }
 
     /// Sets a live item's expiry.
     pub fn touch(&self, key: &[u8], exptime: u32) -> Lookup {
-        let _ = (key, exptime);
-        todo!()
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let it = stripe.find(hash, key);
+        if it.is_null() {
+            return Lookup::Miss;
+        }
+        let now = clock::now();
+        if let Some(dead) = self.dead(it, now) {
+            self.unlink_free(&mut stripe, it);
+            return dead;
+        }
+        // SAFETY: `it` is linked in the stripe we hold. The version is kept: memcached 1.6
+        // leaves the cas unique alone on touch and gat.
+        unsafe {
+            (*it).exptime = exptime;
+            (*it).atime.store(now, Ordering::Relaxed);
+            (*it).iflags |= item::FETCHED | item::ACTIVE;
+        }
+        self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
+        Lookup::Hit
     }
 
     /// `flush_all`: every item stored before `at` (absolute unix seconds; 0 = now) is invalid
     /// once that time is reached. Items stored later are untouched; a flush that has taken
     /// effect stays in effect when a later delayed flush is scheduled.
     pub fn flush(&self, at: u32) {
-        let _ = at;
-        todo!()
+        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let f = &self.flush;
+        let now = clock::now();
+        let pending_at = f.pending_at.load(Ordering::Acquire);
+        if pending_at != 0 && now >= pending_at {
+            f.applied.fetch_max(f.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
+        }
+        f.pending_at.store(0, Ordering::Release);
+        if at == 0 || at <= now {
+            f.applied.fetch_max(clock::stamp(), Ordering::AcqRel);
+        } else {
+            f.pending_stamp.store(clock::stamp_at_secs(at), Ordering::Release);
+            f.pending_at.store(at, Ordering::Release);
+        }
     }
 
     pub fn stats(&self) -> CacheStats {
-        todo!()
+        let mut s = CacheStats::default();
+        for class in &self.slabs.classes {
+            let st = class.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.curr_items += st.number;
+            s.total_items += st.total_items;
+            s.bytes += st.mem_requested;
+            s.evictions += st.evicted;
+            s.reclaimed += st.reclaimed;
+            s.expired_unfetched += st.expired_unfetched;
+            s.evicted_unfetched += st.evicted_unfetched;
+            s.evicted_active += st.evicted_active;
+        }
+        let (assigned, spare) = self.slabs.page_counts();
+        s.total_malloced = assigned * self.slabs.page_size as u64;
+        s.slab_global_page_pool = spare;
+        s.limit_maxbytes = self.memory_limit as u64;
+        let buckets = self.total_buckets.load(Ordering::Relaxed);
+        s.hash_power_level = 63 - buckets.max(1).leading_zeros();
+        s.hash_bytes = buckets * std::mem::size_of::<usize>() as u64;
+        s.hash_is_expanding = false;
+        s.store_no_memory = self.store_no_memory.load(Ordering::Relaxed);
+        s.store_too_large = self.store_too_large.load(Ordering::Relaxed);
+        s
     }
 
     /// Classes that have ever held a page or an item, in class order.
     pub fn slab_stats(&self) -> Vec<SlabClassStats> {
-        todo!()
+        let now = clock::now();
+        (0..self.slabs.classes.len()).filter_map(|idx| self.slabs.class_stats(idx, now)).collect()
     }
 
     /// `stats reset`: zeroes the counters (evictions, reclaimed, total_items, per-class hits…),
     /// not the gauges (curr_items, bytes, pages).
     pub fn reset_stats(&self) {
-        todo!()
+        self.slabs.reset_stats();
+        self.store_no_memory.store(0, Ordering::Relaxed);
+        self.store_too_large.store(0, Ordering::Relaxed);
     }
+
+    /// The high 32 bits of the key's hash: what items keep and stripes index by.
+    fn hash(&self, key: &[u8]) -> u32 {
+        (self.hasher.hash_one(key) >> 32) as u32
+    }
+
+    fn stripe_index(&self, hash: u32) -> usize {
+        (hash & self.stripe_mask) as usize
+    }
+
+    fn lock_stripe(&self, hash: u32) -> MutexGuard<'_, Stripe> {
+        self.stripes[self.stripe_index(hash)].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_class(&self, cls: usize) -> MutexGuard<'_, ClassState> {
+        self.slabs.classes[cls].state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hit counters of the item's class; `it` is linked in a stripe the caller holds.
+    fn class_hits(&self, it: *const Item) -> &HitCounters {
+        // SAFETY: callers pass items linked in a stripe they hold.
+        let (class, hash) = unsafe { ((*it).class, (*it).hash) };
+        self.slabs.classes[usize::from(class)].hits(hash)
+    }
+
+    fn cas_of(&self, it: *const Item) -> u64 {
+        if self.use_cas {
+            // SAFETY: callers pass items linked in a stripe they hold.
+            unsafe { (*it).version }
+        } else {
+            0
+        }
+    }
+
+    /// Debug builds: the header's magic is right and the item fits its class's chunk.
+    fn debug_check(&self, it: *const Item) {
+        // SAFETY: callers pass an allocated item that they hold (its stripe or sole owner).
+        let (class, size) = unsafe {
+            item::check(it);
+            (usize::from((*it).class), item::size_of(it))
+        };
+        debug_assert!(
+            class < self.slabs.classes.len() && size <= self.slabs.classes[class].size,
+            "item overruns its chunk"
+        );
+    }
+
+    /// Why a linked item is no longer valid, if it is not. Flushed wins, as in memcached.
+    fn dead(&self, it: *const Item, now: u32) -> Option<Lookup> {
+        // SAFETY: callers hold the item's stripe lock (or its class lock during a walk, with
+        // the stripe taken by try_lock).
+        let (version, exptime) = unsafe { ((*it).version, (*it).exptime) };
+        if self.flush.is_flushed(version, now) {
+            Some(Lookup::Flushed)
+        } else if exptime != 0 && exptime <= now {
+            Some(Lookup::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// Unlinks a linked item from its stripe and LRU and frees its chunk.
+    fn unlink_free(&self, stripe: &mut Stripe, it: *mut Item) {
+        // SAFETY: `it` is linked in `stripe`, whose lock the caller holds; its class lock is
+        // taken after the stripe (lock order).
+        unsafe {
+            stripe.remove(it);
+            let mut st = self.lock_class(usize::from((*it).class));
+            slab::release(&mut st, it);
+        }
+    }
+
+    /// Puts the filled item `new` in the table (in place of `old` when non-null), frees `old`,
+    /// and links `new` at its LRU head.
+    ///
+    /// # Safety
+    /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key; `new`
+    /// is allocated and filled.
+    unsafe fn link(&self, stripe: &mut Stripe, old: *mut Item, new: *mut Item) {
+        self.debug_check(new);
+        // SAFETY: forwarded caller guarantees; class locks are taken after the stripe.
+        unsafe {
+            if old.is_null() {
+                let grown = stripe.insert(new);
+                if grown > 0 {
+                    self.total_buckets.fetch_add(grown as u64, Ordering::Relaxed);
+                }
+            } else {
+                stripe.replace(old, new);
+                let mut st = self.lock_class(usize::from((*old).class));
+                slab::release(&mut st, old);
+            }
+            let mut st = self.lock_class(usize::from((*new).class));
+            (*new).magic = item::ITEM_MAGIC;
+            st.lru.push_head(new);
+            st.number += 1;
+            st.mem_requested += item::size_of(new) as u64;
+            st.total_items += 1;
+        }
+    }
+
+    /// A chunk of class `cls`: free or new memory first, else reclaim or evict from the LRU
+    /// tail. The caller holds `held` (stripe `held_idx`); `protect` is never evicted.
+    fn alloc(&self, cls: usize, held: &mut Stripe, held_idx: usize, protect: *mut Item, now: u32) -> Option<*mut Item> {
+        let mut st = self.lock_class(cls);
+        if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
+            return Some(it);
+        }
+        let mut cursor = st.lru.tail;
+        let mut candidate: *mut Item = ptr::null_mut();
+        let mut past_candidate = 0;
+        for _ in 0..WALK_LIMIT {
+            if cursor.is_null() || past_candidate > DEAD_SEARCH_AFTER_COLD {
+                break;
+            }
+            let it = cursor;
+            // SAFETY: LRU items stay allocated while we hold the class lock.
+            cursor = unsafe { (*it).prev };
+            if it == protect {
+                continue;
+            }
+            if !candidate.is_null() {
+                past_candidate += 1;
+            }
+            let verdict = self.with_stripe(it, held, held_idx, |stripe| match self.dead(it, now) {
+                Some(_) => {
+                    // SAFETY: `it` is linked in this stripe, whose lock we hold.
+                    unsafe { stripe.remove(it) };
+                    Verdict::Dead
+                }
+                // SAFETY: as above; iflags change only under the stripe lock.
+                None if self.evict && unsafe { (*it).iflags } & item::ACTIVE != 0 => {
+                    // SAFETY: as above; the LRU is guarded by the class lock we hold.
+                    unsafe {
+                        (*it).iflags &= !item::ACTIVE;
+                        st.lru.remove(it);
+                        st.lru.push_head(it);
+                    }
+                    Verdict::SecondChance
+                }
+                None => Verdict::Cold,
+            });
+            match verdict {
+                Some(Verdict::Dead) => {
+                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                    unsafe {
+                        st.reclaimed += 1;
+                        if (*it).iflags & item::FETCHED == 0 {
+                            st.expired_unfetched += 1;
+                        }
+                        Self::drop_from_lru(&mut st, it);
+                    }
+                    return Some(it);
+                }
+                Some(Verdict::Cold) if candidate.is_null() => candidate = it,
+                _ => {}
+            }
+        }
+        if self.evict {
+            if candidate.is_null() && st.lru.tail != protect {
+                candidate = st.lru.tail;
+            }
+            // SAFETY (closure): the candidate is linked in the stripe the closure is handed.
+            if !candidate.is_null()
+                && self.with_stripe(candidate, held, held_idx, |stripe| unsafe { stripe.remove(candidate) }).is_some()
+            {
+                // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                unsafe {
+                    Self::count_eviction(&mut st, candidate, now);
+                    Self::drop_from_lru(&mut st, candidate);
+                }
+                return Some(candidate);
+            }
+            if self.steal_page(cls, &mut st, held, held_idx, protect, now) {
+                if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
+                    return Some(it);
+                }
+            }
+        }
+        st.outofmemory += 1;
+        None
+    }
+
+    /// Moves one page to class `cls` (whose lock `st` is) from the class with the most pages,
+    /// evicting the items on it. Used when `cls` has nothing of its own to evict, so a class
+    /// that came late still gets memory once every page is taken. Never blocks: the other
+    /// class and the items' stripes are only tried, and any failure leaves the page where it is.
+    fn steal_page(
+        &self,
+        cls: usize,
+        st: &mut ClassState,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: *mut Item,
+        now: u32,
+    ) -> bool {
+        let classes = &self.slabs.classes;
+        let victim = (0..classes.len())
+            .filter(|&v| v != cls)
+            .filter_map(|v| classes[v].state.try_lock().ok().map(|vst| (vst.pages, v)))
+            .max();
+        let Some((_, v)) = victim.filter(|&(pages, _)| pages > 0) else {
+            return false;
+        };
+        let Ok(mut vst) = classes[v].state.try_lock() else {
+            return false;
+        };
+        let Some((page, carved)) = self.slabs.victim_page(v, &vst) else {
+            return false;
+        };
+        let size = classes[v].size;
+        // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page.
+        let chunk = |i: usize| unsafe { page.add(i * size) } as *mut Item;
+        // SAFETY: chunk magics are written only under the victim's class lock, which we hold.
+        let magic = |it: *mut Item| unsafe { (*it).magic };
+        // A chunk handed out but not linked belongs to a store in flight: leave this page.
+        if (0..carved).map(chunk).any(|it| it == protect || magic(it) == item::TAKEN_MAGIC) {
+            return false;
+        }
+        for it in (0..carved).map(chunk).filter(|&it| magic(it) == item::ITEM_MAGIC) {
+            // SAFETY (closure): linked items are in the stripe their hash names.
+            if self.with_stripe(it, held, held_idx, |stripe| unsafe { stripe.remove(it) }).is_none() {
+                return false;
+            }
+            // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
+            unsafe {
+                Self::count_eviction(&mut vst, it, now);
+                slab::release(&mut vst, it);
+            }
+        }
+        self.slabs.remove_page(&mut vst, page);
+        drop(vst);
+        self.slabs.give_page(cls, st, page);
+        true
+    }
+
+    /// Counts the eviction of a live item.
+    ///
+    /// # Safety
+    /// `it` is an item of `st`'s class that the caller holds exclusively (unlinked from its
+    /// stripe, class lock held).
+    unsafe fn count_eviction(st: &mut ClassState, it: *const Item, now: u32) {
+        // SAFETY: forwarded caller guarantees.
+        let it = unsafe { &*it };
+        st.evicted += 1;
+        if it.exptime != 0 {
+            st.evicted_nonzero += 1;
+        }
+        if it.iflags & item::FETCHED == 0 {
+            st.evicted_unfetched += 1;
+        }
+        if it.iflags & item::ACTIVE != 0 {
+            st.evicted_active += 1;
+        }
+        st.evicted_time = u64::from(now.saturating_sub(it.atime.load(Ordering::Relaxed)));
+    }
+
+    /// Takes an item, already out of its stripe, off its class LRU and counts; its chunk is
+    /// the caller's to reuse.
+    ///
+    /// # Safety
+    /// `it` is in `st`'s LRU and no longer reachable from any stripe.
+    unsafe fn drop_from_lru(st: &mut ClassState, it: *mut Item) {
+        // SAFETY: forwarded caller guarantees.
+        unsafe {
+            st.lru.remove(it);
+            st.number -= 1;
+            st.mem_requested -= item::size_of(it) as u64;
+            (*it).iflags = 0;
+            (*it).magic = item::TAKEN_MAGIC;
+        }
+    }
+
+    /// Runs `f` on the stripe of the LRU item `it` if that stripe can be had without blocking:
+    /// it is `held` (the caller's), or a `try_lock` succeeds.
+    fn with_stripe<T>(
+        &self,
+        it: *const Item,
+        held: &mut Stripe,
+        held_idx: usize,
+        f: impl FnOnce(&mut Stripe) -> T,
+    ) -> Option<T> {
+        // SAFETY: LRU items stay allocated while the caller holds their class lock, and the
+        // hash never changes while an item is linked.
+        let idx = self.stripe_index(unsafe { (*it).hash });
+        if idx == held_idx {
+            return Some(f(held));
+        }
+        match self.stripes[idx].try_lock() {
+            Ok(mut guard) => Some(f(&mut guard)),
+            Err(TryLockError::Poisoned(poisoned)) => Some(f(&mut poisoned.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+/// memcached's reading of a counter (C's strtoull plus its checks): optional leading white
+/// space, an optional sign, at least one digit, no overflow, then the end, white space or a
+/// NUL. A negative number that wraps to 2^63 or more is refused. A value of only white space
+/// is refused (memcached reads past it into stale memory).
+fn parse_counter(value: &[u8]) -> Option<u64> {
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let mut i = value.iter().take_while(|&&c| is_space(c)).count();
+    let negative = match value.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let start = i;
+    let mut n: u64 = 0;
+    while let Some(&c) = value.get(i).filter(|c| c.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    if let Some(&c) = value.get(i) {
+        if !is_space(c) && c != 0 {
+            return None;
+        }
+    }
+    let n = if negative { n.wrapping_neg() } else { n };
+    if n > i64::MAX as u64 && value.contains(&b'-') {
+        return None;
+    }
+    Some(n)
+}
+
+/// Writes `n` in decimal into `buf` without allocating; returns the digits.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }

@@ -1,0 +1,135 @@
+//! The striped hash table: item pointers in chained buckets, split into stripes that each have
+//! their own mutex and grow on their own. Owns only bucket arrays; it must not allocate or free
+//! items, nor touch LRUs.
+//!
+//! A key's 64-bit hash keeps its high 32 bits in the item header (`item.hash`); of those, the
+//! low `log2(stripes)` bits pick the stripe and the bits above pick the bucket within it, so
+//! growing a stripe never rehashes a key.
+
+use std::ptr;
+
+use super::item::{self, Item};
+
+/// A stripe stops doubling at this many buckets (2^22 * 1024 stripes is far past any memory).
+const MAX_BUCKETS_LOG2: u32 = 22;
+
+pub struct Stripe {
+    buckets: Vec<*mut Item>,
+    count: usize,
+    shift: u32,
+}
+
+// SAFETY: the pointers are items in slab pages owned by the cache that owns this stripe; they
+// are only followed while this stripe's mutex is held.
+unsafe impl Send for Stripe {}
+
+impl Stripe {
+    /// `shift`: how many low hash bits pick the stripe.
+    pub fn new(buckets_log2: u32, shift: u32) -> Stripe {
+        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift }
+    }
+
+    fn index(&self, hash: u32) -> usize {
+        ((hash >> self.shift) as usize) & (self.buckets.len() - 1)
+    }
+
+    /// The item with this key, if linked here.
+    pub fn find(&self, hash: u32, key: &[u8]) -> *mut Item {
+        let mut it = self.buckets[self.index(hash)];
+        while !it.is_null() {
+            // SAFETY: chained items are allocated while linked, and we hold the stripe lock
+            // (`&self` comes from its guard).
+            unsafe {
+                if (*it).hash == hash && item::key(it) == key {
+                    return it;
+                }
+                it = (*it).h_next;
+            }
+        }
+        ptr::null_mut()
+    }
+
+    /// Links `it` (not linked anywhere yet) at its bucket's head. Returns how many buckets the
+    /// stripe gained if it grew.
+    ///
+    /// # Safety
+    /// `it` is an allocated, filled item whose key is not in this stripe.
+    pub unsafe fn insert(&mut self, it: *mut Item) -> usize {
+        // SAFETY: the caller hands over an allocated item; its header is ours to write.
+        unsafe {
+            let idx = self.index((*it).hash);
+            (*it).h_next = self.buckets[idx];
+            self.buckets[idx] = it;
+        }
+        self.count += 1;
+        if self.count * 2 > self.buckets.len() * 3 && self.buckets.len() < 1 << MAX_BUCKETS_LOG2 {
+            let before = self.buckets.len();
+            self.grow();
+            return self.buckets.len() - before;
+        }
+        0
+    }
+
+    /// Unlinks `it`, which is linked in this stripe.
+    ///
+    /// # Safety
+    /// `it` is an item linked in this stripe.
+    pub unsafe fn remove(&mut self, it: *mut Item) {
+        // SAFETY: every item on the chain is allocated while linked here.
+        unsafe {
+            let idx = self.index((*it).hash);
+            let mut link: *mut *mut Item = &mut self.buckets[idx];
+            while !(*link).is_null() {
+                if *link == it {
+                    *link = (*it).h_next;
+                    (*it).h_next = ptr::null_mut();
+                    self.count -= 1;
+                    return;
+                }
+                link = &mut (**link).h_next;
+            }
+        }
+        debug_assert!(false, "removing an item not in its stripe");
+    }
+
+    /// Puts `new` in place of `old` (same key) in the chain.
+    ///
+    /// # Safety
+    /// `old` is linked in this stripe; `new` is allocated, filled, with the same key.
+    pub unsafe fn replace(&mut self, old: *mut Item, new: *mut Item) {
+        // SAFETY: every item on the chain is allocated while linked here.
+        unsafe {
+            let idx = self.index((*old).hash);
+            let mut link: *mut *mut Item = &mut self.buckets[idx];
+            while !(*link).is_null() {
+                if *link == old {
+                    (*new).h_next = (*old).h_next;
+                    *link = new;
+                    (*old).h_next = ptr::null_mut();
+                    return;
+                }
+                link = &mut (**link).h_next;
+            }
+        }
+        debug_assert!(false, "replacing an item not in its stripe");
+    }
+
+    fn grow(&mut self) {
+        let mut bigger = vec![ptr::null_mut(); self.buckets.len() * 2];
+        let mask = bigger.len() - 1;
+        for head in self.buckets.iter().copied() {
+            let mut it = head;
+            while !it.is_null() {
+                // SAFETY: chained items are allocated; we hold the stripe exclusively.
+                unsafe {
+                    let next = (*it).h_next;
+                    let idx = (((*it).hash >> self.shift) as usize) & mask;
+                    (*it).h_next = bigger[idx];
+                    bigger[idx] = it;
+                    it = next;
+                }
+            }
+        }
+        self.buckets = bigger;
+    }
+}

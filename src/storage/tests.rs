@@ -1,0 +1,496 @@
+//! Unit tests of the cache facade: memcached's store semantics, expiry, flush, counters,
+//! eviction and concurrency. Uses only the public facade plus a few private views.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{clock, Cache, CacheConfig, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+
+fn config(memory_limit: usize) -> CacheConfig {
+    CacheConfig {
+        memory_limit,
+        item_size_max: 1 << 20,
+        chunk_size: 48,
+        growth_factor: 1.25,
+        evict: true,
+        use_cas: true,
+        hash_power: 0,
+        large_pages: false,
+    }
+}
+
+fn cache() -> Cache {
+    Cache::new(&config(64 << 20)).unwrap()
+}
+
+fn set(c: &Cache, key: &[u8], value: &[u8]) -> StoreOutcome {
+    c.store(StoreMode::Set, key, 0, 0, value)
+}
+
+/// value, flags, cas, exptime
+type Seen = (Vec<u8>, u32, u64, u32);
+
+fn get(c: &Cache, key: &[u8]) -> (Lookup, Option<Seen>) {
+    c.get(key, None, |it| (it.value.to_vec(), it.flags, it.cas, it.exptime))
+}
+
+fn value(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
+    get(c, key).1.map(|v| v.0)
+}
+
+fn cas(c: &Cache, key: &[u8]) -> u64 {
+    get(c, key).1.map(|v| v.2).unwrap_or(0)
+}
+
+#[test]
+fn set_then_get_returns_value_flags_and_a_new_cas() {
+    let c = cache();
+    assert_eq!(c.store(StoreMode::Set, b"k", 42, 0, b"hello"), StoreOutcome::Stored);
+    let (found, item) = get(&c, b"k");
+    assert_eq!(found, Lookup::Hit);
+    let (v, flags, first_cas, exptime) = item.unwrap();
+    assert_eq!((v.as_slice(), flags, exptime), (&b"hello"[..], 42, 0));
+    assert_ne!(first_cas, 0);
+    set(&c, b"k", b"again");
+    assert!(cas(&c, b"k") > first_cas);
+    assert_eq!(get(&c, b"missing").0, Lookup::Miss);
+    let s = c.stats();
+    assert_eq!((s.curr_items, s.total_items), (1, 2));
+    assert_eq!(s.bytes, (super::item::HEADER + 1 + 5) as u64);
+}
+
+#[test]
+fn cas_is_zero_when_disabled() {
+    let mut cfg = config(8 << 20);
+    cfg.use_cas = false;
+    let c = Cache::new(&cfg).unwrap();
+    set(&c, b"k", b"v");
+    assert_eq!(cas(&c, b"k"), 0);
+    assert_eq!(c.store(StoreMode::Cas(0), b"k", 0, 0, b"w"), StoreOutcome::Stored);
+}
+
+#[test]
+fn add_replace_append_prepend_follow_memcached() {
+    let c = cache();
+    assert_eq!(c.store(StoreMode::Replace, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(c.store(StoreMode::Append, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(c.store(StoreMode::Prepend, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(c.store(StoreMode::Add, b"k", 7, 0, b"mid"), StoreOutcome::Stored);
+    assert_eq!(c.store(StoreMode::Add, b"k", 0, 0, b"other"), StoreOutcome::NotStored);
+    let before = cas(&c, b"k");
+    assert_eq!(c.store(StoreMode::Append, b"k", 9, 99, b"-end"), StoreOutcome::Stored);
+    assert_eq!(c.store(StoreMode::Prepend, b"k", 9, 99, b"start-"), StoreOutcome::Stored);
+    let (_, item) = get(&c, b"k");
+    let (v, flags, after, exptime) = item.unwrap();
+    assert_eq!(v, b"start-mid-end");
+    assert_eq!((flags, exptime), (7, 0), "append/prepend keep flags and exptime");
+    assert!(after > before);
+    assert_eq!(c.store(StoreMode::Replace, b"k", 1, 0, b"new"), StoreOutcome::Stored);
+    assert_eq!(value(&c, b"k").unwrap(), b"new");
+}
+
+#[test]
+fn cas_missing_mismatch_and_match() {
+    let c = cache();
+    assert_eq!(c.store(StoreMode::Cas(1), b"k", 0, 0, b"v"), StoreOutcome::NotFound);
+    set(&c, b"k", b"v");
+    let unique = cas(&c, b"k");
+    assert_eq!(c.store(StoreMode::Cas(unique + 1), b"k", 0, 0, b"w"), StoreOutcome::Exists);
+    assert_eq!(c.store(StoreMode::Cas(unique), b"k", 0, 0, b"w"), StoreOutcome::Stored);
+    assert_eq!(c.store(StoreMode::Cas(unique), b"k", 0, 0, b"x"), StoreOutcome::Exists);
+    assert_eq!(value(&c, b"k").unwrap(), b"w");
+    let classes = c.slab_stats();
+    assert_eq!(classes.iter().map(|s| (s.cas_hits, s.cas_badval)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)), (1, 2));
+}
+
+#[test]
+fn delete_hits_once() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    assert_eq!(c.delete(b"k"), Lookup::Hit);
+    assert_eq!(c.delete(b"k"), Lookup::Miss);
+    assert_eq!(get(&c, b"k").0, Lookup::Miss);
+    assert_eq!(c.stats().curr_items, 0);
+}
+
+#[test]
+fn expired_items_miss_and_are_unlinked() {
+    let c = cache();
+    let now = clock::now();
+    c.store(StoreMode::Set, b"old", 0, 1, b"v");
+    c.store(StoreMode::Set, b"live", 0, now + 100, b"v");
+    assert_eq!(get(&c, b"old").0, Lookup::Expired);
+    assert_eq!(get(&c, b"old").0, Lookup::Miss, "unlinked on the first look");
+    assert_eq!(c.store(StoreMode::Add, b"old", 0, 0, b"w"), StoreOutcome::Stored);
+    c.store(StoreMode::Set, b"gone", 0, 1, b"v");
+    assert_eq!(c.store(StoreMode::Replace, b"gone", 0, 0, b"w"), StoreOutcome::NotStored);
+    c.store(StoreMode::Set, b"gone", 0, 1, b"5");
+    assert_eq!(c.delta(b"gone", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
+    assert_eq!(get(&c, b"live").1.unwrap().3, now + 100);
+    assert_eq!(c.stats().curr_items, 2);
+}
+
+#[test]
+fn touch_and_gat_set_expiry_and_keep_the_cas() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    let unique = cas(&c, b"k");
+    let later = clock::now() + 500;
+    assert_eq!(c.touch(b"k", later), Lookup::Hit);
+    assert_eq!(c.touch(b"nope", later), Lookup::Miss);
+    let (found, item) = c.get(b"k", Some(later + 1), |it| (it.cas, it.exptime));
+    assert_eq!(found, Lookup::Hit);
+    assert_eq!(item.unwrap(), (unique, later + 1));
+    assert_eq!(c.touch(b"k", 1), Lookup::Hit);
+    assert_eq!(get(&c, b"k").0, Lookup::Expired);
+}
+
+#[test]
+fn flush_now_invalidates_older_items_only() {
+    let c = cache();
+    set(&c, b"a", b"1");
+    c.flush(0);
+    set(&c, b"b", b"2");
+    assert_eq!(get(&c, b"a").0, Lookup::Flushed);
+    assert_eq!(get(&c, b"a").0, Lookup::Miss);
+    assert_eq!(get(&c, b"b").0, Lookup::Hit);
+    c.flush(clock::now().saturating_sub(5));
+    assert_eq!(get(&c, b"b").0, Lookup::Flushed, "a time already past flushes now");
+}
+
+#[test]
+fn delayed_flush_waits_for_its_time() {
+    let c = cache();
+    set(&c, b"a", b"1");
+    let at = clock::now() + 100;
+    c.flush(at);
+    assert_eq!(get(&c, b"a").0, Lookup::Hit);
+    let version = c.get(b"a", None, |it| it.cas).1.unwrap();
+    assert!(c.flush.is_flushed(version, at));
+    assert!(!c.flush.is_flushed(version, at - 1));
+}
+
+#[test]
+fn later_delayed_flush_does_not_resurrect() {
+    let c = cache();
+    set(&c, b"now", b"1");
+    c.flush(0);
+    c.flush(clock::now() + 100);
+    assert_eq!(get(&c, b"now").0, Lookup::Flushed);
+
+    set(&c, b"soon", b"2");
+    let at = clock::now() + 1;
+    c.flush(at);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.get(b"soon", None, |_| ()).0 == Lookup::Hit {
+        assert!(Instant::now() < deadline, "delayed flush never took effect");
+        thread::yield_now();
+    }
+    set(&c, b"soon", b"3");
+    c.flush(clock::now() + 100);
+    assert_eq!(get(&c, b"soon").0, Lookup::Hit, "stored after the flush took effect");
+    let before_at = clock::stamp_at_secs(at) - 1;
+    assert!(c.flush.is_flushed(before_at, clock::now()), "the earlier flush stays applied");
+}
+
+#[test]
+fn counters_parse_like_memcached() {
+    use super::parse_counter;
+    let cases: &[(&[u8], Option<u64>)] = &[
+        (b"5", Some(5)),
+        (b" 5", Some(5)),
+        (b"\t5", Some(5)),
+        (b"+5", Some(5)),
+        (b"5 ", Some(5)),
+        (b"5 x", Some(5)),
+        (b"5\n", Some(5)),
+        (b"1\x00", Some(1)),
+        (b"05", Some(5)),
+        (b"-0", Some(0)),
+        (b"-18446744073709551615", Some(1)),
+        (b"00000000000000000000001", Some(1)),
+        (b"18446744073709551615", Some(u64::MAX)),
+        (b"-5", None),
+        (b"", None),
+        (b"  ", None),
+        (b"+", None),
+        (b"+-1", None),
+        (b"5a", None),
+        (b"abc", None),
+        (b"0x10", None),
+        (b"18446744073709551616", None),
+        (b"99999999999999999999", None),
+        (b"18446744073709551615 -", None),
+    ];
+    for &(text, want) in cases {
+        assert_eq!(parse_counter(text), want, "{:?}", String::from_utf8_lossy(text));
+    }
+}
+
+#[test]
+fn incr_decr_wrap_floor_pad_and_grow() {
+    let c = cache();
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
+    set(&c, b"n", b"18446744073709551615");
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 2), DeltaOutcome::Value(1));
+    assert_eq!(value(&c, b"n").unwrap(), b"1                   ");
+    c.store(StoreMode::Set, b"n", 5, 0, b"100");
+    let before = cas(&c, b"n");
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 95), DeltaOutcome::Value(5));
+    assert_eq!(value(&c, b"n").unwrap(), b"5  ");
+    assert!(cas(&c, b"n") > before, "in-place writes change the cas");
+    let before = cas(&c, b"n");
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1000), DeltaOutcome::Value(1005));
+    let (_, item) = get(&c, b"n");
+    let (v, flags, after, _) = item.unwrap();
+    assert_eq!((v.as_slice(), flags), (&b"1005"[..], 5), "a longer result keeps the flags");
+    assert!(after > before);
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 100_000), DeltaOutcome::Value(0));
+    assert_eq!(value(&c, b"n").unwrap(), b"0   ");
+    set(&c, b"n", b"abc");
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1), DeltaOutcome::NonNumeric);
+    set(&c, b"n", b"");
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 1), DeltaOutcome::NonNumeric);
+    assert_eq!(c.stats().curr_items, 1);
+}
+
+#[test]
+fn too_large_set_unlinks_the_old_item() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    assert!(c.item_fits(1, 1000));
+    assert!(!c.item_fits(1, 1 << 20));
+    let big = vec![b'x'; 1 << 20];
+    assert_eq!(c.store(StoreMode::Add, b"k", 0, 0, &big), StoreOutcome::NotStored);
+    assert_eq!(c.store(StoreMode::Set, b"k", 0, 0, &big), StoreOutcome::TooLarge);
+    assert_eq!(get(&c, b"k").0, Lookup::Miss);
+    assert_eq!(c.stats().store_too_large, 1);
+    // The largest value memcached 1.6 takes with a 1-byte key and -I 1m.
+    let max = (1 << 20) - 56 - 1 - 1 - 2;
+    assert!(c.item_fits(1, max) && !c.item_fits(1, max + 1));
+    assert_eq!(c.store(StoreMode::Set, b"k", 0, 0, &big[..max]), StoreOutcome::Stored);
+    set(&c, b"a", &big[..600_000]);
+    assert_eq!(c.store(StoreMode::Append, b"a", 0, 0, &big[..600_000]), StoreOutcome::NotStored);
+    assert_eq!(value(&c, b"a").unwrap().len(), 600_000);
+}
+
+#[test]
+fn eviction_keeps_memory_in_bounds_and_spares_read_items() {
+    let limit = 2 << 20;
+    let c = Cache::new(&config(limit)).unwrap();
+    let value = [b'v'; 100];
+    let hot: Vec<Vec<u8>> = (0..50).map(|i| format!("hot:{i}").into_bytes()).collect();
+    for k in &hot {
+        set(&c, k, &value);
+    }
+    let stores = 4 * limit / 100;
+    for i in 0..stores {
+        assert_eq!(set(&c, format!("key:{i:07}").as_bytes(), &value), StoreOutcome::Stored);
+        if i % 1000 == 0 {
+            for k in &hot {
+                assert_eq!(c.get(k, None, |_| ()).0, Lookup::Hit, "hot key evicted at {i}");
+            }
+        }
+    }
+    let s = c.stats();
+    assert!(s.total_malloced <= limit as u64);
+    assert!(s.evictions > 0);
+    assert!(s.evicted_unfetched > 0);
+    assert_eq!(s.curr_items + s.evictions, hot.len() as u64 + stores as u64);
+    assert!(value_is_latest(&c, stores));
+}
+
+fn value_is_latest(c: &Cache, stores: usize) -> bool {
+    c.get(format!("key:{:07}", stores - 1).as_bytes(), None, |_| ()).0 == Lookup::Hit
+}
+
+/// How many items of one class fit in a cache of one page.
+fn one_page_capacity(c: &Cache, value: &[u8]) -> usize {
+    let mut n = 0;
+    while c.stats().evictions == 0 && c.stats().store_no_memory == 0 {
+        c.store(StoreMode::Set, format!("fill:{n:07}").as_bytes(), 0, 0, value);
+        n += 1;
+    }
+    n - 1
+}
+
+#[test]
+fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
+    let c = Cache::new(&config(1 << 20)).unwrap();
+    let value = [b'v'; 100];
+    let capacity = one_page_capacity(&c, &value);
+    c.flush(0);
+    let now = clock::now();
+    for i in 0..capacity {
+        let exptime = if i < 3 { now + 1000 } else { 1 };
+        c.store(StoreMode::Set, format!("item:{i:07}").as_bytes(), 0, exptime, &value);
+    }
+    c.reset_stats();
+    for i in 0..100 {
+        c.store(StoreMode::Set, format!("new:{i}").as_bytes(), 0, 0, &value);
+    }
+    let s = c.stats();
+    assert_eq!((s.evictions, s.reclaimed, s.expired_unfetched), (0, 100, 100));
+    for i in 0..3 {
+        assert_eq!(get(&c, format!("item:{i:07}").as_bytes()).0, Lookup::Hit);
+    }
+}
+
+#[test]
+fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
+    let mut cfg = config(1 << 20);
+    cfg.evict = false;
+    let c = Cache::new(&cfg).unwrap();
+    let value = [b'v'; 100];
+    set(&c, b"keep", &value);
+    let capacity = one_page_capacity(&c, &value);
+    assert!(capacity > 1000);
+    let s = c.stats();
+    assert_eq!((s.evictions, s.store_no_memory), (0, 1));
+    assert_eq!(set(&c, b"keep", &value), StoreOutcome::NoMemory);
+    assert_eq!(get(&c, b"keep").0, Lookup::Miss);
+    assert_eq!(set(&c, b"keep", &value), StoreOutcome::Stored, "the freed chunk is reused");
+    assert_eq!(c.slab_stats()[0].outofmemory, 2);
+}
+
+#[test]
+fn a_class_that_comes_late_takes_a_page_from_a_full_one() {
+    let limit = 2 << 20;
+    let c = Cache::new(&config(limit)).unwrap();
+    let small = [b's'; 100];
+    for i in 0..30_000 {
+        set(&c, format!("small:{i:06}").as_bytes(), &small);
+    }
+    assert!(c.stats().evictions > 0, "both pages are full of small items");
+    let big = vec![b'b'; 500_000];
+    assert_eq!(set(&c, b"big", &big), StoreOutcome::Stored);
+    assert_eq!(value(&c, b"big").unwrap().len(), big.len());
+    let s = c.stats();
+    assert!(s.total_malloced <= limit as u64);
+    let classes = c.slab_stats();
+    let pages: u64 = classes.iter().map(|cl| cl.total_pages).sum();
+    assert_eq!(pages, 2);
+    let items: u64 = classes.iter().map(|cl| cl.number).sum();
+    assert_eq!(items, s.curr_items);
+    let mut found = 0;
+    for i in 0..30_000 {
+        if c.get(format!("small:{i:06}").as_bytes(), None, |_| ()).0 == Lookup::Hit {
+            found += 1;
+        }
+    }
+    assert_eq!(found + 1, s.curr_items);
+    assert!(found > 5000, "one page of small items is left, found {found}");
+}
+
+#[test]
+fn large_pages_take_the_limit_at_start() {
+    let mut cfg = config(4 << 20);
+    cfg.large_pages = true;
+    let c = Cache::new(&cfg).unwrap();
+    assert_eq!(c.stats().slab_global_page_pool, 4);
+    set(&c, b"k", b"v");
+    assert_eq!(value(&c, b"k").unwrap(), b"v");
+    let s = c.stats();
+    assert_eq!((s.slab_global_page_pool, s.total_malloced), (3, 1 << 20));
+    let classes = c.slab_stats();
+    assert_eq!(classes.len(), 1);
+    assert_eq!((classes[0].id, classes[0].total_pages, classes[0].used_chunks), (1, 1, 1));
+}
+
+#[test]
+fn threads_mixing_ops_on_shared_keys_keep_counts_consistent() {
+    let c = Arc::new(Cache::new(&config(2 << 20)).unwrap());
+    let keys = 6000;
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut x = t + 1;
+                for _ in 0..60_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!("k{}", x % keys);
+                    let len = (x >> 20) as usize % 2000;
+                    let value = vec![b'0' + (x % 10) as u8; len];
+                    match x % 8 {
+                        0 | 1 => {
+                            c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value);
+                        }
+                        2 => {
+                            c.store(StoreMode::Append, key.as_bytes(), 0, 0, b"12");
+                        }
+                        3 => {
+                            c.delete(key.as_bytes());
+                        }
+                        4 => {
+                            c.delta(key.as_bytes(), DeltaOp::Incr, 3);
+                        }
+                        5 => {
+                            c.touch(key.as_bytes(), 0);
+                        }
+                        _ => {
+                            c.get(key.as_bytes(), None, |it| it.value.len());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut found = 0;
+    let mut bytes = 0;
+    for i in 0..keys {
+        let key = format!("k{i}");
+        if let (Lookup::Hit, Some(len)) = c.get(key.as_bytes(), None, |it| it.value.len()) {
+            found += 1;
+            bytes += (super::item::HEADER + key.len() + len) as u64;
+        }
+    }
+    let s = c.stats();
+    assert_eq!(s.curr_items, found);
+    assert_eq!(s.bytes, bytes);
+    assert!(s.total_malloced <= 2 << 20);
+    assert!(s.evictions > 0, "the test ran under memory pressure");
+    let per_class: u64 = c.slab_stats().iter().map(|cl| cl.number).sum();
+    assert_eq!(per_class, found);
+}
+
+#[test]
+fn one_stripe_grows_past_a_million_items() {
+    let c = Cache::with_stripes(&config(160 << 20), 0).unwrap();
+    let before = c.stats().hash_power_level;
+    let n = 1_100_000;
+    for i in 0..n {
+        assert_eq!(set(&c, format!("k{i}").as_bytes(), b"v"), StoreOutcome::Stored);
+    }
+    for i in (0..n).step_by(7) {
+        assert_eq!(c.get(format!("k{i}").as_bytes(), None, |_| ()).0, Lookup::Hit);
+    }
+    let s = c.stats();
+    assert_eq!(s.curr_items, n as u64);
+    assert!(s.hash_power_level > before);
+    assert!(1u64 << s.hash_power_level >= n as u64 / 2);
+}
+
+#[test]
+fn items_in_64_mib_match_memcached() {
+    // memcached 1.6.18 -m 64 holds 349504 such items when it starts evicting
+    // (64 pages of 5461 192-byte chunks); ours are 176-byte chunks.
+    let memcached = 349_504;
+    let c = Cache::new(&config(64 << 20)).unwrap();
+    let value = [b'x'; 100];
+    let mut i = 0;
+    while c.stats().evictions == 0 {
+        for _ in 0..1000 {
+            set(&c, format!("key:{i:07}").as_bytes(), &value);
+            i += 1;
+        }
+    }
+    let ours = c.stats().curr_items;
+    println!("100-byte values in 64 MiB: ours {ours}, memcached 1.6.18 {memcached}");
+    assert!(ours >= memcached);
+}
