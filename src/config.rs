@@ -4,9 +4,8 @@
 //! memcached only makes after reading all flags, so bad settings never reach start-up. It must
 //! not touch the OS: no sockets, files, users or threads.
 //!
-//! CONTRACT (fixed by the skeleton): the `Settings` fields below and `parse`/`usage`/
-//! `stats_settings` signatures. Added: `Settings::default()` (memcached's defaults) and
-//! `exit_status` (the status memcached exits with for a refused command line).
+//! `Settings::default()` is memcached's defaults; a `Refusal` carries the exit status memcached
+//! uses for the same refusal.
 //!
 //! Refusals follow one rule: where memcached refuses a value, its words (joined onto one line),
 //! followed by the option at fault in parentheses when the words do not name it; where
@@ -159,19 +158,10 @@ const SLAB_PAGE_SIZE: u64 = MIB as u64;
 const ITEM_SIZE_MIN: u64 = 1024;
 const ITEM_SIZE_LIMIT: u64 = 1024 * MIB as u64;
 
-/// Parses the arguments (without the program name). An error is the one line memcached would
-/// print to stderr before exiting non-zero.
-pub fn parse(args: &[String]) -> Result<Action, String> {
-    check(args).map_err(|refusal| refusal.line)
-}
-
-/// The status to exit with when `parse` refuses `args` (memcached's for the same refusal:
-/// 1, or 64 = EX_USAGE, or 71 = EX_OSERR); 0 when `parse` accepts them.
-pub fn exit_status(args: &[String]) -> i32 {
-    match check(args) {
-        Ok(_) => 0,
-        Err(refusal) => refusal.status,
-    }
+/// Parses the arguments (without the program name). A refusal carries the one line memcached
+/// would print to stderr and the status it would exit with.
+pub fn parse(args: &[String]) -> Result<Action, Refusal> {
+    check(args)
 }
 
 /// `-h`'s text, from the flag table.
@@ -281,9 +271,10 @@ impl Settings {
 
 /// A refused command line: the one stderr line and the exit status.
 #[derive(Debug)]
-struct Refusal {
-    line: String,
-    status: i32,
+pub struct Refusal {
+    pub line: String,
+    /// memcached's status for the same refusal: 1, 64 (EX_USAGE) or 71 (EX_OSERR).
+    pub status: i32,
 }
 
 fn refuse(status: i32, line: String) -> Refusal {
@@ -1610,7 +1601,7 @@ fn positive_factor(value: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{exit_status, parse, usage, Action, Protocol, Settings, VERSION};
+    use super::{parse, usage, Action, Protocol, Settings, VERSION};
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(str::to_string).collect()
@@ -1625,7 +1616,7 @@ mod tests {
 
     fn refused(line: &str) -> (String, i32) {
         match parse(&args(line)) {
-            Err(message) => (message, exit_status(&args(line))),
+            Err(refusal) => (refusal.line, refusal.status),
             Ok(action) => panic!("{line} was accepted: {action:?}"),
         }
     }

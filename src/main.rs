@@ -40,12 +40,9 @@ fn main() {
         Ok(Action::Run(settings)) => *settings,
         Ok(Action::Print(text)) => {
             print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
             exit(0);
         }
-        Err(line) => fail(None, option_error_code(&line), &line),
+        Err(refusal) => fail(None, refusal.status, &refusal.line),
     };
     log::set_level(settings.verbose);
     if daemon::raise_fd_limit(settings.max_conns as u64 + RESERVED_FDS).is_err() {
@@ -101,26 +98,6 @@ fn fail(report: Option<StartupReport>, code: i32, line: &str) -> ! {
         None => eprintln!("{line}"),
     }
     exit(code);
-}
-
-/// memcached exits with EXIT_FAILURE for most errors found while it reads the options, and
-/// with EX_USAGE for the rest (checks made afterwards, ports, -B).
-fn option_error_code(line: &str) -> i32 {
-    const FAILURES: [&str; 8] = [
-        "must be greater than",
-        "Illegal argument",
-        "Illegal suboption",
-        "Initial hashtable multiplier",
-        "must be between",
-        "must be >",
-        "could not parse argument",
-        "Unknown hash_algorithm",
-    ];
-    if FAILURES.iter().any(|f| line.contains(f)) {
-        1
-    } else {
-        EX_USAGE
-    }
 }
 
 fn cache_config(settings: &Settings) -> CacheConfig {
