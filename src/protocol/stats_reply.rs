@@ -1,8 +1,10 @@
 //! The `stats` command families, written as memcached 1.6.18 writes them: the same names in
-//! the same order. Fields tied to machinery we do not have (libevent, response objects, read
-//! buffers, the LRU crawler and maintainer, slab rebalancing, segmented LRU moves, the log
-//! watchers, SASL, NAPI) are left out rather than printed as made-up zeros; fields whose
-//! machinery we have in a simpler form (hot/warm LRUs, tail repairs) print what is true of ours.
+//! the same order. Fields tied to machinery we do not have and that no common tool reads
+//! (libevent, response objects, read buffers, the LRU crawler and maintainer threads, slab
+//! rebalancing, the log watchers, NAPI) are left out; fields that tools and exporters expect
+//! print what is true of ours: no authentication is configured, so `auth_*` are 0; one LRU per
+//! class is memcached's "cold" segment, so nothing is hot or warm, no crawler reclaims, every
+//! reclaim is direct and every hit is a hit to cold.
 //! Reads the counters, the cache's figures and the settings; changes nothing but `stats reset`
 //! and `stats detail on|off`.
 
@@ -99,6 +101,8 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
     );
     stat(out, "store_too_large", cache.store_too_large + stats.get(Counter::StoreTooLarge));
     stat(out, "store_no_memory", cache.store_no_memory);
+    stat(out, "auth_cmds", 0);
+    stat(out, "auth_errors", 0);
     counters(ctx, out, &[Counter::BytesRead, Counter::BytesWritten]);
     stat(out, "limit_maxbytes", cache.limit_maxbytes);
     let listen_disabled = stats.listen_disabled_num.load(Ordering::Relaxed);
@@ -134,7 +138,7 @@ fn counters(ctx: &Context, out: &mut Vec<u8>, list: &[Counter]) {
 fn items(ctx: &Context, out: &mut Vec<u8>) {
     for class in ctx.cache.slab_stats().iter().filter(|c| c.number > 0) {
         let id = class.id;
-        let fields: [(&str, u64); 17] = [
+        let fields: [(&str, u64); 28] = [
             ("number", class.number),
             ("number_hot", 0),
             ("number_warm", 0),
@@ -152,6 +156,17 @@ fn items(ctx: &Context, out: &mut Vec<u8>) {
             ("expired_unfetched", class.expired_unfetched),
             ("evicted_unfetched", class.evicted_unfetched),
             ("evicted_active", class.evicted_active),
+            ("crawler_reclaimed", 0),
+            ("crawler_items_checked", 0),
+            ("lrutail_reflocked", 0),
+            ("moves_to_cold", 0),
+            ("moves_to_warm", 0),
+            ("moves_within_lru", 0),
+            ("direct_reclaims", class.evicted + class.reclaimed),
+            ("hits_to_hot", 0),
+            ("hits_to_warm", 0),
+            ("hits_to_cold", class.get_hits),
+            ("hits_to_temp", 0),
         ];
         for (name, value) in fields {
             stat(out, format_args!("items:{id}:{name}"), value);
