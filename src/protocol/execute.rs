@@ -3,7 +3,7 @@
 //! never touches a socket; the `stats` families are written by `stats_reply`.
 
 use super::stats_reply;
-use super::{Next, Request};
+use super::{Next, Request, SPILL_AT};
 use crate::config::{self, Settings};
 use crate::log;
 use crate::stats::{ConnRegistry, Counter, LocalCounts, PrefixOp, Stats};
@@ -19,10 +19,17 @@ pub struct Context<'a> {
 }
 
 /// Executes `request`, appending the response (if any: `noreply` writes nothing on success)
-/// to `out` and counting into `local`.
-pub fn execute(request: Request, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) -> Next {
+/// to `out` and counting into `local`. A long answer calls `spill` to have `out` written out
+/// and emptied whenever it passes `SPILL_AT`.
+pub fn execute(
+    request: Request,
+    ctx: &Context,
+    local: &mut LocalCounts,
+    out: &mut Vec<u8>,
+    spill: &mut dyn FnMut(&mut Vec<u8>),
+) -> Next {
     match request {
-        Request::Get { keys, cas, touch } => get(&keys, cas, touch, ctx, local, out),
+        Request::Get { keys, cas, touch } => get(&keys, cas, touch, ctx, local, out, spill),
         Request::Store { mode, key, flags, exptime, data, noreply } => {
             let exptime = clock::absolute_expiry(exptime, clock::now());
             let reply = store(mode, key, flags, exptime, data, ctx, local);
@@ -114,7 +121,15 @@ fn record_prefix(ctx: &Context, key: &[u8], op: PrefixOp) {
 
 /// get, gets, gat, gats: a VALUE block per live key, then END. gat counts as touches only,
 /// as memcached counts it.
-fn get(keys: &[&[u8]], cas: bool, touch: Option<i64>, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+fn get(
+    keys: &[&[u8]],
+    cas: bool,
+    touch: Option<i64>,
+    ctx: &Context,
+    local: &mut LocalCounts,
+    out: &mut Vec<u8>,
+    spill: &mut dyn FnMut(&mut Vec<u8>),
+) {
     let touch = touch.map(|exptime| clock::absolute_expiry(exptime, clock::now()));
     let detail = ctx.stats.detail_on(ctx.settings.detail_enabled);
     for key in keys {
@@ -148,6 +163,9 @@ fn get(keys: &[&[u8]], cas: bool, touch: Option<i64>, ctx: &Context, local: &mut
         }
         if detail {
             ctx.stats.record_prefix(key, ctx.settings.prefix_delimiter, PrefixOp::Get { hit });
+        }
+        if out.len() >= SPILL_AT {
+            spill(out);
         }
     }
     out.extend_from_slice(b"END\r\n");
@@ -303,7 +321,7 @@ mod tests {
                 Parsed::Command { request, consumed, swallow: s } => {
                     pos += consumed;
                     swallow = s;
-                    if execute(request, &ctx, &mut local, &mut out) == Next::Close {
+                    if execute(request, &ctx, &mut local, &mut out, &mut |_| {}) == Next::Close {
                         return out;
                     }
                 }

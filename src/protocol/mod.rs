@@ -57,6 +57,10 @@ pub enum Parsed<'a> {
     Invalid { reply: &'static str, consumed: usize, swallow: usize, close: bool },
 }
 
+/// A multi-key get hands its answer so far to the connection's `spill` whenever it holds this
+/// much, so one command cannot hold many values in memory at once.
+pub const SPILL_AT: usize = 256 * 1024;
+
 /// What the connection does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {

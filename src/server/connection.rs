@@ -4,7 +4,7 @@
 //!
 //! Pipelining: one read may bring many commands, and one command may take many reads. Every
 //! complete command in the buffer is executed into one output buffer, which is written with
-//! one `write_all` when the input runs out, or earlier once it holds `FLUSH_AT` bytes.
+//! one `write_all` when the input runs out, or earlier once it holds `SPILL_AT` bytes.
 //!
 //! Bounds against hostile clients: the socket is not read while the output is being written,
 //! so a client that never reads stalls only its own connection; the input buffer grows only
@@ -19,14 +19,12 @@ use std::time::Duration;
 
 use super::Shared;
 use crate::log;
-use crate::protocol::{execute, text, Next, Parsed};
+use crate::protocol::{execute, text, Next, Parsed, SPILL_AT};
 use crate::stats::{ConnSlot, ConnState, Counter, LocalCounts};
 use crate::storage::clock;
 
 /// The read buffer's starting size; it is given back after a command needed more.
 const INITIAL_BUFFER: usize = 16 * 1024;
-/// Output is written once it reaches this size, even with commands left to execute.
-const FLUSH_AT: usize = 256 * 1024;
 /// Room for a store's command line in front of its data, above `-I`.
 const STORE_LINE_ROOM: usize = 8 * 1024;
 /// The longest command line the parser waits for (a get of many keys), with some room.
@@ -146,7 +144,7 @@ impl<'a> Session<'a> {
     }
 
     /// Executes every complete command in the buffer, writing early when the output grows
-    /// past `FLUSH_AT`.
+    /// past `SPILL_AT`.
     fn execute_buffered(&mut self, stream: &mut Stream) -> io::Result<Step> {
         let shared = self.shared;
         let ctx = shared.context();
@@ -177,8 +175,19 @@ impl<'a> Session<'a> {
                     commands += 1;
                     log_command(self.fd, &input[..consumed]);
                     let mark = self.out.len();
-                    let next = execute::execute(request, &ctx, &mut self.local, &mut self.out);
-                    log_response(self.fd, &self.out[mark..]);
+                    let mut spilled: io::Result<u64> = Ok(0);
+                    let mut spill = |out: &mut Vec<u8>| {
+                        if let Ok(total) = &mut spilled {
+                            match stream.write_all(out) {
+                                Ok(()) => *total += out.len() as u64,
+                                Err(e) => spilled = Err(e),
+                            }
+                        }
+                        out.clear();
+                    };
+                    let next = execute::execute(request, &ctx, &mut self.local, &mut self.out, &mut spill);
+                    self.local.add(Counter::BytesWritten, spilled?);
+                    log_response(self.fd, &self.out[mark.min(self.out.len())..]);
                     self.start += consumed;
                     self.swallow = swallow;
                     if next == Next::Close || no_progress(consumed, swallow) {
@@ -201,7 +210,7 @@ impl<'a> Session<'a> {
                     self.close_after_swallow = close;
                 }
             }
-            if self.out.len() >= FLUSH_AT {
+            if self.out.len() >= SPILL_AT {
                 self.flush(stream)?;
                 self.slot.set_state(ConnState::Parsing);
             }
@@ -222,7 +231,7 @@ impl<'a> Session<'a> {
         self.local.add(Counter::BytesWritten, self.out.len() as u64);
         self.out.clear();
         // A large multi-get needs a large buffer once; do not keep it for the idle time after.
-        self.out.shrink_to(FLUSH_AT);
+        self.out.shrink_to(SPILL_AT);
         Ok(())
     }
 
