@@ -285,6 +285,16 @@ impl Cache {
         })
     }
 
+    /// TooLarge when the item cannot fit in any chunk (counted as `store_too_large`).
+    fn check_space(&self, key_len: usize, value_len: usize) -> Result<(), StoreOutcome> {
+        if self.item_fits(key_len, value_len) {
+            Ok(())
+        } else {
+            self.store_too_large.fetch_add(1, Ordering::Relaxed);
+            Err(StoreOutcome::TooLarge)
+        }
+    }
+
     /// Whether an item with this key and value length would fit in `item_size_max`. The text
     /// parser uses it to refuse a store before reading its data, as memcached does.
     pub fn item_fits(&self, key_len: usize, value_len: usize) -> bool {
@@ -344,45 +354,54 @@ impl Cache {
             self.unlink_free(stripe, old);
             old = ptr::null_mut();
         }
-        match mode {
-            StoreMode::Add if !old.is_null() => return StoreOutcome::NotStored,
-            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend if old.is_null() => {
-                return StoreOutcome::NotStored
-            }
-            StoreMode::Cas(_) if old.is_null() => return StoreOutcome::NotFound,
-            StoreMode::Cas(unique) if self.cas_of(old) != unique => {
-                self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
-                return StoreOutcome::Exists;
-            }
-            _ => {}
-        }
         let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
-        // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
-        let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
-        let vlen = value.len() + old_value.len();
-        let fail = |outcome: StoreOutcome, stripe: &mut Stripe| {
+        if joining {
+            if old.is_null() {
+                return StoreOutcome::NotStored;
+            }
+        } else if let Err(refused) = self.check_space(key.len(), value.len()) {
+            // memcached sizes and allocates before it looks at the old item, so these answers
+            // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
                 self.unlink_free(stripe, old);
             }
-            if joining {
-                StoreOutcome::NotStored
-            } else {
-                outcome
-            }
-        };
-        if !self.item_fits(key.len(), vlen) {
-            self.store_too_large.fetch_add(1, Ordering::Relaxed);
-            return fail(StoreOutcome::TooLarge, stripe);
+            return refused;
         }
-        let Some(cls) = self.slabs.class_for(item::total_size(key.len(), vlen)) else {
-            self.store_too_large.fetch_add(1, Ordering::Relaxed);
-            return fail(StoreOutcome::TooLarge, stripe);
+        // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
+        let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
+        let vlen = value.len() + old_value.len();
+        let size = item::total_size(key.len(), vlen);
+        let cls = match self.slabs.class_for(size) {
+            Some(cls) if self.item_fits(key.len(), vlen) => cls,
+            _ => return StoreOutcome::NotStored,
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
         let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+            if joining {
+                return StoreOutcome::NotStored;
+            }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
-            return fail(StoreOutcome::NoMemory, stripe);
+            if mode == StoreMode::Set && !old.is_null() {
+                self.unlink_free(stripe, old);
+            }
+            return StoreOutcome::NoMemory;
         };
+        let refused = match mode {
+            StoreMode::Add if !old.is_null() => Some(StoreOutcome::NotStored),
+            StoreMode::Replace if old.is_null() => Some(StoreOutcome::NotStored),
+            StoreMode::Cas(_) if old.is_null() => Some(StoreOutcome::NotFound),
+            StoreMode::Cas(unique) if self.cas_of(old) != unique => {
+                self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
+                Some(StoreOutcome::Exists)
+            }
+            _ => None,
+        };
+        if let Some(outcome) = refused {
+            let mut st = self.lock_class(cls);
+            // SAFETY: `it` was taken above and never linked or shared.
+            unsafe { Slabs::free_chunk(&mut st, it) };
+            return outcome;
+        }
         // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
         // `old` stays allocated (the walker skips it) while we read its value and header.
         unsafe {

@@ -262,10 +262,11 @@ fn too_large_set_unlinks_the_old_item() {
     assert!(c.item_fits(1, 1000));
     assert!(!c.item_fits(1, 1 << 20));
     let big = vec![b'x'; 1 << 20];
-    assert_eq!(c.store(StoreMode::Add, b"k", 0, 0, &big), StoreOutcome::NotStored);
+    assert_eq!(c.store(StoreMode::Add, b"k", 0, 0, &big), StoreOutcome::TooLarge, "size is checked first");
+    assert_eq!(get(&c, b"k").0, Lookup::Hit, "only a set drops the old item");
     assert_eq!(c.store(StoreMode::Set, b"k", 0, 0, &big), StoreOutcome::TooLarge);
     assert_eq!(get(&c, b"k").0, Lookup::Miss);
-    assert_eq!(c.stats().store_too_large, 1);
+    assert_eq!(c.stats().store_too_large, 2);
     // The largest value memcached 1.6 takes with a 1-byte key and -I 1m.
     let max = (1 << 20) - 56 - 1 - 1 - 2;
     assert!(c.item_fits(1, max) && !c.item_fits(1, max + 1));
@@ -348,10 +349,13 @@ fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
     assert!(capacity > 1000);
     let s = c.stats();
     assert_eq!((s.evictions, s.store_no_memory), (0, 1));
+    assert_eq!(c.store(StoreMode::Add, b"keep", 0, 0, &value), StoreOutcome::NoMemory, "memory is sought first");
+    assert_eq!(c.store(StoreMode::Append, b"keep", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(get(&c, b"keep").0, Lookup::Hit);
     assert_eq!(set(&c, b"keep", &value), StoreOutcome::NoMemory);
     assert_eq!(get(&c, b"keep").0, Lookup::Miss);
     assert_eq!(set(&c, b"keep", &value), StoreOutcome::Stored, "the freed chunk is reused");
-    assert_eq!(c.slab_stats()[0].outofmemory, 2);
+    assert_eq!(c.slab_stats()[0].outofmemory, 4);
 }
 
 #[test]
