@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest relative exptime; larger values are absolute unix times (memcached's rule).
-const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
+pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
 
 /// Bits of a stamp below the millisecond part: a counter for stamps taken in one millisecond.
 const LOGICAL_BITS: u32 = 16;

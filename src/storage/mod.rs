@@ -552,8 +552,11 @@ impl Cache {
             f.applied.fetch_max(f.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
         }
         f.pending_at.store(0, Ordering::Release);
-        if at == 0 || at <= now {
+        if at == 0 {
             f.applied.fetch_max(clock::stamp(), Ordering::AcqRel);
+        } else if at <= now {
+            // A time already past invalidates what was stored before it, and no more.
+            f.applied.fetch_max(clock::stamp_at_secs(at), Ordering::AcqRel);
         } else {
             f.pending_stamp.store(clock::stamp_at_secs(at), Ordering::Release);
             f.pending_at.store(at, Ordering::Release);
