@@ -411,3 +411,38 @@ fn idle_timeout_closes_an_idle_connection() {
     assert!(idle.is_closed(), "idle connection still open after {:?}", start.elapsed());
     assert!(start.elapsed() >= Duration::from_millis(900), "closed after only {:?}", start.elapsed());
 }
+
+#[test]
+fn one_get_of_many_large_values_is_streamed_not_held_in_memory() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 512 * 1024];
+    c.set("half", 0, 0, &value);
+    let baseline = server.rss_kib();
+    // One command whose answer is 200 MiB: held whole, it would show in the RSS.
+    let keys = 400;
+    c.send(format!("get{}\r\n", " half".repeat(keys)).as_bytes());
+    let header = format!("VALUE half 0 {}\r\n", value.len());
+    let expected = keys * (header.len() + value.len() + 2) + b"END\r\n".len();
+    // A measuring window while the client reads nothing: the server can only fill the socket.
+    let mut peak = baseline;
+    let window = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < window {
+        peak = peak.max(server.rss_kib());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut received = 0usize;
+    let mut tail = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    while received < expected {
+        let n = c.stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed after {received} of {expected} bytes");
+        received += n;
+        tail = chunk[..n].to_vec();
+        peak = peak.max(server.rss_kib());
+    }
+    assert_eq!(received, expected, "the whole answer, and nothing more");
+    assert!(tail.ends_with(b"\r\nEND\r\n"), "ends with END: {:?}", show(&tail[tail.len().saturating_sub(16)..]));
+    let grown = peak.saturating_sub(baseline);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB while answering one 200 MiB get");
+}
