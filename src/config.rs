@@ -22,7 +22,6 @@ pub const VERSION: &str = concat!("1.6.18-memcachedrep-", env!("CARGO_PKG_VERSIO
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Ascii,
-    Binary,
     Auto,
 }
 
@@ -209,7 +208,6 @@ impl Settings {
         let socket = self.socket_path.as_ref().map_or("NULL".to_string(), |p| p.display().to_string());
         let protocol = match self.protocol {
             Protocol::Ascii => "ascii",
-            Protocol::Binary => "binary",
             Protocol::Auto => "auto-negotiate",
         };
         vec![
