@@ -3,20 +3,12 @@
 //! never touches a socket; the `stats` families are written by `stats_reply`.
 
 use super::stats_reply;
-use super::{Next, Request, SPILL_AT};
-use crate::config::{self, Settings};
+use super::{Context, Next, Request, SPILL_AT};
+use crate::config;
 use crate::log;
-use crate::stats::{ConnRegistry, Counter, LocalCounts, PrefixOp, Stats};
+use crate::stats::{Counter, LocalCounts, PrefixOp};
 use crate::storage::clock;
-use crate::storage::{Cache, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
-
-/// Everything a command may read or change besides its connection.
-pub struct Context<'a> {
-    pub cache: &'a Cache,
-    pub stats: &'a Stats,
-    pub settings: &'a Settings,
-    pub conns: &'a ConnRegistry,
-}
+use crate::storage::{DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
 
 /// Executes `request`, appending the response (if any: `noreply` writes nothing on success)
 /// to `out` and counting into `local`. A long answer calls `spill` to have `out` written out

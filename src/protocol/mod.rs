@@ -9,7 +9,17 @@ pub mod execute;
 mod stats_reply;
 pub mod text;
 
-use crate::storage::StoreMode;
+use crate::config::Settings;
+use crate::stats::{ConnRegistry, Stats};
+use crate::storage::{Cache, StoreMode};
+
+/// Everything a command may read or change besides its connection.
+pub struct Context<'a> {
+    pub cache: &'a Cache,
+    pub stats: &'a Stats,
+    pub settings: &'a Settings,
+    pub conns: &'a ConnRegistry,
+}
 
 /// Limits the parser enforces before any data is read.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
-use super::execute::Context;
+use super::Context;
 use crate::config;
 use crate::stats::Counter;
 use crate::storage::clock;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::config::{Protocol, Settings};
 use crate::daemon;
 use crate::log;
-use crate::protocol::execute::Context;
+use crate::protocol::Context;
 use crate::protocol::Limits;
 use crate::stats::{ConnRegistry, ConnSlot, ConnState, Counter, Stats};
 use crate::storage::{clock, Cache};
