@@ -446,3 +446,39 @@ fn one_get_of_many_large_values_is_streamed_not_held_in_memory() {
     let grown = peak.saturating_sub(baseline);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB while answering one 200 MiB get");
 }
+
+/// The real and effective uid of a process, from /proc.
+fn uids(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).expect("Uid")
+}
+
+#[test]
+fn user_switch_comes_after_binding_a_privileged_port() {
+    if !common::is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        eprintln!("skipped: binding a port below 1024 needs root");
+        return;
+    }
+    let port = (900..1024)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024");
+    /// Kills the server even when an assertion fails first.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(
+        std::process::Command::new(common::binary())
+            .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-u", "nobody"])
+            .spawn()
+            .expect("start"),
+    );
+    wait_until("the privileged port to answer", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let nobody = std::process::Command::new("id").args(["-u", "nobody"]).output().expect("id");
+    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    assert_eq!(uids(child.0.id()), format!("{uid} {uid}"), "real and effective uid are nobody's");
+}
