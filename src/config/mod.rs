@@ -1,0 +1,424 @@
+//! The command line: `Settings` (memcached's defaults), `parse` and the checks memcached makes
+//! only after reading every flag, the `Refusal` a bad command line gets, and `stats settings`.
+//! It must not touch the OS: no sockets, files, users or threads.
+//!
+//! One flag table (`flags`) drives getopts, `-h` and the value checks, and one sub-option table
+//! (`suboptions`) does the same for `-o`, so a flag is described in exactly one place. Every value
+//! is validated the way memcached 1.6.18 does (its words, its exit status), so bad settings never
+//! reach start-up.
+//!
+//! Refusals follow one rule: where memcached refuses a value, its words (joined onto one line),
+//! followed by the option at fault in parentheses when the words do not name it; where
+//! memcached would quietly misread a value (a non-number read as 0, `-D ab` read as `a`), our
+//! own `Invalid value for …` line. Either way with memcached's exit status for that flag.
+
+mod flags;
+mod suboptions;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use flags::{getopt_refusal, Apply, Flag, FLAGS};
+use suboptions::Tunables;
+
+/// What `version` and `stats` report: the memcached release whose protocol we speak, then ours,
+/// in a form that clients parsing "major.minor.micro" read as 1.6.18.
+pub const VERSION: &str = concat!("1.6.18-memcachedrep-", env!("CARGO_PKG_VERSION"));
+
+/// Which protocols a connection may speak (`-B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Ascii,
+    Auto,
+}
+
+/// The settings of one run, after defaults and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `-p`: TCP port (default 11211). 0 with `-s`.
+    pub port: u16,
+    /// `-U`: UDP port (default 0, off).
+    pub udp_port: u16,
+    /// `-s`: unix socket path; disables TCP.
+    pub socket_path: Option<PathBuf>,
+    /// `-a`: unix socket permission bits (default 0o700).
+    pub socket_mask: u32,
+    /// `-l`: addresses to listen on, comma lists and repeated flags flattened; empty = all
+    /// interfaces. Each may carry its own `:port`.
+    pub listen: Vec<String>,
+    /// `-d`
+    pub daemonize: bool,
+    /// `-r`: raise the core file limit.
+    pub max_core: bool,
+    /// `-u`
+    pub user: Option<String>,
+    /// `-m`, in bytes (default 64 MiB).
+    pub memory_limit: usize,
+    /// `-M`: refuse stores instead of evicting.
+    pub no_evict: bool,
+    /// `-c` (default 1024).
+    pub max_conns: usize,
+    /// `-k`: mlockall.
+    pub lock_memory: bool,
+    /// Number of `-v` (0..=3).
+    pub verbose: u8,
+    /// `-P`
+    pub pid_file: Option<PathBuf>,
+    /// `-f` (default 1.25).
+    pub growth_factor: f64,
+    /// `-n` (default 48).
+    pub chunk_size: usize,
+    /// `-L`
+    pub large_pages: bool,
+    /// `-D` (default b':'), and whether it was given (it turns `stats detail` on).
+    pub prefix_delimiter: u8,
+    pub detail_enabled: bool,
+    /// `-t` (default 4): handler threads kept ready.
+    pub threads: usize,
+    /// `-R` (default 20).
+    pub reqs_per_event: u32,
+    /// false with `-C`.
+    pub use_cas: bool,
+    /// `-b` (default 1024).
+    pub backlog: i32,
+    /// `-B` (default auto).
+    pub protocol: Protocol,
+    /// `-I`, in bytes (default 1 MiB; 1k..=1024m).
+    pub item_size_max: usize,
+    /// false with `-F`.
+    pub flush_enabled: bool,
+    /// `-o idle_timeout=N` seconds (0: none).
+    pub idle_timeout: u32,
+    /// `-o hashpower=N` (0: default).
+    pub hash_power: u8,
+    /// `-o maxconns_fast` (default on): over `-c`, answer `ERROR Too many open connections` and
+    /// close; off: stop accepting until a connection closes.
+    pub maxconns_fast: bool,
+    /// `-o` sub-options accepted as they were given, for `stats settings` (name, value).
+    pub extended: Vec<(String, String)>,
+}
+
+impl Default for Settings {
+    /// memcached 1.6.18's defaults.
+    fn default() -> Settings {
+        Settings {
+            port: 11211,
+            udp_port: 0,
+            socket_path: None,
+            socket_mask: 0o700,
+            listen: Vec::new(),
+            daemonize: false,
+            max_core: false,
+            user: None,
+            memory_limit: 64 * MIB,
+            no_evict: false,
+            max_conns: 1024,
+            lock_memory: false,
+            verbose: 0,
+            pid_file: None,
+            growth_factor: 1.25,
+            chunk_size: 48,
+            large_pages: false,
+            prefix_delimiter: b':',
+            detail_enabled: false,
+            threads: 4,
+            reqs_per_event: 20,
+            use_cas: true,
+            backlog: 1024,
+            protocol: Protocol::Auto,
+            item_size_max: MIB,
+            flush_enabled: true,
+            idle_timeout: 0,
+            hash_power: 0,
+            maxconns_fast: true,
+            extended: Vec::new(),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    Run(Box<Settings>),
+    /// `-h`, `-V`, `-i`: print this to stdout and exit 0.
+    Print(String),
+}
+
+/// A refused command line: the one stderr line and the exit status.
+#[derive(Debug)]
+pub struct Refusal {
+    pub line: String,
+    /// memcached's status for the same refusal: 1, 64 (EX_USAGE) or 71 (EX_OSERR).
+    pub status: i32,
+}
+
+fn refuse(status: i32, line: String) -> Refusal {
+    Refusal { line, status }
+}
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+/// memcached's exit statuses: getopt and most range errors exit 1, the rest `sysexits.h`'s.
+const FAILURE: i32 = 1;
+const EX_USAGE: i32 = 64;
+const EX_OSERR: i32 = 71;
+
+/// memcached's slab page: `-I` and `slab_chunk_max` are checked against it.
+const SLAB_PAGE_SIZE: u64 = MIB as u64;
+
+/// Items at least this large (1 KiB) and at most 1024 MiB (`-I`).
+const ITEM_SIZE_MIN: u64 = 1024;
+const ITEM_SIZE_LIMIT: u64 = 1024 * MIB as u64;
+
+/// Parses the arguments (without the program name). A refusal carries the one line memcached
+/// would print to stderr and the status it would exit with.
+pub fn parse(args: &[String]) -> Result<Action, Refusal> {
+    check(args)
+}
+
+impl Settings {
+    /// `stats settings` lines (name, value) in memcached's order and with its names.
+    pub fn stats_settings(&self) -> Vec<(&'static str, String)> {
+        let mut t = Tunables::default();
+        for (name, value) in &self.extended {
+            let value = if value.is_empty() { None } else { Some(value.as_str()) };
+            // Already checked by `parse`; a failure here could only leave a default in place.
+            let _ = t.apply(name, value);
+        }
+        let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
+        let inter = if self.listen.is_empty() { "NULL".to_string() } else { self.listen.join(",") };
+        let socket = self.socket_path.as_ref().map_or("NULL".to_string(), |p| p.display().to_string());
+        let protocol = match self.protocol {
+            Protocol::Ascii => "ascii",
+            Protocol::Auto => "auto-negotiate",
+        };
+        vec![
+            ("maxbytes", self.memory_limit.to_string()),
+            ("maxconns", self.max_conns.to_string()),
+            ("tcpport", self.port.to_string()),
+            ("udpport", self.udp_port.to_string()),
+            ("inter", inter),
+            ("verbosity", self.verbose.to_string()),
+            ("oldest", "0".to_string()),
+            ("evictions", if self.no_evict { "off" } else { "on" }.to_string()),
+            ("domain_socket", socket),
+            ("umask", format!("{:o}", self.socket_mask)),
+            ("shutdown_command", "no".to_string()),
+            ("growth_factor", format!("{:.2}", self.growth_factor)),
+            ("chunk_size", self.chunk_size.to_string()),
+            ("num_threads", self.threads.to_string()),
+            ("num_threads_per_udp", self.threads.to_string()),
+            ("stat_key_prefix", char::from(self.prefix_delimiter).to_string()),
+            ("detail_enabled", yes_no(self.detail_enabled)),
+            ("reqs_per_event", self.reqs_per_event.to_string()),
+            ("cas_enabled", yes_no(self.use_cas)),
+            ("tcp_backlog", self.backlog.to_string()),
+            ("binding_protocol", protocol.to_string()),
+            ("auth_enabled_sasl", "no".to_string()),
+            ("auth_enabled_ascii", "no".to_string()),
+            ("item_size_max", self.item_size_max.to_string()),
+            ("maxconns_fast", yes_no(self.maxconns_fast)),
+            ("hashpower_init", self.hash_power.to_string()),
+            ("slab_reassign", yes_no(t.slab_reassign)),
+            ("slab_automove", t.slab_automove.to_string()),
+            ("slab_automove_ratio", format!("{:.2}", t.slab_automove_ratio)),
+            ("slab_automove_window", t.slab_automove_window.to_string()),
+            ("slab_chunk_max", t.slab_chunk_max().to_string()),
+            ("lru_crawler", yes_no(t.lru_crawler)),
+            ("lru_crawler_sleep", t.lru_crawler_sleep.to_string()),
+            ("lru_crawler_tocrawl", t.lru_crawler_tocrawl.to_string()),
+            ("tail_repair_time", t.tail_repair_time.to_string()),
+            ("flush_enabled", yes_no(self.flush_enabled)),
+            ("dump_enabled", "yes".to_string()),
+            ("hash_algorithm", t.hash_algorithm.to_string()),
+            ("lru_maintainer_thread", yes_no(t.lru_maintainer)),
+            ("lru_segmented", yes_no(t.lru_segmented)),
+            ("hot_lru_pct", t.hot_lru_pct.to_string()),
+            ("warm_lru_pct", t.warm_lru_pct.to_string()),
+            ("hot_max_factor", format!("{:.2}", t.hot_max_factor)),
+            ("warm_max_factor", format!("{:.2}", t.warm_max_factor)),
+            ("temp_lru", yes_no(t.temp_lru)),
+            ("temporary_ttl", t.temporary_ttl.to_string()),
+            ("idle_timeout", self.idle_timeout.to_string()),
+            ("watcher_logbuf_size", t.watcher_logbuf_size.to_string()),
+            ("worker_logbuf_size", t.worker_logbuf_size.to_string()),
+            ("read_buf_mem_limit", t.read_buf_mem_limit.to_string()),
+            ("track_sizes", yes_no(t.track_sizes)),
+            ("inline_ascii_response", "no".to_string()),
+        ]
+    }
+}
+
+/// Why a flag's value was refused; the caller, which knows the flag, words the line.
+enum Bad {
+    /// Not a value of the right kind at all: our `Invalid value for …` line.
+    Malformed,
+    /// memcached's words, which do not name the flag: the option is appended.
+    Words(String),
+    /// A complete line that already names what is at fault.
+    Line(String),
+}
+
+/// Settings under construction, with what the checks after the last flag need.
+struct Draft {
+    s: Settings,
+    /// `-p` as given: memcached checks its range only after reading every flag.
+    port: i64,
+    /// `-m` as given (megabytes), for messages.
+    memory_mb: u64,
+    /// `-I` as given, in bytes.
+    item_size: u64,
+    verbose: u32,
+    tunables: Tunables,
+}
+
+/// The whole command line: getopts, then each flag in command-line order, then the checks
+/// memcached makes only after its option loop (in its order).
+fn check(args: &[String]) -> Result<Action, Refusal> {
+    let mut options = getopts::Options::new();
+    for flag in FLAGS {
+        match flag.apply {
+            Apply::HelpOnly => {}
+            Apply::Value(_) => {
+                options.optmulti(flag.short, flag.long, flag.help, flag.arg);
+            }
+            Apply::Switch(_) | Apply::Print(_) => {
+                options.optflagmulti(flag.short, flag.long, flag.help);
+            }
+        }
+    }
+    let matches = options.parse(args).map_err(getopt_refusal)?;
+    if let Some(extra) = matches.free.first() {
+        return Err(refuse(FAILURE, format!("memcachedrep: unexpected argument \"{extra}\"")));
+    }
+
+    // (position on the command line, flag, value); a cluster like `-vd` shares a position.
+    let mut given: Vec<(usize, &Flag, Option<String>)> = Vec::new();
+    for flag in FLAGS {
+        match flag.apply {
+            Apply::HelpOnly => {}
+            Apply::Value(_) => {
+                given.extend(matches.opt_strs_pos(flag.short).into_iter().map(|(pos, v)| (pos, flag, Some(v))));
+            }
+            Apply::Switch(_) | Apply::Print(_) => {
+                given.extend(matches.opt_positions(flag.short).into_iter().map(|pos| (pos, flag, None)));
+            }
+        }
+    }
+    given.sort_by_key(|(pos, _, _)| *pos);
+
+    let mut d = Draft {
+        s: Settings::default(),
+        port: 11211,
+        memory_mb: 64,
+        item_size: MIB as u64,
+        verbose: 0,
+        tunables: Tunables::default(),
+    };
+    for (_, flag, value) in given {
+        match (&flag.apply, value) {
+            (Apply::Print(text), _) => return Ok(Action::Print(text())),
+            (Apply::Switch(set), _) => set(&mut d),
+            (Apply::Value(set), Some(value)) => set(&mut d, &value).map_err(|bad| {
+                let line = match bad {
+                    Bad::Malformed => {
+                        let long = if flag.long.is_empty() { String::new() } else { format!(" (--{})", flag.long) };
+                        format!("Invalid value for -{}{long}: \"{value}\"", flag.short)
+                    }
+                    Bad::Words(words) => format!("{words} (-{} {value})", flag.short),
+                    Bad::Line(line) => line,
+                };
+                refuse(flag.status, line)
+            })?,
+            (Apply::Value(_), None) | (Apply::HelpOnly, _) => {}
+        }
+    }
+    finish(d).map(|s| Action::Run(Box::new(s)))
+}
+
+/// The checks memcached makes after its option loop, in its order, and the final settings.
+fn finish(mut d: Draft) -> Result<Settings, Refusal> {
+    let t = &d.tunables;
+    let item = d.item_size;
+    let both = format!(" (-I {item}, -m {})", d.memory_mb);
+    if item < ITEM_SIZE_MIN {
+        return Err(refuse(EX_USAGE, format!("Item max size cannot be less than 1024 bytes. (-I {item})")));
+    }
+    if item > (d.s.memory_limit / 2) as u64 {
+        return Err(refuse(EX_USAGE, format!("Cannot set item size limit higher than 1/2 of memory max.{both}")));
+    }
+    if item > ITEM_SIZE_LIMIT {
+        return Err(refuse(EX_USAGE, format!("Cannot set item size limit higher than a gigabyte. (-I {item})")));
+    }
+    let chunk = t.slab_chunk_max();
+    if chunk > item {
+        return Err(refuse(
+            EX_USAGE,
+            format!("slab_chunk_max (bytes: {chunk}) cannot be larger than -I (item_size_max {item})"),
+        ));
+    }
+    if !item.is_multiple_of(chunk) {
+        return Err(refuse(
+            EX_USAGE,
+            format!("-I (item_size_max: {item}) must be evenly divisible by slab_chunk_max (bytes: {chunk})"),
+        ));
+    }
+    if !SLAB_PAGE_SIZE.is_multiple_of(chunk) {
+        return Err(refuse(
+            EX_USAGE,
+            format!("slab_chunk_max (bytes: {chunk}) must divide evenly into {SLAB_PAGE_SIZE} (slab_page_size)"),
+        ));
+    }
+    if t.hot_lru_pct + t.warm_lru_pct > 80 {
+        return Err(refuse(EX_USAGE, "hot_lru_pct + warm_lru_pct cannot be more than 80% combined".into()));
+    }
+    if t.temp_lru && !t.lru_maintainer {
+        return Err(refuse(EX_USAGE, "temporary_ttl requires lru_maintainer to be enabled".into()));
+    }
+    // memcached 1.6.18 reads a worker_logbuf_size value a second time as a slab class size
+    // list (a missing `break`), and refuses sizes outside 48..=slab_chunk_max; we keep that.
+    if let Some(n) = t.worker_logbuf_given {
+        if !(48..=chunk).contains(&n) {
+            return Err(refuse(EX_USAGE, format!("slab size {n} is out of valid range (-o worker_logbuf_size={n})")));
+        }
+    }
+    d.s.port = match u16::try_from(d.port) {
+        Ok(port) => port,
+        Err(_) => return Err(refuse(EX_USAGE, format!("ERROR: Invalid port number {}. (-p {})", d.port, d.port))),
+    };
+    let lock_power = item_lock_power(d.s.threads);
+    if t.hashpower != 0 && t.hashpower <= lock_power {
+        return Err(refuse(
+            FAILURE,
+            format!(
+                "Hash table power size ({}) cannot be equal to or less than item lock table ({lock_power}). \
+                 Item lock table grows with `-t N` (worker threadcount). Hash table grows with `-o hashpower=N`",
+                t.hashpower
+            ),
+        ));
+    }
+    d.s.item_size_max = usize::try_from(item).unwrap_or(usize::MAX);
+    d.s.verbose = d.verbose.min(3) as u8;
+    d.s.idle_timeout = t.idle_timeout;
+    d.s.hash_power = t.hashpower;
+    d.s.maxconns_fast = t.maxconns_fast;
+    if d.s.socket_path.is_some() {
+        d.s.port = 0;
+    }
+    Ok(d.s)
+}
+
+/// The item lock table's size (a power of two) memcached picks for `threads` workers; an
+/// explicit `hashpower` must exceed it.
+fn item_lock_power(threads: usize) -> u8 {
+    match threads {
+        0..=2 => 10,
+        3 => 11,
+        4 => 12,
+        5..=10 => 13,
+        11..=20 => 14,
+        _ => 15,
+    }
+}

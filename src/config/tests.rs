@@ -1,0 +1,359 @@
+//! Unit tests of the command line: defaults, every flag's reading and refusal (memcached
+//! 1.6.18's words and exit statuses), `-h`, and `stats settings`. They run nothing: the built
+//! binary is tested in `tests/flags.rs`.
+
+use super::flags::{usage, FLAGS, WIDTH};
+use super::suboptions::SUB_OPTIONS;
+use super::{parse, Action, Protocol, Settings, VERSION};
+
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+fn run(line: &str) -> Settings {
+    match parse(&args(line)) {
+        Ok(Action::Run(settings)) => *settings,
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn refused(line: &str) -> (String, i32) {
+    match parse(&args(line)) {
+        Err(refusal) => (refusal.line, refusal.status),
+        Ok(action) => panic!("{line} was accepted: {action:?}"),
+    }
+}
+
+fn printed(line: &str) -> String {
+    match parse(&args(line)) {
+        Ok(Action::Print(text)) => text,
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn stat(settings: &Settings, name: &str) -> String {
+    let stats = settings.stats_settings();
+    stats.into_iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn defaults_are_memcacheds() {
+    let s = run("");
+    assert_eq!(s.port, 11211);
+    assert_eq!(s.udp_port, 0);
+    assert_eq!(s.socket_path, None);
+    assert_eq!(s.socket_mask, 0o700);
+    assert!(s.listen.is_empty());
+    assert!(!s.daemonize && !s.max_core && !s.no_evict && !s.lock_memory && !s.large_pages);
+    assert_eq!(s.user, None);
+    assert_eq!(s.memory_limit, 64 << 20);
+    assert_eq!(s.max_conns, 1024);
+    assert_eq!(s.verbose, 0);
+    assert_eq!(s.pid_file, None);
+    assert_eq!(s.growth_factor, 1.25);
+    assert_eq!(s.chunk_size, 48);
+    assert_eq!(s.prefix_delimiter, b':');
+    assert!(!s.detail_enabled);
+    assert_eq!(s.threads, 4);
+    assert_eq!(s.reqs_per_event, 20);
+    assert!(s.use_cas && s.flush_enabled && s.maxconns_fast);
+    assert_eq!(s.backlog, 1024);
+    assert_eq!(s.protocol, Protocol::Auto);
+    assert_eq!(s.item_size_max, 1 << 20);
+    assert_eq!(s.idle_timeout, 0);
+    assert_eq!(s.hash_power, 0);
+    assert!(s.extended.is_empty());
+}
+
+#[test]
+fn default_matches_an_empty_command_line() {
+    let a = format!("{:?}", run(""));
+    let b = format!("{:?}", Settings::default());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn stats_settings_defaults_match_memcached_1_6_18() {
+    // From `stats settings` of memcached 1.6.18 started with -p 11211 -U 0, up to
+    // inline_ascii_response; ext_*, ssl_*, num_napi_ids and memory_file are omitted.
+    let expected = "maxbytes 67108864|maxconns 1024|tcpport 11211|udpport 0|inter NULL|verbosity 0|\
+        oldest 0|evictions on|domain_socket NULL|umask 700|shutdown_command no|growth_factor 1.25|\
+        chunk_size 48|num_threads 4|num_threads_per_udp 4|stat_key_prefix :|detail_enabled no|\
+        reqs_per_event 20|cas_enabled yes|tcp_backlog 1024|binding_protocol auto-negotiate|\
+        auth_enabled_sasl no|auth_enabled_ascii no|item_size_max 1048576|maxconns_fast yes|\
+        hashpower_init 0|slab_reassign yes|slab_automove 1|slab_automove_ratio 0.80|\
+        slab_automove_window 30|slab_chunk_max 524288|lru_crawler yes|lru_crawler_sleep 100|\
+        lru_crawler_tocrawl 0|tail_repair_time 0|flush_enabled yes|dump_enabled yes|\
+        hash_algorithm murmur3|lru_maintainer_thread yes|lru_segmented yes|hot_lru_pct 20|\
+        warm_lru_pct 40|hot_max_factor 0.20|warm_max_factor 2.00|temp_lru no|temporary_ttl 61|\
+        idle_timeout 0|watcher_logbuf_size 262144|worker_logbuf_size 65536|read_buf_mem_limit 0|\
+        track_sizes no|inline_ascii_response no";
+    let got: Vec<String> = run("").stats_settings().iter().map(|(n, v)| format!("{n} {v}")).collect();
+    assert_eq!(got.join("|"), expected);
+}
+
+#[test]
+fn each_flag_sets_its_field() {
+    let s = run("-p 23001 -U 0 -l 127.0.0.1 -d -r -u nobody -m 128 -M -c 50 -k -P /tmp/x.pid \
+                 -f 1.5 -n 64 -L -D # -t 8 -R 5 -C -b 10 -B ascii -I 2m -F");
+    assert_eq!(s.port, 23001);
+    assert_eq!(s.listen, vec!["127.0.0.1"]);
+    assert!(s.daemonize && s.max_core && s.no_evict && s.lock_memory && s.large_pages);
+    assert_eq!(s.user.as_deref(), Some("nobody"));
+    assert_eq!(s.memory_limit, 128 << 20);
+    assert_eq!(s.max_conns, 50);
+    assert_eq!(s.pid_file.as_deref(), Some(std::path::Path::new("/tmp/x.pid")));
+    assert_eq!(s.growth_factor, 1.5);
+    assert_eq!(s.chunk_size, 64);
+    assert_eq!(s.prefix_delimiter, b'#');
+    assert!(s.detail_enabled);
+    assert_eq!(s.threads, 8);
+    assert_eq!(s.reqs_per_event, 5);
+    assert!(!s.use_cas && !s.flush_enabled);
+    assert_eq!(s.backlog, 10);
+    assert_eq!(s.protocol, Protocol::Ascii);
+    assert_eq!(s.item_size_max, 2 << 20);
+    assert_eq!(stat(&s, "binding_protocol"), "ascii");
+    assert_eq!(stat(&s, "evictions"), "off");
+    assert_eq!(stat(&s, "stat_key_prefix"), "#");
+}
+
+#[test]
+fn long_names_work_with_equals_and_apart() {
+    let s = run("--port=23002 --memory-limit 32 --conn-limit=7 --threads=2 --listen=::1 \
+                 --max-item-size=512k --protocol=auto --disable-cas --verbose");
+    assert_eq!((s.port, s.memory_limit, s.max_conns, s.threads), (23002, 32 << 20, 7, 2));
+    assert_eq!(s.listen, vec!["::1"]);
+    assert_eq!(s.item_size_max, 512 << 10);
+    assert!(!s.use_cas);
+    assert_eq!(s.verbose, 1);
+}
+
+#[test]
+fn unix_socket_disables_tcp_and_takes_an_octal_mask() {
+    let s = run("-s /tmp/mc.sock -a 755 -p 23003");
+    assert_eq!(s.port, 0);
+    assert_eq!(s.socket_mask, 0o755);
+    assert_eq!(stat(&s, "umask"), "755");
+    assert_eq!(stat(&s, "domain_socket"), "/tmp/mc.sock");
+}
+
+#[test]
+fn item_size_suffixes_in_either_case() {
+    assert_eq!(run("-I 1M").item_size_max, 1 << 20);
+    assert_eq!(run("-I 1m").item_size_max, 1 << 20);
+    assert_eq!(run("-I 1536k").item_size_max, 1536 << 10);
+    assert_eq!(run("-I 1536K").item_size_max, 1536 << 10);
+    assert_eq!(run("-I 2097152").item_size_max, 2 << 20);
+    assert_eq!(run("-o slab_chunk_max=1024 -I 1k").item_size_max, 1024);
+    assert_eq!(run("-m 2048 -I 1024m").item_size_max, 1 << 30);
+}
+
+#[test]
+fn listen_lists_and_repeats_accumulate() {
+    let s = run("-l 127.0.0.1,127.0.0.2:23004 -l [::1]:23005 -l localhost, -l [fe80::1]");
+    assert_eq!(s.listen, vec!["127.0.0.1", "127.0.0.2:23004", "[::1]:23005", "localhost", "[fe80::1]"]);
+    assert_eq!(stat(&s, "inter"), "127.0.0.1,127.0.0.2:23004,[::1]:23005,localhost,[fe80::1]");
+}
+
+#[test]
+fn verbosity_counts_every_form() {
+    assert_eq!(run("-v").verbose, 1);
+    assert_eq!(run("-vv").verbose, 2);
+    assert_eq!(run("-vvv").verbose, 3);
+    assert_eq!(run("-v -v").verbose, 2);
+    assert_eq!(run("-v --verbose -v").verbose, 3);
+    assert_eq!(run("-vvvv -v").verbose, 3);
+}
+
+#[test]
+fn sub_options_are_honoured_and_recorded() {
+    let s = run("-o idle_timeout=5,hashpower=16,no_maxconns_fast -o hot_lru_pct=10,track_sizes");
+    assert_eq!(s.idle_timeout, 5);
+    assert_eq!(s.hash_power, 16);
+    assert!(!s.maxconns_fast);
+    assert_eq!(s.extended[0], ("idle_timeout".to_string(), "5".to_string()));
+    assert_eq!(s.extended[3], ("hot_lru_pct".to_string(), "10".to_string()));
+    assert_eq!(stat(&s, "idle_timeout"), "5");
+    assert_eq!(stat(&s, "hashpower_init"), "16");
+    assert_eq!(stat(&s, "maxconns_fast"), "no");
+    assert_eq!(stat(&s, "hot_lru_pct"), "10");
+    assert_eq!(stat(&s, "track_sizes"), "yes");
+    assert!(run("-o no_maxconns_fast,maxconns_fast").maxconns_fast);
+}
+
+#[test]
+fn sub_options_show_as_memcached_shows_them() {
+    let s = run("-o slab_chunk_max=16384,read_buf_mem_limit=5,worker_logbuf_size=128,temporary_ttl=30");
+    assert_eq!(stat(&s, "slab_chunk_max"), "16384");
+    assert_eq!(stat(&s, "read_buf_mem_limit"), "5242880");
+    assert_eq!(stat(&s, "worker_logbuf_size"), "131072");
+    assert_eq!((stat(&s, "temp_lru").as_str(), stat(&s, "temporary_ttl").as_str()), ("yes", "30"));
+    let s = run("-o slab_automove=2,hot_max_factor=0.5,hash_algorithm=xxh3,no_lru_crawler");
+    assert_eq!(stat(&s, "slab_automove"), "2");
+    assert_eq!(stat(&s, "hot_max_factor"), "0.50");
+    assert_eq!(stat(&s, "hash_algorithm"), "xxh3");
+    assert_eq!(stat(&s, "lru_crawler"), "no");
+}
+
+#[test]
+fn no_modern_is_applied_in_order_like_memcached() {
+    let s = run("-o slab_automove=2,no_modern,lru_crawler -I 2m");
+    assert!(!s.maxconns_fast);
+    for (name, value) in [
+        ("slab_reassign", "no"),
+        ("slab_automove", "0"),
+        ("slab_chunk_max", "1048576"),
+        ("lru_crawler", "yes"),
+        ("hash_algorithm", "jenkins"),
+        ("lru_maintainer_thread", "no"),
+        ("lru_segmented", "no"),
+    ] {
+        assert_eq!(stat(&s, name), value, "{name}");
+    }
+    let s = run("-o no_modern,slab_chunk_max=16384");
+    assert_eq!(stat(&s, "slab_chunk_max"), "16384");
+    assert!(run("-o no_modern,maxconns_fast").maxconns_fast);
+    assert_eq!(
+        refused("-o no_modern -I 512k").0,
+        "slab_chunk_max (bytes: 1048576) cannot be larger than -I (item_size_max 524288)"
+    );
+}
+
+#[test]
+fn refusals_use_memcacheds_words_and_status() {
+    let cases: &[(&str, &str, i32)] = &[
+        ("-p 70000", "ERROR: Invalid port number 70000. (-p 70000)", 64),
+        ("-c 0", "Maximum connections must be greater than 0 (-c 0)", 1),
+        ("-t 0", "Number of threads must be greater than 0 (-t 0)", 1),
+        ("-f 1", "Factor must be greater than 1 (-f 1)", 1),
+        ("-f 0.5", "Factor must be greater than 1 (-f 0.5)", 1),
+        ("-n 0", "Chunk size must be greater than 0 (-n 0)", 1),
+        ("-R 0", "Number of requests per event must be greater than 0 (-R 0)", 1),
+        ("-I 512", "Item max size cannot be less than 1024 bytes. (-I 512)", 64),
+        ("-I 1k", "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 1024)", 64),
+        ("-I 600k", "-I (item_size_max: 614400) must be evenly divisible by slab_chunk_max (bytes: 524288)", 64),
+        ("-I 100000000000", "Cannot set item size limit higher than 1/2 of memory max. (-I 100000000000, -m 64)", 64),
+        ("-I 1025m -m 8192", "Cannot set item size limit higher than a gigabyte. (-I 1074790400)", 64),
+        ("-m 1", "Cannot set item size limit higher than 1/2 of memory max. (-I 1048576, -m 1)", 64),
+        ("-B foo", "Invalid value for binding protocol: foo -- should be one of auto, binary, or ascii (-B foo)", 64),
+        ("-o nosuch", "Illegal suboption \"nosuch\"", 1),
+        ("-o noexist=1", "Illegal suboption \"noexist=1\"", 1),
+        ("-o idle_timeout=5,,hashpower=16", "Illegal suboption \"\"", 1),
+        ("-o hashpower=11", "Initial hashtable multiplier of 11 is too low (-o hashpower=11)", 1),
+        ("-o hashpower", "Missing numeric argument for hashpower", 1),
+        ("-o idle_timeout", "Missing numeric argument for idle_timeout", 1),
+        ("-o slab_automove=3", "slab_automove must be between 0 and 2", 1),
+        ("-o hot_lru_pct=80", "hot_lru_pct must be > 1 and < 80", 1),
+        ("-o hot_lru_pct=50,warm_lru_pct=50", "hot_lru_pct + warm_lru_pct cannot be more than 80% combined", 64),
+        ("-o temporary_ttl=10,no_lru_maintainer", "temporary_ttl requires lru_maintainer to be enabled", 64),
+        ("-o tail_repair_time=9", "Cannot set tail_repair_time to less than 10 seconds", 1),
+        ("-o hash_algorithm=foo", "Unknown hash_algorithm option (jenkins, murmur3, xxh3)", 1),
+        ("-o lru_crawler_sleep=1000001", "LRU crawler sleep must be between 0 and 1 second (-o lru_crawler_sleep=1000001)", 1),
+        ("-o lru_crawler_tocrawl=x", "lru_crawler_tocrawl takes a numeric 32bit value", 1),
+        ("-o read_buf_mem_limit=-1", "could not parse argument to read_buf_mem_limit", 1),
+        ("-o hot_max_factor=0", "hot_max_factor must be > 0", 1),
+        ("-o slab_chunk_max=3", "-I (item_size_max: 1048576) must be evenly divisible by slab_chunk_max (bytes: 3)", 64),
+        ("-o slab_chunk_max=2097152 -I 2m", "slab_chunk_max (bytes: 2097152) must divide evenly into 1048576 (slab_page_size)", 64),
+        ("-o worker_logbuf_size=1", "slab size 1 is out of valid range (-o worker_logbuf_size=1)", 64),
+        ("-z", "memcachedrep: invalid option -- 'z'", 1),
+        ("--nosuch", "memcachedrep: unrecognized option '--nosuch'", 1),
+        ("-p", "memcachedrep: option requires an argument -- 'p'", 1),
+        ("--port", "memcachedrep: option '--port' requires an argument", 1),
+        ("-l 127.0.0.1:abc", "Invalid port number: \"abc\" (-l 127.0.0.1:abc)", 71),
+        ("-l [::1", "Invalid IPV6 address: \"[::1\" (-l [::1)", 71),
+    ];
+    for (line, message, status) in cases {
+        assert_eq!(refused(line), (message.to_string(), *status), "{line}");
+    }
+}
+
+#[test]
+fn hashpower_must_exceed_the_item_lock_table() {
+    assert_eq!(run("-o hashpower=12 -t 3").hash_power, 12);
+    assert_eq!(run("-t 10 -o hashpower=14").hash_power, 14);
+    let (line, status) = refused("-o hashpower=12");
+    let words = "Hash table power size (12) cannot be equal to or less than item lock table (12).";
+    assert!(line.starts_with(words), "{line}");
+    assert_eq!(status, 1);
+    assert!(refused("-o hashpower=15 -t 21").0.contains("item lock table (15)"));
+    assert!(refused("-o hashpower=33").0.starts_with("Initial hashtable multiplier of 33 is too high."));
+}
+
+#[test]
+fn values_memcached_would_misread_are_refused_naming_the_flag() {
+    let cases: &[(&str, &str, i32)] = &[
+        ("-m abc", "Invalid value for -m (--memory-limit): \"abc\"", 64),
+        ("-m -1", "Invalid value for -m (--memory-limit): \"-1\"", 64),
+        ("-m 64k", "Invalid value for -m (--memory-limit): \"64k\"", 64),
+        ("-I 2g", "Invalid value for -I (--max-item-size): \"2g\"", 64),
+        ("-I 1.5m", "Invalid value for -I (--max-item-size): \"1.5m\"", 64),
+        ("-D ab", "Invalid value for -D: \"ab\"", 1),
+        ("-b x", "Invalid value for -b (--listen-backlog): \"x\"", 64),
+        ("-a 999", "Invalid value for -a (--unix-mask): \"999\"", 64),
+        ("-c abc", "Invalid value for -c (--conn-limit): \"abc\"", 1),
+        ("-p abc", "Invalid value for -p (--port): \"abc\"", 64),
+        ("-f nan", "Invalid value for -f (--slab-growth-factor): \"nan\"", 1),
+        ("-o idle_timeout=x", "Invalid value for -o idle_timeout: \"x\"", 1),
+        ("-o hashpower=16=3", "Invalid value for -o hashpower: \"16=3\"", 1),
+    ];
+    for (line, message, status) in cases {
+        assert_eq!(refused(line), (message.to_string(), *status), "{line}");
+    }
+}
+
+#[test]
+fn unsupported_features_are_refused_plainly() {
+    assert_eq!(refused("-U 11211"), ("UDP is not served yet: only -U 0 is accepted (-U 11211)".into(), 64));
+    assert_eq!(refused("-B binary").0, "the binary protocol is not served yet: use ascii or auto (-B binary)");
+    assert_eq!(refused("-o ext_path=/tmp/x:64m").0, "-o ext_path: extstore (external storage) is not supported");
+    assert_eq!(refused("-o ssl_key=x").0, "-o ssl_key: TLS is not supported");
+    assert_eq!(refused("-A"), ("memcachedrep: -A (--enable-shutdown) is not supported".into(), 1));
+    assert_eq!(refused("--enable-sasl").0, "memcachedrep: -S (--enable-sasl) is not supported");
+    assert_eq!(refused("-t 1000").0, "Number of threads must be at most 256 (-t 1000)");
+    assert_eq!(refused("-p 1 extra").0, "memcachedrep: unexpected argument \"extra\"");
+    assert_eq!(run("-U 0 -B auto").udp_port, 0);
+}
+
+#[test]
+fn print_flags_act_when_met() {
+    assert_eq!(printed("-V"), format!("memcachedrep {VERSION}\n"));
+    assert_eq!(printed("--version -p 70000"), format!("memcachedrep {VERSION}\n"));
+    assert_eq!(printed("-h"), usage());
+    assert!(printed("-i").contains("BSD 3-Clause"));
+    assert!(parse(&args("-c 0 -V")).is_err());
+    assert_eq!(printed("-V -c 0"), format!("memcachedrep {VERSION}\n"));
+}
+
+#[test]
+fn usage_lists_every_flag_and_sub_option() {
+    let text = usage();
+    for flag in FLAGS {
+        assert!(text.lines().any(|l| l.starts_with(&format!("-{}", flag.short))), "-{}", flag.short);
+        if !flag.long.is_empty() {
+            assert!(text.contains(&format!("--{}", flag.long)), "--{}", flag.long);
+        }
+    }
+    for sub in SUB_OPTIONS {
+        assert!(text.lines().any(|l| l.get(5..).is_some_and(|r| r.starts_with(sub.name))), "{}", sub.name);
+    }
+    assert!(text.lines().all(|l| l.len() <= WIDTH), "a line is too wide");
+    assert!(text.contains("(default: 11211)"));
+}
+
+#[test]
+fn every_sub_option_in_the_table_is_accepted() {
+    for sub in SUB_OPTIONS {
+        let value = match sub.value {
+            "" => String::new(),
+            "F" | "R" => "=0.5".into(),
+            "NAME" => "=jenkins".into(),
+            _ if sub.name == "hashpower" => "=20".into(),
+            _ if sub.name == "slab_automove" => "=2".into(),
+            _ if sub.name == "slab_chunk_max" => "=1024".into(),
+            _ if sub.name == "worker_logbuf_size" => "=64".into(),
+            _ => "=10".into(),
+        };
+        run(&format!("-o {}{value}", sub.name));
+    }
+}
