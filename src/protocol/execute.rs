@@ -241,11 +241,11 @@ pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::{execute, push_u64, Context};
-    use crate::config::{self, Protocol, Settings};
+    use crate::config::{self, Settings};
     use crate::protocol::text::parse;
     use crate::protocol::{Limits, Next, Parsed};
     use crate::stats::{ConnRegistry, LocalCounts, Stats};
-    use crate::storage::{Cache, CacheConfig};
+    use crate::storage::Cache;
 
     #[test]
     fn push_u64_writes_decimal() {
@@ -256,54 +256,10 @@ mod tests {
         }
     }
 
-    fn settings() -> Settings {
-        Settings {
-            port: 0,
-            udp_port: 0,
-            socket_path: None,
-            socket_mask: 0o700,
-            listen: Vec::new(),
-            daemonize: false,
-            max_core: false,
-            user: None,
-            memory_limit: 64 << 20,
-            no_evict: false,
-            max_conns: 1024,
-            lock_memory: false,
-            verbose: 0,
-            pid_file: None,
-            growth_factor: 1.25,
-            chunk_size: 48,
-            large_pages: false,
-            prefix_delimiter: b':',
-            detail_enabled: false,
-            threads: 4,
-            reqs_per_event: 20,
-            use_cas: true,
-            backlog: 1024,
-            protocol: Protocol::Auto,
-            item_size_max: 1 << 20,
-            flush_enabled: true,
-            idle_timeout: 0,
-            hash_power: 0,
-            maxconns_fast: true,
-            extended: Vec::new(),
-        }
-    }
-
     /// Feeds `input` to a fresh server state the way a connection does (parse, execute,
     /// swallow) and returns every byte it answers.
     fn run(settings: &Settings, input: &[u8]) -> Vec<u8> {
-        let config = CacheConfig {
-            memory_limit: settings.memory_limit,
-            item_size_max: settings.item_size_max,
-            chunk_size: settings.chunk_size,
-            growth_factor: settings.growth_factor,
-            evict: !settings.no_evict,
-            use_cas: settings.use_cas,
-            hash_power: 0,
-            large_pages: false,
-        };
+        let config = crate::cache_config(settings);
         let cache = Cache::new(&config).expect("cache");
         let stats = Stats::new(0);
         let conns = ConnRegistry::default();
@@ -409,7 +365,7 @@ mod tests {
 
     #[test]
     fn answers_match_memcached() {
-        let settings = settings();
+        let settings = Settings::default();
         for (input, expected) in VERIFIED {
             let out = run(&settings, input.as_bytes());
             assert_eq!(String::from_utf8_lossy(&out), *expected, "input {input:?}");
@@ -420,7 +376,7 @@ mod tests {
 
     #[test]
     fn too_large_store_swallows_and_set_unlinks_old() {
-        let settings = settings();
+        let settings = Settings::default();
         let big = "x".repeat(2_000_000);
         let cases = [
             (format!("set big 0 0 2000000\r\n{big}\r\nget big\r\n"), "SERVER_ERROR object too large for cache\r\nEND\r\n"),
@@ -439,7 +395,7 @@ mod tests {
 
     #[test]
     fn flush_all_disabled_answers_not_allowed() {
-        let settings = Settings { flush_enabled: false, ..settings() };
+        let settings = Settings { flush_enabled: false, ..Settings::default() };
         let out = run(&settings, b"flush_all\r\nflush_all noreply\r\nflush_all abc\r\nflush_all 0 0 0\r\n");
         assert_eq!(String::from_utf8_lossy(&out), "CLIENT_ERROR flush_all not allowed\r\nCLIENT_ERROR flush_all not allowed\r\nERROR\r\n");
     }
@@ -447,7 +403,7 @@ mod tests {
     /// The counters after a sequence memcached 1.6.18 ran with the same result.
     #[test]
     fn counters_match_memcached() {
-        let settings = settings();
+        let settings = Settings::default();
         let mut input = b"set g 0 0 1\r\n1\r\ngat 0 g nx\r\ngats 0 g\r\ntouch g 0\r\ntouch nx 0\r\nget g nx\r\nset e 0 -1 1\r\n1\r\nget e\r\nset big 0 0 2000000 noreply\r\n".to_vec();
         input.resize(input.len() + 2_000_002, b'x');
         input.extend_from_slice(b"flush_all\r\nget g\r\ncas g 0 0 1 1\r\n1\r\ncas nx 0 0 1 1\r\n1\r\nincr nx 1\r\ndecr nx 1\r\ndelete nx\r\nstats\r\n");
@@ -476,7 +432,7 @@ mod tests {
 
     #[test]
     fn stats_detail_counts_prefixes() {
-        let settings = settings();
+        let settings = Settings::default();
         let out = run(&settings, b"stats detail on\r\nset a:b 0 0 1\r\n1\r\nget a:b a:c x\r\ndelete a:b\r\nget b:1\r\nstats detail dump\r\nstats detail off\r\n");
         // memcached lists b before a (its hash order); ours is sorted.
         let expected = "OK\r\nSTORED\r\nVALUE a:b 0 1\r\n1\r\nEND\r\nDELETED\r\nEND\r\nPREFIX a get 2 hit 1 set 1 del 1\r\nPREFIX b get 1 hit 0 set 0 del 0\r\nEND\r\nOK\r\n";

@@ -259,15 +259,25 @@ fn delete<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Parsed<'a> {
     command_of(Request::Delete { key, noreply }, consumed)
 }
 
-fn delta<'a>(args: &Args<'a>, incr: bool, limits: &Limits, consumed: usize) -> Parsed<'a> {
+/// The key and `noreply` of a command taking a key, one argument and an optional `noreply`
+/// (incr, decr, touch), or the answer that refuses its line.
+fn key_and_argument<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Result<(&'a [u8], bool), Parsed<'a>> {
     if args.len != 2 && args.len != 3 {
-        return invalid(ERROR, consumed);
+        return Err(invalid(ERROR, consumed));
     }
     let noreply = args.noreply();
     let key = args.get(0);
     if key.len() > limits.max_key {
-        return refuse(BAD_FORMAT, noreply, consumed);
+        return Err(refuse(BAD_FORMAT, noreply, consumed));
     }
+    Ok((key, noreply))
+}
+
+fn delta<'a>(args: &Args<'a>, incr: bool, limits: &Limits, consumed: usize) -> Parsed<'a> {
+    let (key, noreply) = match key_and_argument(args, limits, consumed) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
     let Some(amount) = strtoul(args.get(1)) else {
         return refuse(BAD_DELTA, noreply, consumed);
     };
@@ -276,14 +286,10 @@ fn delta<'a>(args: &Args<'a>, incr: bool, limits: &Limits, consumed: usize) -> P
 }
 
 fn touch<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Parsed<'a> {
-    if args.len != 2 && args.len != 3 {
-        return invalid(ERROR, consumed);
-    }
-    let noreply = args.noreply();
-    let key = args.get(0);
-    if key.len() > limits.max_key {
-        return refuse(BAD_FORMAT, noreply, consumed);
-    }
+    let (key, noreply) = match key_and_argument(args, limits, consumed) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
     let Some(exptime) = strtol32(args.get(1)) else {
         return refuse(BAD_EXPTIME, noreply, consumed);
     };
