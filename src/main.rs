@@ -14,6 +14,7 @@ mod config;
 mod daemon;
 mod log;
 mod protocol;
+mod replication;
 mod server;
 mod stats;
 mod storage;
@@ -110,6 +111,7 @@ fn cache_config(settings: &Settings) -> CacheConfig {
         use_cas: settings.use_cas,
         hash_power: settings.hash_power,
         large_pages: settings.large_pages,
+        tombstone_ttl: if settings.peer.is_some() { settings.repl_tombstone_ttl } else { 0 },
     }
 }
 

@@ -97,6 +97,22 @@ pub struct Settings {
     pub maxconns_fast: bool,
     /// `-o` sub-options accepted as they were given, for `stats settings` (name, value).
     pub extended: Vec<(String, String)>,
+    /// `-x HOST[:PORT]`: the peer node, PORT defaulting to `repl_port` (None: no replication).
+    pub peer: Option<String>,
+    /// `-X` (default 11212): the replication port, bound on the `-l` addresses.
+    pub repl_port: u16,
+    /// `-q` (default 8192): mutations queued for the peer; past it the node catches the peer
+    /// up from the table instead.
+    pub repl_queue: usize,
+    /// `-o repl_join_wait=N` seconds (default 5): how long a starting node waits for its peer's
+    /// copy before it serves clients alone.
+    pub repl_join_wait: u32,
+    /// `-o repl_drain_timeout=N` seconds (default 30): how long a stopping node keeps
+    /// delivering its queue to the peer.
+    pub repl_drain_timeout: u32,
+    /// `-o repl_tombstone_ttl=N` seconds (default 3600): how long a delete is remembered, so
+    /// that merging after a split does not bring the item back.
+    pub repl_tombstone_ttl: u32,
 }
 
 impl Default for Settings {
@@ -133,6 +149,12 @@ impl Default for Settings {
             hash_power: 0,
             maxconns_fast: true,
             extended: Vec::new(),
+            peer: None,
+            repl_port: 11212,
+            repl_queue: 8192,
+            repl_join_wait: 5,
+            repl_drain_timeout: 30,
+            repl_tombstone_ttl: 3600,
         }
     }
 }

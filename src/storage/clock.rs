@@ -29,6 +29,14 @@ pub fn stamp_at_secs(secs: u32) -> u64 {
     (u64::from(secs) * 1000) << LOGICAL_BITS
 }
 
+/// Makes every later stamp carry this node's bit (0 or 1) in its lowest bit, so that the two
+/// nodes of a pair never hand out the same stamp (cas unique). The pair agrees on the bits in
+/// its handshake.
+pub fn set_node_bit(bit: u64) {
+    let _ = bit;
+    todo!()
+}
+
 /// A process-wide strictly increasing version: wall-clock milliseconds in the high 48 bits, a
 /// logical counter in the low 16, so stamps stay ordered even when the clock steps back.
 pub fn stamp() -> u64 {

@@ -23,6 +23,7 @@
 
 pub mod clock;
 mod item;
+pub mod replica;
 mod slab;
 mod table;
 #[cfg(test)]
@@ -70,6 +71,9 @@ pub struct CacheConfig {
     pub hash_power: u8,
     /// `-L`: take all memory at start-up, in large pages where the system has them.
     pub large_pages: bool,
+    /// Seconds a delete is remembered as a tombstone for replication (0: no tombstones, a
+    /// single node).
+    pub tombstone_ttl: u32,
 }
 
 /// How a store treats an existing item.

@@ -469,6 +469,7 @@ mod tests {
             use_cas: true,
             hash_power: 0,
             large_pages: false,
+            tombstone_ttl: 0,
         }
     }
 

@@ -17,6 +17,7 @@ fn config(memory_limit: usize) -> CacheConfig {
         use_cas: true,
         hash_power: 0,
         large_pages: false,
+        tombstone_ttl: 0,
     }
 }
 
