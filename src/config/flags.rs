@@ -13,6 +13,10 @@ use super::{refuse, Bad, Draft, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, 
 /// idle threads only, and more than this many ready would be memory spent for nothing.
 const MAX_THREADS: i64 = 256;
 
+/// The largest `-q`: 16 Mi queued keys, which at the longest keys is gigabytes already; a
+/// larger backlog is better caught up from the table.
+const MAX_QUEUE: i64 = 1 << 24;
+
 /// What a flag does when given.
 pub(super) enum Apply {
     /// `-h`, `-V`, `-i`: print this and exit, as soon as it is met (memcached ignores the
@@ -421,6 +425,55 @@ pub(super) const FLAGS: &[Flag] = &[
         apply: Apply::Switch(|d| d.s.flush_enabled = false),
     },
     Flag {
+        short: "x",
+        long: "peer",
+        arg: "<host[:port]>",
+        default: "",
+        help: "the peer node to replicate with: a host name, an IPv4 address or [ipv6], and \
+               :port if its replication port is not -X's; without -x the node runs alone",
+        status: EX_USAGE,
+        apply: Apply::Value(|d, v| {
+            check_peer(v)?;
+            d.s.peer = Some(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        short: "X",
+        long: "replication-port",
+        arg: "<num>",
+        default: "11212",
+        help: "TCP port for replication, bound on the -l addresses (all interfaces without -l); \
+               only the -x peer may connect. Not memcached's -X (disable dumping), which is not \
+               supported",
+        status: EX_USAGE,
+        apply: Apply::Value(|d, v| {
+            let port = integer(v).ok_or(Bad::Malformed)?;
+            d.s.repl_port = u16::try_from(port)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| Bad::Words("Replication port must be between 1 and 65535".into()))?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: "q",
+        long: "queue-size",
+        arg: "<num>",
+        default: "8192",
+        help: "mutations queued for the peer (1-16777216); past it none is lost: the node catches \
+               the peer up from its table instead, and counts it in stats replication",
+        status: EX_USAGE,
+        apply: Apply::Value(|d, v| {
+            let n = integer(v).ok_or(Bad::Malformed)?;
+            if !(1..=MAX_QUEUE).contains(&n) {
+                return Err(Bad::Words(format!("Queue size must be between 1 and {MAX_QUEUE}")));
+            }
+            d.s.repl_queue = usize::try_from(n).map_err(|_| Bad::Malformed)?;
+            Ok(())
+        }),
+    },
+    Flag {
         short: "o",
         long: "extended",
         arg: "<opts>",
@@ -463,7 +516,6 @@ pub(super) const FLAGS: &[Flag] = &[
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("A", "enable-shutdown"),
     ("S", "enable-sasl"),
-    ("X", "disable-dumping"),
     ("W", "disable-watch"),
     ("Y", "auth-file"),
     ("e", "memory-file"),
@@ -592,21 +644,70 @@ fn size(text: &str) -> Option<u64> {
 /// One `-l` entry: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`; a bare IPv6 address (two or
 /// more colons) has no port. Names are resolved at start-up, not here.
 fn check_listen(entry: &str) -> Result<(), String> {
+    match listen_port_text(entry)? {
+        None => Ok(()),
+        Some(port) => match unsigned(port) {
+            Some(p) if p <= 65535 => Ok(()),
+            _ => Err(format!("Invalid port number: \"{port}\"")),
+        },
+    }
+}
+
+/// The port a checked `-l` entry names, if it names one.
+pub(super) fn listen_port(entry: &str) -> Option<u16> {
+    listen_port_text(entry).ok().flatten().and_then(|p| p.parse().ok())
+}
+
+/// The port text of an `-l` entry (None: no port), or why the entry is malformed.
+fn listen_port_text(entry: &str) -> Result<Option<&str>, String> {
     let bad_v6 = || format!("Invalid IPV6 address: \"{entry}\"");
-    let port = if let Some(rest) = entry.strip_prefix('[') {
+    if let Some(rest) = entry.strip_prefix('[') {
         let (_, after) = rest.split_once(']').ok_or_else(bad_v6)?;
         if after.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        after.strip_prefix(':').ok_or_else(bad_v6)?
+        after.strip_prefix(':').map(Some).ok_or_else(bad_v6)
     } else if entry.matches(':').count() == 1 {
-        entry.split_once(':').map_or("", |(_, port)| port)
+        Ok(entry.split_once(':').map(|(_, port)| port))
     } else {
-        return Ok(());
+        Ok(None)
+    }
+}
+
+/// `-x`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`. A bare IPv6 address is refused, so a
+/// port can always be told apart; names are resolved by replication, not here.
+fn check_peer(peer: &str) -> Result<(), Bad> {
+    let (host, port) = match peer.strip_prefix('[') {
+        Some(rest) => {
+            let bad_v6 = || Bad::Words(format!("Invalid IPV6 address: \"{peer}\""));
+            let (address, after) = rest.split_once(']').ok_or_else(bad_v6)?;
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad_v6())?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(bad_v6)?),
+            };
+            (None, port)
+        }
+        None => match peer.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(Bad::Words("an IPv6 peer address goes in brackets: [address] or [address]:port".into()))
+            }
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(peer), None),
+        },
     };
-    match unsigned(port) {
-        Some(p) if p <= 65535 => Ok(()),
-        _ => Err(format!("Invalid port number: \"{port}\"")),
+    if let Some(host) = host {
+        if host.is_empty() {
+            return Err(Bad::Malformed);
+        }
+        let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
+        if !host.bytes().all(name_byte) {
+            return Err(Bad::Words(format!("Invalid peer host \"{host}\"")));
+        }
+    }
+    match port.map(|p| (p, unsigned(p))) {
+        None | Some((_, Some(1..=65535))) => Ok(()),
+        Some((port, _)) => Err(Bad::Words(format!("Invalid peer port \"{port}\": it must be 1 to 65535"))),
     }
 }
 

@@ -11,6 +11,9 @@
 //! followed by the option at fault in parentheses when the words do not name it; where
 //! memcached would quietly misread a value (a non-number read as 0, `-D ab` read as `a`), our
 //! own `Invalid value for …` line. Either way with memcached's exit status for that flag.
+//! Replication's flags and sub-options (`-x`, `-X`, `-q`, `-o repl_*`) are ours: their
+//! refusals are our own lines, with status 64 (EX_USAGE) for the flags, and 1 for `-o`, as
+//! every `-o` refusal.
 
 mod flags;
 mod suboptions;
@@ -19,7 +22,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-use flags::{getopt_refusal, Apply, Flag, FLAGS};
+use flags::{getopt_refusal, listen_port, Apply, Flag, FLAGS};
 use suboptions::Tunables;
 
 /// What `version` and `stats` report: the memcached release whose protocol we speak, then ours,
@@ -98,6 +101,8 @@ pub struct Settings {
     /// `-o` sub-options accepted as they were given, for `stats settings` (name, value).
     pub extended: Vec<(String, String)>,
     /// `-x HOST[:PORT]`: the peer node, PORT defaulting to `repl_port` (None: no replication).
+    /// As given, checked: HOST is a name, an IPv4 address or a bracketed `[ipv6]` (a bare IPv6
+    /// address is refused), so the text after the last `:` outside brackets is a port, 1-65535.
     pub peer: Option<String>,
     /// `-X` (default 11212): the replication port, bound on the `-l` addresses.
     pub repl_port: u16,
@@ -201,7 +206,8 @@ pub fn parse(args: &[String]) -> Result<Action, Refusal> {
 }
 
 impl Settings {
-    /// `stats settings` lines (name, value) in memcached's order and with its names.
+    /// `stats settings` lines (name, value) in memcached's order and with its names, then
+    /// replication's.
     pub fn stats_settings(&self) -> Vec<(&'static str, String)> {
         let mut t = Tunables::default();
         for (name, value) in &self.extended {
@@ -269,6 +275,12 @@ impl Settings {
             ("read_buf_mem_limit", t.read_buf_mem_limit.to_string()),
             ("track_sizes", yes_no(t.track_sizes)),
             ("inline_ascii_response", "no".to_string()),
+            ("repcached_peer", self.peer.clone().unwrap_or_else(|| "NULL".to_string())),
+            ("replication_port", self.repl_port.to_string()),
+            ("replication_queue", self.repl_queue.to_string()),
+            ("repl_join_wait", self.repl_join_wait.to_string()),
+            ("repl_drain_timeout", self.repl_drain_timeout.to_string()),
+            ("repl_tombstone_ttl", self.repl_tombstone_ttl.to_string()),
         ]
     }
 }
@@ -426,10 +438,27 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
     d.s.idle_timeout = t.idle_timeout;
     d.s.hash_power = t.hashpower;
     d.s.maxconns_fast = t.maxconns_fast;
+    d.s.repl_join_wait = t.repl_join_wait;
+    d.s.repl_drain_timeout = t.repl_drain_timeout;
+    d.s.repl_tombstone_ttl = t.repl_tombstone_ttl;
     if d.s.socket_path.is_some() {
         d.s.port = 0;
+    } else if d.s.peer.is_some() {
+        check_ports_apart(&d.s)?;
     }
     Ok(d.s)
+}
+
+/// With a peer and TCP clients, the replication port must not be a client port on the same
+/// addresses: the second bind would fail, and a node that cannot bind `-X` only dials.
+fn check_ports_apart(s: &Settings) -> Result<(), Refusal> {
+    let mut client_ports = s.listen.iter().map(|entry| listen_port(entry).unwrap_or(s.port));
+    let clash = if s.listen.is_empty() { s.port == s.repl_port } else { client_ports.any(|p| p == s.repl_port) };
+    if clash {
+        let port = s.repl_port;
+        return Err(refuse(EX_USAGE, format!("The replication port cannot be a client port too (-X {port})")));
+    }
+    Ok(())
 }
 
 /// The item lock table's size (a power of two) memcached picks for `threads` workers; an

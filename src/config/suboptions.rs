@@ -1,14 +1,15 @@
 //! `-o`: the sub-option table (name, `-h` row, how its value is read) and the `Tunables` it
-//! fills, with memcached's defaults and its words for refused values. Only a few sub-options
-//! change what this server does; the rest are checked and shown by `stats settings`. Each is
-//! read on its own: checks of one against another, or against a flag, belong to `finish` in the
-//! parent module.
+//! fills, with memcached's defaults and its words for refused values, and replication's
+//! `repl_*` sub-options. Only a few sub-options change what this server does; the rest are
+//! checked and shown by `stats settings`. Each is read on its own: checks of one against
+//! another, or against a flag, belong to `finish` in the parent module.
 
 use super::flags::{integer, unsigned};
 use super::{KIB, MIB, SLAB_PAGE_SIZE};
 
-/// The `-o` settings, with memcached's defaults. Only `maxconns_fast`, `hashpower` and
-/// `idle_timeout` change what this server does; the rest are checked and shown.
+/// The `-o` settings, with memcached's defaults (and ours for replication's). Only
+/// `maxconns_fast`, `hashpower`, `idle_timeout` and the `repl_*` ones change what this server
+/// does; the rest are checked and shown.
 #[derive(Debug, Clone)]
 pub(super) struct Tunables {
     pub(super) maxconns_fast: bool,
@@ -41,6 +42,9 @@ pub(super) struct Tunables {
     pub(super) read_buf_mem_limit: u64,
     pub(super) track_sizes: bool,
     hash_expand: bool,
+    pub(super) repl_join_wait: u32,
+    pub(super) repl_drain_timeout: u32,
+    pub(super) repl_tombstone_ttl: u32,
 }
 
 impl Default for Tunables {
@@ -74,6 +78,9 @@ impl Default for Tunables {
             read_buf_mem_limit: 0,
             track_sizes: false,
             hash_expand: true,
+            repl_join_wait: 5,
+            repl_drain_timeout: 30,
+            repl_tombstone_ttl: 3600,
         }
     }
 }
@@ -182,6 +189,46 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         apply: |t, v| {
             let v = needed(v, "Missing numeric argument for idle_timeout")?;
             t.idle_timeout = sub_number("idle_timeout", v)?;
+            Ok(())
+        },
+    },
+    SubOption {
+        name: "repl_join_wait",
+        value: "N",
+        default: "5",
+        help: "seconds a node starting with an empty cache waits to reach its -x peer and get \
+               its copy before it serves clients; after that it serves alone and merges later",
+        honoured: true,
+        apply: |t, v| {
+            let v = needed(v, "Missing numeric argument for repl_join_wait")?;
+            t.repl_join_wait = sub_number("repl_join_wait", v)?;
+            Ok(())
+        },
+    },
+    SubOption {
+        name: "repl_drain_timeout",
+        value: "N",
+        default: "30",
+        help: "seconds a stopping node (SIGTERM, SIGINT) keeps delivering its queue to the peer \
+               before it exits; 0: exit at once",
+        honoured: true,
+        apply: |t, v| {
+            let v = needed(v, "Missing numeric argument for repl_drain_timeout")?;
+            t.repl_drain_timeout = sub_number("repl_drain_timeout", v)?;
+            Ok(())
+        },
+    },
+    SubOption {
+        name: "repl_tombstone_ttl",
+        value: "N",
+        default: "3600",
+        help: "seconds a delete is remembered, so that merging after a split does not bring the \
+               item back; 0: deletes are not remembered, and those made during a split may \
+               come back",
+        honoured: true,
+        apply: |t, v| {
+            let v = needed(v, "Missing numeric argument for repl_tombstone_ttl")?;
+            t.repl_tombstone_ttl = sub_number("repl_tombstone_ttl", v)?;
             Ok(())
         },
     },

@@ -63,6 +63,9 @@ fn defaults_are_memcacheds() {
     assert_eq!(s.idle_timeout, 0);
     assert_eq!(s.hash_power, 0);
     assert!(s.extended.is_empty());
+    assert_eq!(s.peer, None);
+    assert_eq!((s.repl_port, s.repl_queue), (11212, 8192));
+    assert_eq!((s.repl_join_wait, s.repl_drain_timeout, s.repl_tombstone_ttl), (5, 30, 3600));
 }
 
 #[test]
@@ -75,7 +78,8 @@ fn default_matches_an_empty_command_line() {
 #[test]
 fn stats_settings_defaults_match_memcached_1_6_18() {
     // From `stats settings` of memcached 1.6.18 started with -p 11211 -U 0, up to
-    // inline_ascii_response; ext_*, ssl_*, num_napi_ids and memory_file are omitted.
+    // inline_ascii_response; ext_*, ssl_*, num_napi_ids and memory_file are omitted. Ours for
+    // replication follow.
     let expected = "maxbytes 67108864|maxconns 1024|tcpport 11211|udpport 0|inter NULL|verbosity 0|\
         oldest 0|evictions on|domain_socket NULL|umask 700|shutdown_command no|growth_factor 1.25|\
         chunk_size 48|num_threads 4|num_threads_per_udp 4|stat_key_prefix :|detail_enabled no|\
@@ -87,7 +91,8 @@ fn stats_settings_defaults_match_memcached_1_6_18() {
         hash_algorithm murmur3|lru_maintainer_thread yes|lru_segmented yes|hot_lru_pct 20|\
         warm_lru_pct 40|hot_max_factor 0.20|warm_max_factor 2.00|temp_lru no|temporary_ttl 61|\
         idle_timeout 0|watcher_logbuf_size 262144|worker_logbuf_size 65536|read_buf_mem_limit 0|\
-        track_sizes no|inline_ascii_response no";
+        track_sizes no|inline_ascii_response no|repcached_peer NULL|replication_port 11212|\
+        replication_queue 8192|repl_join_wait 5|repl_drain_timeout 30|repl_tombstone_ttl 3600";
     let got: Vec<String> = run("").stats_settings().iter().map(|(n, v)| format!("{n} {v}")).collect();
     assert_eq!(got.join("|"), expected);
 }
@@ -356,4 +361,140 @@ fn every_sub_option_in_the_table_is_accepted() {
         };
         run(&format!("-o {}{value}", sub.name));
     }
+}
+
+fn refused_args(list: &[&str]) -> (String, i32) {
+    let list: Vec<String> = list.iter().map(|a| a.to_string()).collect();
+    match parse(&list) {
+        Err(refusal) => (refusal.line, refusal.status),
+        Ok(action) => panic!("{list:?} was accepted: {action:?}"),
+    }
+}
+
+#[test]
+fn replication_flags_set_their_fields() {
+    let s = run("-x 10.0.0.2 -X 11300 -q 100 -o repl_join_wait=0,repl_drain_timeout=7,repl_tombstone_ttl=0");
+    assert_eq!(s.peer.as_deref(), Some("10.0.0.2"));
+    assert_eq!((s.repl_port, s.repl_queue), (11300, 100));
+    assert_eq!((s.repl_join_wait, s.repl_drain_timeout, s.repl_tombstone_ttl), (0, 7, 0));
+    let expected = [
+        ("repcached_peer", "10.0.0.2"),
+        ("replication_port", "11300"),
+        ("replication_queue", "100"),
+        ("repl_join_wait", "0"),
+        ("repl_drain_timeout", "7"),
+        ("repl_tombstone_ttl", "0"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(stat(&s, name), value, "{name}");
+    }
+    let s = run("--peer=peer.example:12000 --replication-port 12001 --queue-size=1");
+    assert_eq!(s.peer.as_deref(), Some("peer.example:12000"));
+    assert_eq!((s.repl_port, s.repl_queue), (12001, 1));
+    assert_eq!(run("-q 16777216").repl_queue, 1 << 24);
+    assert_eq!(run("-X 65535 -X 1").repl_port, 1);
+}
+
+#[test]
+fn peer_takes_a_name_an_ipv4_or_a_bracketed_ipv6_with_an_optional_port() {
+    for peer in [
+        "localhost",
+        "node-b.example.com",
+        "node_b",
+        "127.0.0.2",
+        "127.0.0.2:11212",
+        "db2:1",
+        "[::1]",
+        "[::1]:65535",
+        "[fe80::1:2]:11300",
+        "[::ffff:10.0.0.1]",
+    ] {
+        assert_eq!(run(&format!("-x {peer}")).peer.as_deref(), Some(peer));
+    }
+}
+
+#[test]
+fn bad_peers_are_refused_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-x", ""], "Invalid value for -x (--peer): \"\""),
+        (&["--peer="], "Invalid value for -x (--peer): \"\""),
+        (&["-x", ":11212"], "Invalid value for -x (--peer): \":11212\""),
+        (&["-x", "::1"], "an IPv6 peer address goes in brackets: [address] or [address]:port (-x ::1)"),
+        (&["-x", "fe80::2:1"], "an IPv6 peer address goes in brackets: [address] or [address]:port (-x fe80::2:1)"),
+        (&["-x", "db2:0"], "Invalid peer port \"0\": it must be 1 to 65535 (-x db2:0)"),
+        (&["-x", "db2:70000"], "Invalid peer port \"70000\": it must be 1 to 65535 (-x db2:70000)"),
+        (&["-x", "db2:"], "Invalid peer port \"\": it must be 1 to 65535 (-x db2:)"),
+        (&["-x", "db2:+5"], "Invalid peer port \"+5\": it must be 1 to 65535 (-x db2:+5)"),
+        (&["-x", "[::1]:x"], "Invalid peer port \"x\": it must be 1 to 65535 (-x [::1]:x)"),
+        (&["-x", "[::1"], "Invalid IPV6 address: \"[::1\" (-x [::1)"),
+        (&["-x", "[db2]"], "Invalid IPV6 address: \"[db2]\" (-x [db2])"),
+        (&["-x", "[::1]11212"], "Invalid IPV6 address: \"[::1]11212\" (-x [::1]11212)"),
+        (&["-x", "db 2"], "Invalid peer host \"db 2\" (-x db 2)"),
+        (&["-x", "db2/24"], "Invalid peer host \"db2/24\" (-x db2/24)"),
+    ];
+    for (list, message) in cases {
+        assert_eq!(refused_args(list), (message.to_string(), 64), "{list:?}");
+    }
+}
+
+#[test]
+fn bad_replication_ports_and_queue_sizes_are_refused() {
+    let cases: &[(&str, &str)] = &[
+        ("-X 0", "Replication port must be between 1 and 65535 (-X 0)"),
+        ("-X 70000", "Replication port must be between 1 and 65535 (-X 70000)"),
+        ("-X -1", "Replication port must be between 1 and 65535 (-X -1)"),
+        ("-X abc", "Invalid value for -X (--replication-port): \"abc\""),
+        ("-q 0", "Queue size must be between 1 and 16777216 (-q 0)"),
+        ("-q -5", "Queue size must be between 1 and 16777216 (-q -5)"),
+        ("-q 16777217", "Queue size must be between 1 and 16777216 (-q 16777217)"),
+        ("--queue-size=many", "Invalid value for -q (--queue-size): \"many\""),
+    ];
+    for (line, message) in cases {
+        assert_eq!(refused(line), (message.to_string(), 64), "{line}");
+    }
+}
+
+#[test]
+fn bad_replication_sub_options_are_refused() {
+    let cases: &[(&str, &str)] = &[
+        ("-o repl_join_wait", "Missing numeric argument for repl_join_wait"),
+        ("-o repl_join_wait=x", "Invalid value for -o repl_join_wait: \"x\""),
+        ("-o repl_drain_timeout", "Missing numeric argument for repl_drain_timeout"),
+        ("-o repl_drain_timeout=-1", "Invalid value for -o repl_drain_timeout: \"-1\""),
+        ("-o repl_tombstone_ttl", "Missing numeric argument for repl_tombstone_ttl"),
+        ("-o repl_tombstone_ttl=4294967296", "Invalid value for -o repl_tombstone_ttl: \"4294967296\""),
+    ];
+    for (line, message) in cases {
+        assert_eq!(refused(line), (message.to_string(), 1), "{line}");
+    }
+}
+
+#[test]
+fn the_replication_port_cannot_be_a_client_port() {
+    let clash = |line: &str, port: u16| {
+        let message = format!("The replication port cannot be a client port too (-X {port})");
+        assert_eq!(refused(line), (message, 64), "{line}");
+    };
+    clash("-x db2 -p 11212", 11212);
+    clash("-x db2 -X 11211", 11211);
+    clash("-x db2 -l 127.0.0.1:11212", 11212);
+    clash("-x db2 -X 12000 -l 127.0.0.1,127.0.0.2:12000", 12000);
+    clash("-x db2 -X 12000 -l [::1]:12000", 12000);
+    // Another port on every -l address, no peer, or no TCP clients at all: nothing to clash.
+    assert_eq!(run("-x db2 -X 11211 -l 127.0.0.1:12000").repl_port, 11211);
+    assert_eq!(run("-p 11212").port, 11212);
+    assert_eq!(run("-x db2 -X 11211 -s /tmp/mc.sock").peer.as_deref(), Some("db2"));
+}
+
+#[test]
+fn a_peer_with_a_unix_socket_is_allowed() {
+    let s = run("-s /tmp/mc.sock -x 10.0.0.2 -l 10.0.0.1");
+    assert_eq!((s.port, s.peer.as_deref(), s.repl_port), (0, Some("10.0.0.2"), 11212));
+    assert_eq!(s.listen, vec!["10.0.0.1"]);
+}
+
+#[test]
+fn memcacheds_disable_dumping_is_not_a_flag_here() {
+    assert_eq!(refused("--disable-dumping"), ("memcachedrep: unrecognized option '--disable-dumping'".into(), 1));
+    assert_eq!(run("-X 11300").repl_port, 11300);
 }
