@@ -1,7 +1,8 @@
 //! The command line as a user meets it: `-h` lists every flag, and the manual page and README
 //! document every flag `-h` prints (the table drives the check); bad values are refused with
-//! one stderr line naming the flag and memcached's exit status; `-V`, `-i`; root without `-u`.
-//! It must not start a server that stays up: every run is killed at a deadline.
+//! one stderr line naming the flag and memcached's exit status (64 for replication's own
+//! flags); `-V`, `-i`; root without `-u`. It must not start a server that stays up: every run
+//! is killed at a deadline.
 
 mod common;
 
@@ -154,19 +155,30 @@ fn help_lists_every_memcached_flag_we_take() {
     let shown: Vec<String> = rows.iter().flat_map(tokens).collect();
     let flags = [
         "-p", "-U", "-s", "-a", "-l", "-d", "-r", "-u", "-m", "-M", "-c", "-k", "-v", "-vv", "-vvv", "-h", "-i",
-        "-V", "-P", "-f", "-n", "-L", "-D", "-t", "-R", "-C", "-b", "-B", "-I", "-F", "-o",
+        "-V", "-P", "-f", "-n", "-L", "-D", "-t", "-R", "-C", "-b", "-B", "-I", "-F", "-o", "-x", "-X", "-q",
     ];
     let long = [
         "--port", "--udp-port", "--unix-socket", "--unix-mask", "--listen", "--daemon", "--enable-coredumps",
         "--user", "--memory-limit", "--disable-evictions", "--conn-limit", "--lock-memory", "--verbose", "--help",
         "--license", "--version", "--pidfile", "--slab-growth-factor", "--slab-min-size", "--enable-largepages",
         "--threads", "--max-reqs-per-event", "--disable-cas", "--listen-backlog", "--protocol", "--max-item-size",
-        "--disable-flush-all", "--extended",
+        "--disable-flush-all", "--extended", "--peer", "--replication-port", "--queue-size",
     ];
     for flag in flags.iter().chain(long.iter()) {
         assert!(shown.iter().any(|s| s == flag), "-h does not list {flag}");
     }
-    for sub in ["idle_timeout", "hashpower", "maxconns_fast", "no_maxconns_fast", "modern", "hot_lru_pct"] {
+    let subs = [
+        "idle_timeout",
+        "hashpower",
+        "maxconns_fast",
+        "no_maxconns_fast",
+        "modern",
+        "hot_lru_pct",
+        "repl_join_wait",
+        "repl_drain_timeout",
+        "repl_tombstone_ttl",
+    ];
+    for sub in subs {
         assert!(shown.iter().any(|s| s == sub), "-h does not list -o {sub}");
     }
 }
@@ -245,6 +257,36 @@ fn bad_values_are_refused_with_one_line_naming_the_flag() {
         if against_reference() {
             continue;
         }
+        let lines: Vec<&str> = ran.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{shown}");
+        assert!(lines[0].contains(names), "{shown}: the line should name {names}");
+        assert!(ran.stdout.is_empty(), "{shown}: stdout {:?}", ran.stdout);
+    }
+}
+
+#[test]
+fn bad_replication_values_are_refused_with_one_line_and_status_64() {
+    if against_reference() {
+        return;
+    }
+    // (arguments, a word the line must contain, the exit status): ours, memcached has none.
+    let cases: &[(&[&str], &str, i32)] = &[
+        (&["-x", ""], "-x", 64),
+        (&["-x", "::1"], "-x", 64),
+        (&["-x", "127.0.0.2:0"], "-x", 64),
+        (&["--peer=127.0.0.2:70000"], "-x", 64),
+        (&["-X", "0"], "-X", 64),
+        (&["-X", "70000"], "-X", 64),
+        (&["-q", "0"], "-q", 64),
+        (&["--queue-size=x"], "--queue-size", 64),
+        (&["-x", "127.0.0.2", "-X", "11211", "-l", "127.0.0.1:11211"], "-X", 64),
+        (&["-o", "repl_join_wait=x"], "repl_join_wait", 1),
+        (&["-o", "repl_tombstone_ttl"], "repl_tombstone_ttl", 1),
+    ];
+    for (args, names, status) in cases {
+        let ran = run(args);
+        let shown = format!("{args:?}: exit {:?}, stderr {:?}", ran.code, ran.stderr);
+        assert_eq!(ran.code, Some(*status), "{shown}");
         let lines: Vec<&str> = ran.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{shown}");
         assert!(lines[0].contains(names), "{shown}: the line should name {names}");
