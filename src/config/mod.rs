@@ -206,6 +206,25 @@ pub fn parse(args: &[String]) -> Result<Action, Refusal> {
 }
 
 impl Settings {
+    /// The `-x` peer as (host, port), for resolving: an IPv6 address without its brackets,
+    /// the port `-X` when `-x` names none.
+    pub fn peer_address(&self) -> Option<(&str, u16)> {
+        let peer = self.peer.as_deref()?;
+        let (host, port) = match peer.strip_prefix('[') {
+            Some(rest) => {
+                let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+                (host, after.strip_prefix(':'))
+            }
+            None => match peer.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (peer, None),
+            },
+        };
+        // `parse` has checked the port; a default stands in only for a hand-made `Settings`.
+        let port = port.and_then(|p| p.parse().ok()).unwrap_or(self.repl_port);
+        Some((host, port))
+    }
+
     /// `stats settings` lines (name, value) in memcached's order and with its names, then
     /// replication's.
     pub fn stats_settings(&self) -> Vec<(&'static str, String)> {
@@ -218,6 +237,11 @@ impl Settings {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let inter = if self.listen.is_empty() { "NULL".to_string() } else { self.listen.join(",") };
         let socket = self.socket_path.as_ref().map_or("NULL".to_string(), |p| p.display().to_string());
+        let peer = match self.peer_address() {
+            Some((host, port)) if host.contains(':') => format!("[{host}]:{port}"),
+            Some((host, port)) => format!("{host}:{port}"),
+            None => "NULL".to_string(),
+        };
         let protocol = match self.protocol {
             Protocol::Ascii => "ascii",
             Protocol::Auto => "auto-negotiate",
@@ -275,7 +299,7 @@ impl Settings {
             ("read_buf_mem_limit", t.read_buf_mem_limit.to_string()),
             ("track_sizes", yes_no(t.track_sizes)),
             ("inline_ascii_response", "no".to_string()),
-            ("repcached_peer", self.peer.clone().unwrap_or_else(|| "NULL".to_string())),
+            ("repcached_peer", peer),
             ("replication_port", self.repl_port.to_string()),
             ("replication_queue", self.repl_queue.to_string()),
             ("repl_join_wait", self.repl_join_wait.to_string()),

@@ -378,7 +378,7 @@ fn replication_flags_set_their_fields() {
     assert_eq!((s.repl_port, s.repl_queue), (11300, 100));
     assert_eq!((s.repl_join_wait, s.repl_drain_timeout, s.repl_tombstone_ttl), (0, 7, 0));
     let expected = [
-        ("repcached_peer", "10.0.0.2"),
+        ("repcached_peer", "10.0.0.2:11300"),
         ("replication_port", "11300"),
         ("replication_queue", "100"),
         ("repl_join_wait", "0"),
@@ -390,6 +390,7 @@ fn replication_flags_set_their_fields() {
     }
     let s = run("--peer=peer.example:12000 --replication-port 12001 --queue-size=1");
     assert_eq!(s.peer.as_deref(), Some("peer.example:12000"));
+    assert_eq!(stat(&s, "repcached_peer"), "peer.example:12000");
     assert_eq!((s.repl_port, s.repl_queue), (12001, 1));
     assert_eq!(run("-q 16777216").repl_queue, 1 << 24);
     assert_eq!(run("-X 65535 -X 1").repl_port, 1);
@@ -411,6 +412,19 @@ fn peer_takes_a_name_an_ipv4_or_a_bracketed_ipv6_with_an_optional_port() {
     ] {
         assert_eq!(run(&format!("-x {peer}")).peer.as_deref(), Some(peer));
     }
+}
+
+#[test]
+fn peer_address_takes_brackets_off_and_defaults_the_port_to_x() {
+    let address = |line: &str| run(line).peer_address().map(|(host, port)| (host.to_string(), port));
+    assert_eq!(address(""), None);
+    assert_eq!(address("-x db2"), Some(("db2".into(), 11212)));
+    assert_eq!(address("-x db2 -X 11300"), Some(("db2".into(), 11300)));
+    assert_eq!(address("-X 11300 -x 10.0.0.2:11400"), Some(("10.0.0.2".into(), 11400)));
+    assert_eq!(address("-x [::1]"), Some(("::1".into(), 11212)));
+    assert_eq!(address("-x [fe80::1:2]:11300 -X 1"), Some(("fe80::1:2".into(), 11300)));
+    assert_eq!(stat(&run("-x [::1] -X 11300"), "repcached_peer"), "[::1]:11300");
+    assert_eq!(stat(&run("-x 127.0.0.2"), "repcached_peer"), "127.0.0.2:11212");
 }
 
 #[test]
