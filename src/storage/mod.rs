@@ -24,6 +24,8 @@
 pub mod clock;
 mod item;
 pub mod replica;
+#[cfg(test)]
+mod replica_tests;
 mod slab;
 mod table;
 #[cfg(test)]
