@@ -287,24 +287,89 @@ fn apply_does_not_bring_back_flushed_items() {
 }
 
 #[test]
-fn apply_without_memory_is_counted_and_drops_the_stale_item() {
+fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
     let mut cfg = config(60);
-    cfg.memory_limit = 1 << 20;
+    cfg.memory_limit = 2 << 20;
     cfg.evict = false;
     let c = Cache::new(&cfg).unwrap();
+    assert_eq!(set(&c, b"big", &[7; 4000]), StoreOutcome::Stored);
     set(&c, b"k", b"small");
-    // Fill the only page so that no other class can get memory.
+    // Fill the second page with small items, so that no class can get more memory.
     let mut i = 0;
     while set(&c, format!("f{i}").as_bytes(), b"x") == StoreOutcome::Stored {
         i += 1;
     }
-    let big = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: vec![1; 4000] };
-    assert!(!c.apply(&big));
+    let huge = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: vec![1; 20_000] };
+    assert!(!c.apply(&huge));
     assert_eq!(c.stats().apply_dropped, 1);
     assert_eq!(c.entry(b"k"), None, "the older item is not kept against a newer peer write");
-    // A delete still finds room: the deleted item's own chunk becomes the tombstone.
+    let tomb = Entry::Deleted { key: b"absent".to_vec(), version: clock::stamp() };
+    assert!(c.apply(&tomb), "the chunk that k left is free");
+    assert!(!c.apply(&Entry::Deleted { key: b"absent2".to_vec(), version: clock::stamp() }));
+    assert_eq!(c.stats().apply_dropped, 2);
+    // A delete always leaves its tombstone: in the deleted item's own chunk if need be.
+    let items = c.stats().curr_items;
+    assert_eq!(c.delete(b"big"), Lookup::Hit);
+    assert!(matches!(c.entry(b"big"), Some(Entry::Deleted { .. })));
     assert_eq!(c.delete(b"f0"), Lookup::Hit);
     assert!(matches!(c.entry(b"f0"), Some(Entry::Deleted { .. })));
+    let s = c.stats();
+    assert_eq!((s.curr_items, s.tombstones), (items - 2, 3));
+    assert_eq!(set(&c, b"big", &[8; 4000]), StoreOutcome::Stored, "the tombstone gives its chunk back");
+}
+
+#[test]
+fn threads_with_tombstones_keep_counts_consistent() {
+    let c = Arc::new(Cache::new(&CacheConfig { memory_limit: 2 << 20, ..config(60) }).unwrap());
+    let keys = 3000;
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut rng = Rng(t + 11);
+                for _ in 0..40_000 {
+                    let x = rng.next();
+                    let key = format!("k{}", x % keys);
+                    let value = vec![b'1'; (x >> 20) as usize % 1500];
+                    match x % 6 {
+                        0 | 1 => {
+                            c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value);
+                        }
+                        2 | 3 => {
+                            c.delete(key.as_bytes());
+                        }
+                        4 => {
+                            let version = clock::stamp();
+                            let key = key.into_bytes();
+                            if x & 1 << 40 == 0 {
+                                c.apply(&Entry::Deleted { key, version });
+                            } else {
+                                c.apply(&Entry::Item { key, flags: 1, exptime: 0, version, value });
+                            }
+                        }
+                        _ => {
+                            c.delta(key.as_bytes(), DeltaOp::Incr, 1);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let (mut items, mut tombs, mut bytes) = (0, 0, 0);
+    c.scan_since(0, &mut |e| match e {
+        Entry::Item { key, value, .. } => {
+            items += 1;
+            bytes += (super::item::HEADER + key.len() + value.len()) as u64;
+        }
+        Entry::Deleted { .. } => tombs += 1,
+    });
+    let s = c.stats();
+    assert_eq!((s.curr_items, s.tombstones, s.bytes), (items, tombs, bytes));
+    assert!(tombs > 0 && s.evictions > 0, "the test ran with tombstones under memory pressure");
+    assert!(s.total_malloced <= 2 << 20);
 }
 
 #[test]
@@ -410,7 +475,7 @@ fn two_caches_exchanging_entries_converge() {
         let (a, b) = (cache(60), cache(60));
         a.set_sink(Arc::new(Quiet));
         b.set_sink(Arc::new(Quiet));
-        let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (mut a_sent, mut b_sent) = (0, 0);
         for round in 0..30 {
             for _ in 0..(rng.next() % 40) {
