@@ -20,6 +20,12 @@
 //!
 //! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
 //! `flush_all` is a threshold: items older than it are invalid.
+//!
+//! REPLICATION (`replica`): with `tombstone_ttl` > 0 a delete leaves a tombstone (an item
+//! flagged `item::TOMBSTONE`) that clients never see. Each public mutating method is split
+//! in two: the inner half (`do_*`, `store_silently`) runs under the stripe lock, and the
+//! public half tells the `MutationSink` once that lock is released (the sink takes locks of
+//! its own, which must never be held around a stripe's).
 
 pub mod clock;
 mod item;
@@ -401,31 +407,26 @@ impl Cache {
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
-        let mut stripe = self.lock_stripe(hash);
-        let (outcome, mutated) = self.do_store(&mut stripe, stripe_idx, hash, mode, key, flags, exptime, value);
-        drop(stripe);
+        let (outcome, mutated) = self.store_silently(mode, key, flags, exptime, value);
         if mutated {
             self.notify(key);
         }
         outcome
     }
 
-    /// `store` under the stripe lock the caller holds; also says whether the key changed
-    /// (stored, or a failed `Set` dropped the old item).
-    #[allow(clippy::too_many_arguments)]
-    fn do_store(
+    /// `store` without telling the sink (its stripe lock is released on return); also says
+    /// whether the key changed (stored, or a failed `Set` dropped the old item).
+    fn store_silently(
         &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
         mode: StoreMode,
         key: &[u8],
         flags: u32,
         exptime: u32,
         value: &[u8],
     ) -> (StoreOutcome, bool) {
+        let hash = self.hash(key);
+        let mut guard = self.lock_stripe(hash);
+        let stripe = &mut *guard;
         let now = clock::now();
         // A tombstone is no item to the client, but a new item takes its place in the table.
         let (old, tomb) = match self.find(stripe, hash, key, now) {
@@ -443,7 +444,7 @@ impl Cache {
             // memcached sizes and allocates before it looks at the old item, so these answers
             // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
-                self.remove_live(stripe, stripe_idx, hash, key, old, now);
+                self.remove_live(stripe, hash, key, old, now);
                 return (refused, true);
             }
             return (refused, false);
@@ -457,13 +458,13 @@ impl Cache {
             _ => return (StoreOutcome::NotStored, false),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
-        let Some(it) = self.alloc(cls, stripe, stripe_idx, found, now) else {
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             if joining {
                 return (StoreOutcome::NotStored, false);
             }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             if mode == StoreMode::Set && !old.is_null() {
-                self.remove_live(stripe, stripe_idx, hash, key, old, now);
+                self.remove_live(stripe, hash, key, old, now);
                 return (StoreOutcome::NoMemory, true);
             }
             return (StoreOutcome::NoMemory, false);
@@ -521,9 +522,8 @@ impl Cache {
     /// Removes the item; `Hit` if there was a live one.
     pub fn delete(&self, key: &[u8]) -> Lookup {
         let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
         let mut stripe = self.lock_stripe(hash);
-        let found = self.do_delete(&mut stripe, stripe_idx, hash, key);
+        let found = self.do_delete(&mut stripe, hash, key);
         drop(stripe);
         if found == Lookup::Hit {
             self.notify(key);
@@ -532,12 +532,12 @@ impl Cache {
     }
 
     /// `delete` under the stripe lock the caller holds.
-    fn do_delete(&self, stripe: &mut Stripe, stripe_idx: usize, hash: u32, key: &[u8]) -> Lookup {
+    fn do_delete(&self, stripe: &mut Stripe, hash: u32, key: &[u8]) -> Lookup {
         let now = clock::now();
         match self.find(stripe, hash, key, now) {
             Slot::Live(it) => {
                 self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
-                self.remove_live(stripe, stripe_idx, hash, key, it, now);
+                self.remove_live(stripe, hash, key, it, now);
                 Lookup::Hit
             }
             Slot::Dead(why) => why,
@@ -550,9 +550,8 @@ impl Cache {
     /// the old length; a longer one replaces the item. Either way the cas unique changes.
     pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
         let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
         let mut stripe = self.lock_stripe(hash);
-        let outcome = self.do_delta(&mut stripe, stripe_idx, hash, key, op, amount);
+        let outcome = self.do_delta(&mut stripe, hash, key, op, amount);
         drop(stripe);
         if let DeltaOutcome::Value(_) = outcome {
             self.notify(key);
@@ -561,15 +560,7 @@ impl Cache {
     }
 
     /// `delta` under the stripe lock the caller holds.
-    fn do_delta(
-        &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
-        key: &[u8],
-        op: DeltaOp,
-        amount: u64,
-    ) -> DeltaOutcome {
+    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
         let now = clock::now();
         let Slot::Live(old) = self.find(stripe, hash, key, now) else {
             return DeltaOutcome::NotFound;
@@ -602,7 +593,7 @@ impl Cache {
         let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
             return DeltaOutcome::NoMemory;
         };
-        let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             return DeltaOutcome::NoMemory;
         };

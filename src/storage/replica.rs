@@ -93,7 +93,6 @@ impl Cache {
         // The receive rule: later local writes order after this one, applied or not.
         clock::observe(version);
         let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
         let mut guard = self.lock_stripe(hash);
         let stripe = &mut *guard;
         let now = clock::now();
@@ -105,7 +104,7 @@ impl Cache {
         if !found.is_null() && unsafe { (*found).version } >= version {
             return false;
         }
-        let applied = self.apply_newer(stripe, stripe_idx, hash, entry, found, now);
+        let applied = self.apply_newer(stripe, hash, entry, found, now);
         if applied {
             self.max_version.fetch_max(version, Ordering::Relaxed);
         }
@@ -114,15 +113,7 @@ impl Cache {
 
     /// `apply` once the entry is known to be newer than `found` (null, or linked in `stripe`,
     /// which the caller holds).
-    fn apply_newer(
-        &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
-        entry: &Entry,
-        found: *mut Item,
-        now: u32,
-    ) -> bool {
+    fn apply_newer(&self, stripe: &mut Stripe, hash: u32, entry: &Entry, found: *mut Item, now: u32) -> bool {
         let (key, version) = (entry.key(), entry.version());
         match entry {
             Entry::Deleted { .. } => {
@@ -132,13 +123,13 @@ impl Cache {
                     }
                     return true;
                 }
-                let buried = self.bury(stripe, stripe_idx, hash, key, found, version, now);
+                let buried = self.bury(stripe, hash, key, found, version, now);
                 if !buried {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 buried
             }
-            Entry::Item { flags, exptime, value, .. } => {
+            Entry::Item { exptime, .. } => {
                 if self.flush.is_flushed(version, now) {
                     return false;
                 }
@@ -149,7 +140,7 @@ impl Cache {
                     }
                     return true;
                 }
-                let stored = self.store_applied(stripe, stripe_idx, hash, key, found, *flags, *exptime, version, value);
+                let stored = self.store_applied(stripe, hash, found, entry);
                 if !stored {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
                     // The peer has a newer write than ours: better no item than a stale one.
@@ -222,20 +213,12 @@ impl Cache {
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
     /// takes its place when tombstones are on.
-    pub(super) fn remove_live(
-        &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
-        key: &[u8],
-        it: *mut Item,
-        now: u32,
-    ) {
+    pub(super) fn remove_live(&self, stripe: &mut Stripe, hash: u32, key: &[u8], it: *mut Item, now: u32) {
         if self.tombstone_ttl == 0 {
             self.unlink_free(stripe, it);
         } else {
             let version = self.new_version();
-            self.bury(stripe, stripe_idx, hash, key, it, version, now);
+            self.bury(stripe, hash, key, it, version, now);
         }
     }
 
@@ -243,17 +226,7 @@ impl Cache {
     /// `stripe`, which the caller holds). A tombstone is updated in place; otherwise a chunk
     /// of the smallest fitting class is taken, and when none can be had the old item's chunk
     /// becomes the tombstone. False only when there was nothing to reuse and no memory.
-    #[allow(clippy::too_many_arguments)]
-    fn bury(
-        &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
-        key: &[u8],
-        found: *mut Item,
-        version: u64,
-        now: u32,
-    ) -> bool {
+    fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
         let exptime = now.saturating_add(self.tombstone_ttl);
         // SAFETY: `found`, when non-null, is linked in the stripe we hold.
         let (found_tomb, found_class) =
@@ -268,7 +241,7 @@ impl Cache {
         }
         let cls = self.slabs.class_for(item::total_size(key.len(), 0));
         let fresh = match cls {
-            Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, stripe_idx, found, now),
+            Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, self.stripe_index(hash), found, now),
             _ => None,
         };
         match (fresh, cls) {
@@ -319,25 +292,17 @@ impl Cache {
     /// Stores a peer's item in place of `found` (null, or linked in `stripe`, which the
     /// caller holds) with exactly its flags, expiry and version. False when it does not fit or
     /// no memory can be had.
-    #[allow(clippy::too_many_arguments)]
-    fn store_applied(
-        &self,
-        stripe: &mut Stripe,
-        stripe_idx: usize,
-        hash: u32,
-        key: &[u8],
-        found: *mut Item,
-        flags: u32,
-        exptime: u32,
-        version: u64,
-        value: &[u8],
-    ) -> bool {
+    fn store_applied(&self, stripe: &mut Stripe, hash: u32, found: *mut Item, entry: &Entry) -> bool {
+        let Entry::Item { key, flags, exptime, version, value } = entry else {
+            return false;
+        };
         let size = item::total_size(key.len(), value.len());
         let cls = match self.slabs.class_for(size) {
             Some(cls) if self.item_fits(key.len(), value.len()) => cls,
             _ => return false,
         };
-        let Some(it) = self.alloc(cls, stripe, stripe_idx, found, clock::now()) else {
+        let now = clock::now();
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             return false;
         };
         // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else;
@@ -346,10 +311,10 @@ impl Cache {
             item::init(it, cls as u8, key.len(), value.len(), hash);
             item::key_mut(it).copy_from_slice(key);
             item::value_mut(it).copy_from_slice(value);
-            (*it).flags = flags;
-            (*it).exptime = exptime;
-            (*it).version = version;
-            (*it).atime.store(clock::now(), Ordering::Relaxed);
+            (*it).flags = *flags;
+            (*it).exptime = *exptime;
+            (*it).version = *version;
+            (*it).atime.store(now, Ordering::Relaxed);
             self.link(stripe, found, it);
         }
         true

@@ -299,7 +299,8 @@ fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
     while set(&c, format!("f{i}").as_bytes(), b"x") == StoreOutcome::Stored {
         i += 1;
     }
-    let huge = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: vec![1; 20_000] };
+    let huge =
+        Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: vec![1; 20_000] };
     assert!(!c.apply(&huge));
     assert_eq!(c.stats().apply_dropped, 1);
     assert_eq!(c.entry(b"k"), None, "the older item is not kept against a newer peer write");
