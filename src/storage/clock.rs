@@ -44,9 +44,18 @@ pub fn stamp() -> u64 {
 }
 
 /// A hybrid clock's receive rule: every later stamp is larger than `version` (a peer's), so a
-/// local write after a replicated one orders after it.
+/// local write after a replicated one orders after it. The caller checks `plausible` first.
 pub fn observe(version: u64) {
     CLOCK.observe(version);
+}
+
+/// How far ahead of our wall clock a peer's stamp may be: further is a broken clock or a
+/// corrupt frame, and following it would push every later version (and cas) out of reach.
+const MAX_DRIFT_MILLIS: u64 = 24 * 60 * 60 * 1000;
+
+/// Whether a peer's stamp is no further ahead of our clock than a sane clock could be.
+pub fn plausible(version: u64) -> bool {
+    version <= unix_millis().saturating_add(MAX_DRIFT_MILLIS) << LOGICAL_BITS
 }
 
 /// A hybrid logical clock: the last stamp handed out (or observed), and the node bit.
@@ -73,7 +82,7 @@ impl Hlc {
         let bit = self.bit.load(Ordering::Relaxed);
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let mut next = wall.max(last + 1);
+            let mut next = wall.max(last.saturating_add(1));
             if bit != NO_BIT {
                 next += (next ^ bit) & 1;
             }
@@ -108,7 +117,7 @@ pub fn absolute_expiry(exptime: i64, now: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{absolute_expiry, stamp, stamp_at_secs, Hlc};
+    use super::{absolute_expiry, plausible, stamp, stamp_at_secs, Hlc};
 
     #[test]
     fn expiry_rules_match_memcached() {
@@ -159,5 +168,7 @@ mod tests {
             last_b = b.last.load(std::sync::atomic::Ordering::Relaxed);
         }
         assert!(stamp_at_secs(2) > a.stamp(1000 << 16), "flush thresholds still compare with stamps");
+        assert!(plausible(stamp() + (1000 << 16)));
+        assert!(!plausible(u64::MAX));
     }
 }

@@ -86,7 +86,7 @@ impl Cache {
     pub fn apply(&self, entry: &Entry) -> bool {
         let key = entry.key();
         let version = entry.version();
-        if key.is_empty() || key.len() > usize::from(u8::MAX) {
+        if key.is_empty() || key.len() > usize::from(u8::MAX) || !clock::plausible(version) {
             self.apply_dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -188,12 +188,15 @@ impl Cache {
     /// pending flush). Does not tell the sink.
     pub fn apply_flush(&self, state: FlushState) {
         // A peer's "flush now" threshold is one of its stamps: later local writes must be
-        // above it, or they would be born flushed.
-        clock::observe(state.applied);
+        // above it, or they would be born flushed. One from a broken clock is ignored, or it
+        // would flush every later write.
         let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
         let f = &self.flush;
-        f.applied.fetch_max(state.applied, Ordering::AcqRel);
-        if let Some((threshold, at)) = state.pending {
+        if clock::plausible(state.applied) {
+            clock::observe(state.applied);
+            f.applied.fetch_max(state.applied, Ordering::AcqRel);
+        }
+        if let Some((threshold, at)) = state.pending.filter(|&(threshold, _)| clock::plausible(threshold)) {
             let ours = f.pending_at.load(Ordering::Acquire);
             if ours == 0 || threshold > f.pending_stamp.load(Ordering::Acquire) {
                 // Stamp before time, as `flush` does: a reader that sees the time sees the stamp.

@@ -271,6 +271,13 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     assert!(version(&c, b"k") > ahead);
     assert_eq!(c.max_version(), version(&c, b"k"));
 
+    // A corrupt or wildly skewed version is refused: it would push every later stamp away.
+    let wild = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: u64::MAX - 1, value: vec![] };
+    assert!(!c.apply(&wild));
+    c.apply_flush(FlushState { applied: u64::MAX, pending: Some((u64::MAX, 1)) });
+    assert!(clock::stamp() < u64::MAX >> 1);
+    assert_eq!(c.get(b"k", None, |it| it.value.to_vec()).1.unwrap(), b"local");
+
     let expired = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 1, version: clock::stamp(), value: vec![] };
     assert!(c.apply(&expired), "a newer write that has expired still hides the older item");
     assert_eq!(c.entry(b"k"), None);
