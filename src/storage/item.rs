@@ -15,7 +15,7 @@
 //! 48      4     hash     high 32 bits of the key hash (stripe and bucket)
 //! 52      1     klen     key length (1..=250)
 //! 53      1     class    slab class index
-//! 54      1     iflags   FETCHED | ACTIVE
+//! 54      1     iflags   FETCHED | ACTIVE | TOMBSTONE
 //! 55      1     magic    the chunk's state: FREE_MAGIC (on its class free list), TAKEN_MAGIC
 //!                        (handed out, not yet or no longer linked), ITEM_MAGIC (in the hash
 //!                        table and its LRU); written only under the class lock
@@ -54,6 +54,18 @@ pub const FREE_MAGIC: u8 = 0x5F;
 pub const FETCHED: u8 = 2;
 /// Read since the eviction walker last passed it: earns one more trip round the LRU.
 pub const ACTIVE: u8 = 4;
+/// A deletion remembered for replication: key only (vlen 0), version of the delete, exptime
+/// when it is forgotten. Invisible to clients and not counted as an item.
+pub const TOMBSTONE: u8 = 8;
+
+/// Whether the item is a tombstone.
+///
+/// # Safety
+/// `it` is allocated and the caller holds its stripe or class lock.
+pub unsafe fn is_tombstone(it: *const Item) -> bool {
+    // SAFETY: the caller guarantees a live header; iflags are read under its locks.
+    unsafe { (*it).iflags & TOMBSTONE != 0 }
+}
 
 /// Bytes an item with these lengths takes in its chunk.
 pub fn total_size(klen: usize, vlen: usize) -> usize {

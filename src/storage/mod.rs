@@ -20,10 +20,18 @@
 //!
 //! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
 //! `flush_all` is a threshold: items older than it are invalid.
+//!
+//! REPLICATION (`replica`): with `tombstone_ttl` > 0 a delete leaves a tombstone (an item
+//! flagged `item::TOMBSTONE`) that clients never see. Each public mutating method is split
+//! in two: the inner half (`do_*`, `store_silently`) runs under the stripe lock, and the
+//! public half tells the `MutationSink` once that lock is released (the sink takes locks of
+//! its own, which must never be held around a stripe's).
 
 pub mod clock;
 mod item;
 pub mod replica;
+#[cfg(test)]
+mod replica_tests;
 mod slab;
 mod table;
 #[cfg(test)]
@@ -33,9 +41,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use item::Item;
+use replica::MutationSink;
 use slab::{ClassState, HitCounters, Slabs};
 use table::Stripe;
 
@@ -169,6 +178,10 @@ pub struct CacheStats {
     pub store_too_large: u64,
     /// `slab_global_page_pool`: pages taken but not yet given to a class.
     pub slab_global_page_pool: u64,
+    /// Deletes remembered for replication (not counted in `curr_items` or `bytes`).
+    pub tombstones: u64,
+    /// Peer entries that could not be stored (no memory, too large).
+    pub apply_dropped: u64,
 }
 
 /// One slab class, for `stats slabs` and `stats items`.
@@ -214,26 +227,34 @@ pub struct Cache {
     stripes: Box<[Mutex<Stripe>]>,
     stripe_mask: u32,
     slabs: Slabs,
-    flush: FlushState,
+    flush: Flush,
     item_size_max: usize,
     memory_limit: usize,
     evict: bool,
     use_cas: bool,
+    /// Seconds a delete is remembered (0: deletes leave nothing).
+    tombstone_ttl: u32,
+    /// Replication's listener; none on a single node.
+    sink: OnceLock<Arc<dyn MutationSink>>,
+    /// The largest version stored or applied.
+    max_version: AtomicU64,
     total_buckets: AtomicU64,
     store_no_memory: AtomicU64,
     store_too_large: AtomicU64,
+    apply_dropped: AtomicU64,
 }
 
 /// `flush_all` thresholds: items with a version below `applied` are invalid; those below
 /// `pending_stamp` become invalid once the clock reaches `pending_at` (0 = none pending).
-struct FlushState {
+/// Changed only under `writer`.
+struct Flush {
     writer: Mutex<()>,
     applied: AtomicU64,
     pending_at: AtomicU32,
     pending_stamp: AtomicU64,
 }
 
-impl FlushState {
+impl Flush {
     fn is_flushed(&self, version: u64, now: u32) -> bool {
         if version < self.applied.load(Ordering::Acquire) {
             return true;
@@ -241,6 +262,24 @@ impl FlushState {
         let at = self.pending_at.load(Ordering::Acquire);
         at != 0 && now >= at && version < self.pending_stamp.load(Ordering::Acquire)
     }
+
+    /// Makes a pending flush whose time has come part of `applied`; the caller holds `writer`.
+    fn fold_due(&self, now: u32) {
+        let at = self.pending_at.load(Ordering::Acquire);
+        if at != 0 && now >= at {
+            self.applied.fetch_max(self.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
+            self.pending_at.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// What a key's place in the table holds, once a dead item there has been unlinked.
+enum Slot {
+    Empty,
+    /// An expired or flushed item was there (now unlinked).
+    Dead(Lookup),
+    Tomb(*mut Item),
+    Live(*mut Item),
 }
 
 /// What the eviction walker decided about one LRU item (under its stripe lock).
@@ -275,7 +314,7 @@ impl Cache {
             stripes,
             stripe_mask: (1u32 << stripes_log2) - 1,
             slabs,
-            flush: FlushState {
+            flush: Flush {
                 writer: Mutex::new(()),
                 applied: AtomicU64::new(0),
                 pending_at: AtomicU32::new(0),
@@ -285,9 +324,13 @@ impl Cache {
             memory_limit: config.memory_limit,
             evict: config.evict,
             use_cas: config.use_cas,
+            tombstone_ttl: config.tombstone_ttl,
+            sink: OnceLock::new(),
+            max_version: AtomicU64::new(0),
             total_buckets: AtomicU64::new(total_buckets as u64),
             store_no_memory: AtomicU64::new(0),
             store_too_large: AtomicU64::new(0),
+            apply_dropped: AtomicU64::new(0),
         })
     }
 
@@ -316,21 +359,35 @@ impl Cache {
     pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let it = stripe.find(hash, key);
-        if it.is_null() {
-            return (Lookup::Miss, None);
+        let found = self.do_get(&mut stripe, hash, key, touch, f);
+        drop(stripe);
+        if touch.is_some() && found.0 == Lookup::Hit {
+            self.notify(key);
         }
+        found
+    }
+
+    /// `get` under the stripe lock the caller holds.
+    fn do_get<R>(
+        &self,
+        stripe: &mut Stripe,
+        hash: u32,
+        key: &[u8],
+        touch: Option<u32>,
+        f: impl FnOnce(&ItemRef) -> R,
+    ) -> (Lookup, Option<R>) {
         let now = clock::now();
-        self.debug_check(it);
-        if let Some(dead) = self.dead(it, now) {
-            self.unlink_free(&mut stripe, it);
-            return (dead, None);
-        }
+        let it = match self.find(stripe, hash, key, now) {
+            Slot::Live(it) => it,
+            Slot::Dead(why) => return (why, None),
+            Slot::Empty | Slot::Tomb(_) => return (Lookup::Miss, None),
+        };
         // SAFETY: `it` is linked in the stripe we hold, so it stays allocated and unchanged by
         // others until the guard drops, after `f` returns.
         unsafe {
             if let Some(exptime) = touch {
                 (*it).exptime = exptime;
+                self.restamp_touched(it);
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
             (*it).iflags |= item::FETCHED | item::ACTIVE;
@@ -350,28 +407,47 @@ impl Cache {
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
+        let (outcome, mutated) = self.store_silently(mode, key, flags, exptime, value);
+        if mutated {
+            self.notify(key);
+        }
+        outcome
+    }
+
+    /// `store` without telling the sink (its stripe lock is released on return); also says
+    /// whether the key changed (stored, or a failed `Set` dropped the old item).
+    fn store_silently(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        value: &[u8],
+    ) -> (StoreOutcome, bool) {
         let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
         let mut guard = self.lock_stripe(hash);
         let stripe = &mut *guard;
         let now = clock::now();
-        let mut old = stripe.find(hash, key);
-        if !old.is_null() && self.dead(old, now).is_some() {
-            self.unlink_free(stripe, old);
-            old = ptr::null_mut();
-        }
+        // A tombstone is no item to the client, but a new item takes its place in the table.
+        let (old, tomb) = match self.find(stripe, hash, key, now) {
+            Slot::Live(it) => (it, ptr::null_mut()),
+            Slot::Tomb(it) => (ptr::null_mut(), it),
+            Slot::Empty | Slot::Dead(_) => (ptr::null_mut(), ptr::null_mut()),
+        };
+        let found = if old.is_null() { tomb } else { old };
         let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
         if joining {
             if old.is_null() {
-                return StoreOutcome::NotStored;
+                return (StoreOutcome::NotStored, false);
             }
         } else if let Err(refused) = self.check_space(key.len(), value.len()) {
             // memcached sizes and allocates before it looks at the old item, so these answers
             // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
-                self.unlink_free(stripe, old);
+                self.remove_live(stripe, hash, key, old, now);
+                return (refused, true);
             }
-            return refused;
+            return (refused, false);
         }
         // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
         let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
@@ -379,18 +455,19 @@ impl Cache {
         let size = item::total_size(key.len(), vlen);
         let cls = match self.slabs.class_for(size) {
             Some(cls) if self.item_fits(key.len(), vlen) => cls,
-            _ => return StoreOutcome::NotStored,
+            _ => return (StoreOutcome::NotStored, false),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
-        let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             if joining {
-                return StoreOutcome::NotStored;
+                return (StoreOutcome::NotStored, false);
             }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             if mode == StoreMode::Set && !old.is_null() {
-                self.unlink_free(stripe, old);
+                self.remove_live(stripe, hash, key, old, now);
+                return (StoreOutcome::NoMemory, true);
             }
-            return StoreOutcome::NoMemory;
+            return (StoreOutcome::NoMemory, false);
         };
         let refused = match mode {
             StoreMode::Add if !old.is_null() => Some(StoreOutcome::NotStored),
@@ -406,7 +483,7 @@ impl Cache {
             let mut st = self.lock_class(cls);
             // SAFETY: `it` was taken above and never linked or shared.
             unsafe { Slabs::free_chunk(&mut st, it) };
-            return outcome;
+            return (outcome, false);
         }
         // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
         // `old` stays allocated (the walker skips it) while we read its value and header.
@@ -433,29 +510,39 @@ impl Cache {
                 (*it).exptime = exptime;
             }
             (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = clock::stamp();
+            (*it).version = self.new_version();
             if let StoreMode::Cas(_) = mode {
                 self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
             }
-            self.link(stripe, old, it);
+            self.link(stripe, found, it);
         }
-        StoreOutcome::Stored
+        (StoreOutcome::Stored, true)
     }
 
     /// Removes the item; `Hit` if there was a live one.
     pub fn delete(&self, key: &[u8]) -> Lookup {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let it = stripe.find(hash, key);
-        if it.is_null() {
-            return Lookup::Miss;
-        }
-        let found = self.dead(it, clock::now()).unwrap_or(Lookup::Hit);
+        let found = self.do_delete(&mut stripe, hash, key);
+        drop(stripe);
         if found == Lookup::Hit {
-            self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
+            self.notify(key);
         }
-        self.unlink_free(&mut stripe, it);
         found
+    }
+
+    /// `delete` under the stripe lock the caller holds.
+    fn do_delete(&self, stripe: &mut Stripe, hash: u32, key: &[u8]) -> Lookup {
+        let now = clock::now();
+        match self.find(stripe, hash, key, now) {
+            Slot::Live(it) => {
+                self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
+                self.remove_live(stripe, hash, key, it, now);
+                Lookup::Hit
+            }
+            Slot::Dead(why) => why,
+            Slot::Empty | Slot::Tomb(_) => Lookup::Miss,
+        }
     }
 
     /// incr/decr as memcached: the value must be a decimal number of at most 20 digits; a
@@ -463,18 +550,21 @@ impl Cache {
     /// the old length; a longer one replaces the item. Either way the cas unique changes.
     pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
         let hash = self.hash(key);
-        let stripe_idx = self.stripe_index(hash);
-        let mut guard = self.lock_stripe(hash);
-        let stripe = &mut *guard;
+        let mut stripe = self.lock_stripe(hash);
+        let outcome = self.do_delta(&mut stripe, hash, key, op, amount);
+        drop(stripe);
+        if let DeltaOutcome::Value(_) = outcome {
+            self.notify(key);
+        }
+        outcome
+    }
+
+    /// `delta` under the stripe lock the caller holds.
+    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
         let now = clock::now();
-        let old = stripe.find(hash, key);
-        if old.is_null() {
+        let Slot::Live(old) = self.find(stripe, hash, key, now) else {
             return DeltaOutcome::NotFound;
-        }
-        if self.dead(old, now).is_some() {
-            self.unlink_free(stripe, old);
-            return DeltaOutcome::NotFound;
-        }
+        };
         // SAFETY: `old` is linked in the stripe we hold.
         let Some(current) = parse_counter(unsafe { item::value(old) }) else {
             return DeltaOutcome::NonNumeric;
@@ -496,14 +586,14 @@ impl Cache {
             if text.len() <= dst.len() {
                 dst[..text.len()].copy_from_slice(text);
                 dst[text.len()..].fill(b' ');
-                (*old).version = clock::stamp();
+                (*old).version = self.new_version();
                 return DeltaOutcome::Value(result);
             }
         }
         let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
             return DeltaOutcome::NoMemory;
         };
-        let Some(it) = self.alloc(cls, stripe, stripe_idx, old, now) else {
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             return DeltaOutcome::NoMemory;
         };
@@ -516,7 +606,7 @@ impl Cache {
             (*it).flags = (*old).flags;
             (*it).exptime = (*old).exptime;
             (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = clock::stamp();
+            (*it).version = self.new_version();
             self.link(stripe, old, it);
         }
         DeltaOutcome::Value(result)
@@ -526,19 +616,26 @@ impl Cache {
     pub fn touch(&self, key: &[u8], exptime: u32) -> Lookup {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let it = stripe.find(hash, key);
-        if it.is_null() {
-            return Lookup::Miss;
+        let found = self.do_touch(&mut stripe, hash, key, exptime);
+        drop(stripe);
+        if found == Lookup::Hit {
+            self.notify(key);
         }
+        found
+    }
+
+    /// `touch` under the stripe lock the caller holds.
+    fn do_touch(&self, stripe: &mut Stripe, hash: u32, key: &[u8], exptime: u32) -> Lookup {
         let now = clock::now();
-        if let Some(dead) = self.dead(it, now) {
-            self.unlink_free(&mut stripe, it);
-            return dead;
-        }
-        // SAFETY: `it` is linked in the stripe we hold. The version is kept: memcached 1.6
-        // leaves the cas unique alone on touch and gat.
+        let it = match self.find(stripe, hash, key, now) {
+            Slot::Live(it) => it,
+            Slot::Dead(why) => return why,
+            Slot::Empty | Slot::Tomb(_) => return Lookup::Miss,
+        };
+        // SAFETY: `it` is linked in the stripe we hold.
         unsafe {
             (*it).exptime = exptime;
+            self.restamp_touched(it);
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
         }
@@ -550,13 +647,10 @@ impl Cache {
     /// once that time is reached. Items stored later are untouched; a flush that has taken
     /// effect stays in effect when a later delayed flush is scheduled.
     pub fn flush(&self, at: u32) {
-        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
         let f = &self.flush;
         let now = clock::now();
-        let pending_at = f.pending_at.load(Ordering::Acquire);
-        if pending_at != 0 && now >= pending_at {
-            f.applied.fetch_max(f.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
-        }
+        f.fold_due(now);
         f.pending_at.store(0, Ordering::Release);
         if at == 0 {
             f.applied.fetch_max(clock::stamp(), Ordering::AcqRel);
@@ -567,6 +661,10 @@ impl Cache {
             f.pending_stamp.store(clock::stamp_at_secs(at), Ordering::Release);
             f.pending_at.store(at, Ordering::Release);
         }
+        drop(writer);
+        if let Some(sink) = self.sink.get() {
+            sink.flushed(self.flush_state());
+        }
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -574,6 +672,7 @@ impl Cache {
         for class in &self.slabs.classes {
             let st = class.state.lock().unwrap_or_else(|e| e.into_inner());
             s.curr_items += st.number;
+            s.tombstones += st.tombstones;
             s.total_items += st.total_items;
             s.bytes += st.mem_requested;
             s.evictions += st.evicted;
@@ -592,6 +691,7 @@ impl Cache {
         s.hash_is_expanding = false;
         s.store_no_memory = self.store_no_memory.load(Ordering::Relaxed);
         s.store_too_large = self.store_too_large.load(Ordering::Relaxed);
+        s.apply_dropped = self.apply_dropped.load(Ordering::Relaxed);
         s
     }
 
@@ -607,6 +707,58 @@ impl Cache {
         self.slabs.reset_stats();
         self.store_no_memory.store(0, Ordering::Relaxed);
         self.store_too_large.store(0, Ordering::Relaxed);
+        self.apply_dropped.store(0, Ordering::Relaxed);
+    }
+
+    /// Tells the sink, if any, that `key` changed; the caller holds no stripe lock.
+    fn notify(&self, key: &[u8]) {
+        if let Some(sink) = self.sink.get() {
+            sink.mutated(key);
+        }
+    }
+
+    /// A version for a local write.
+    fn new_version(&self) -> u64 {
+        let version = clock::stamp();
+        self.max_version.fetch_max(version, Ordering::Relaxed);
+        version
+    }
+
+    /// touch/gat: memcached keeps the cas unique, and so does a single node. A replicating
+    /// node gives the item a new version, or the peer (which orders by version) would ignore
+    /// the new expiry.
+    ///
+    /// # Safety
+    /// `it` is linked in a stripe the caller holds.
+    unsafe fn restamp_touched(&self, it: *mut Item) {
+        if self.sink.get().is_some() {
+            // SAFETY: forwarded caller guarantee.
+            unsafe { (*it).version = self.new_version() };
+        }
+    }
+
+    /// The key's item or tombstone, unlinking it first if expired or flushed (a dead tombstone
+    /// reads as empty: clients never learn of tombstones).
+    fn find(&self, stripe: &mut Stripe, hash: u32, key: &[u8], now: u32) -> Slot {
+        let it = stripe.find(hash, key);
+        if it.is_null() {
+            return Slot::Empty;
+        }
+        self.debug_check(it);
+        // SAFETY: `it` is linked in the stripe the caller holds.
+        let tomb = unsafe { item::is_tombstone(it) };
+        match self.dead(it, now) {
+            Some(_) if tomb => {
+                self.unlink_free(stripe, it);
+                Slot::Empty
+            }
+            Some(why) => {
+                self.unlink_free(stripe, it);
+                Slot::Dead(why)
+            }
+            None if tomb => Slot::Tomb(it),
+            None => Slot::Live(it),
+        }
     }
 
     /// The high 32 bits of the key's hash: what items keep and stripes index by.
@@ -703,9 +855,10 @@ impl Cache {
             let mut st = self.lock_class(usize::from((*new).class));
             (*new).magic = item::ITEM_MAGIC;
             st.lru.push_head(new);
-            st.number += 1;
-            st.mem_requested += item::size_of(new) as u64;
-            st.total_items += 1;
+            st.count_linked(new);
+            if !item::is_tombstone(new) {
+                st.total_items += 1;
+            }
         }
     }
 
@@ -754,9 +907,11 @@ impl Cache {
                 Some(Verdict::Dead) => {
                     // SAFETY: unlinked from its stripe just now; still in this class's LRU.
                     unsafe {
-                        st.reclaimed += 1;
-                        if (*it).iflags & item::FETCHED == 0 {
-                            st.expired_unfetched += 1;
+                        if !item::is_tombstone(it) {
+                            st.reclaimed += 1;
+                            if (*it).iflags & item::FETCHED == 0 {
+                                st.expired_unfetched += 1;
+                            }
                         }
                         Self::drop_from_lru(&mut st, it);
                     }
@@ -844,7 +999,7 @@ impl Cache {
         true
     }
 
-    /// Counts the eviction of a live item.
+    /// Counts the eviction of a live item (a tombstone's is not counted: it held no data).
     ///
     /// # Safety
     /// `it` is an item of `st`'s class that the caller holds exclusively (unlinked from its
@@ -852,6 +1007,9 @@ impl Cache {
     unsafe fn count_eviction(st: &mut ClassState, it: *const Item, now: u32) {
         // SAFETY: forwarded caller guarantees.
         let it = unsafe { &*it };
+        if it.iflags & item::TOMBSTONE != 0 {
+            return;
+        }
         st.evicted += 1;
         if it.exptime != 0 {
             st.evicted_nonzero += 1;
@@ -874,8 +1032,7 @@ impl Cache {
         // SAFETY: forwarded caller guarantees.
         unsafe {
             st.lru.remove(it);
-            st.number -= 1;
-            st.mem_requested -= item::size_of(it) as u64;
+            st.count_unlinked(it);
             (*it).iflags = 0;
             (*it).magic = item::TAKEN_MAGIC;
         }

@@ -5,10 +5,20 @@
 //!
 //! CONTRACT (fixed by the skeleton; the storage helper fills the bodies, replication relies on
 //! it): the types and signatures below.
+//!
+//! Tombstones (only when `CacheConfig::tombstone_ttl` > 0) are items flagged
+//! `item::TOMBSTONE`: the key, the delete's version, no value, expiring after the ttl. They
+//! live in slab chunks and LRUs like tiny items (evictable, never counted as items), and every
+//! client command treats them as missing. Locking is the facade's: a key's stripe lock covers
+//! its item or tombstone.
 
+use std::ptr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::Cache;
+use super::item::{self, Item};
+use super::table::Stripe;
+use super::{clock, Cache, Slot};
 
 /// One key's replicable state: its item, or its deletion, with the version that orders it.
 /// Versions are `clock::stamp`s: unique across the pair, and later writes have larger ones.
@@ -51,17 +61,21 @@ pub trait MutationSink: Send + Sync {
 }
 
 impl Cache {
-    /// Installs the sink (once, before any client is served).
+    /// Installs the sink (once, before any client is served; a second sink is ignored).
     pub fn set_sink(&self, sink: Arc<dyn MutationSink>) {
-        let _ = sink;
-        todo!()
+        let _ = self.sink.set(sink);
     }
 
     /// The key's current replicable state: its live item, its tombstone, or None (never
     /// stored, expired, flushed, evicted, or a tombstone past its time).
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
-        let _ = key;
-        todo!()
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        match self.find(&mut stripe, hash, key, clock::now()) {
+            // SAFETY: linked in the stripe we hold.
+            Slot::Live(it) | Slot::Tomb(it) => Some(unsafe { entry_of(it) }),
+            Slot::Empty | Slot::Dead(_) => None,
+        }
     }
 
     /// Applies a peer's entry when it is newer than what the key holds (item or tombstone):
@@ -70,31 +84,259 @@ impl Cache {
     /// the sink. Returns whether the entry was applied. Memory is found as for a store
     /// (eviction); an entry that cannot be stored is counted and dropped.
     pub fn apply(&self, entry: &Entry) -> bool {
-        let _ = entry;
-        todo!()
+        let key = entry.key();
+        let version = entry.version();
+        if key.is_empty() || key.len() > usize::from(u8::MAX) || !clock::plausible(version) {
+            self.apply_dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // The receive rule: later local writes order after this one, applied or not.
+        clock::observe(version);
+        let hash = self.hash(key);
+        let mut guard = self.lock_stripe(hash);
+        let stripe = &mut *guard;
+        let now = clock::now();
+        let found = match self.find(stripe, hash, key, now) {
+            Slot::Live(it) | Slot::Tomb(it) => it,
+            Slot::Empty | Slot::Dead(_) => ptr::null_mut(),
+        };
+        // SAFETY: `found` is linked in the stripe we hold.
+        if !found.is_null() && unsafe { (*found).version } >= version {
+            return false;
+        }
+        let applied = self.apply_newer(stripe, hash, entry, found, now);
+        if applied {
+            self.max_version.fetch_max(version, Ordering::Relaxed);
+        }
+        applied
+    }
+
+    /// `apply` once the entry is known to be newer than `found` (null, or linked in `stripe`,
+    /// which the caller holds).
+    fn apply_newer(&self, stripe: &mut Stripe, hash: u32, entry: &Entry, found: *mut Item, now: u32) -> bool {
+        let (key, version) = (entry.key(), entry.version());
+        match entry {
+            Entry::Deleted { .. } => {
+                if self.tombstone_ttl == 0 {
+                    if !found.is_null() {
+                        self.unlink_free(stripe, found);
+                    }
+                    return true;
+                }
+                let buried = self.bury(stripe, hash, key, found, version, now);
+                if !buried {
+                    self.apply_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                buried
+            }
+            Entry::Item { exptime, .. } => {
+                if self.flush.is_flushed(version, now) {
+                    return false;
+                }
+                if *exptime != 0 && *exptime <= now {
+                    // Already expired: it only hides what it overwrote.
+                    if !found.is_null() {
+                        self.unlink_free(stripe, found);
+                    }
+                    return true;
+                }
+                let stored = self.store_applied(stripe, hash, found, entry);
+                if !stored {
+                    self.apply_dropped.fetch_add(1, Ordering::Relaxed);
+                    // The peer has a newer write than ours: better no item than a stale one.
+                    if !found.is_null() {
+                        self.unlink_free(stripe, found);
+                    }
+                }
+                stored
+            }
+        }
     }
 
     /// Calls `f` with every live item and tombstone whose version is above `since`, one
     /// stripe at a time, holding no lock while `f` runs.
     pub fn scan_since(&self, since: u64, f: &mut dyn FnMut(Entry)) {
-        let _ = (since, f);
-        todo!()
+        let mut batch = Vec::new();
+        for lock in self.stripes.iter() {
+            {
+                let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let now = clock::now();
+                stripe.for_each(|it| {
+                    // SAFETY: linked in the stripe we hold. Dead ones are left for lazy unlinking.
+                    if unsafe { (*it).version } > since && self.dead(it, now).is_none() {
+                        // SAFETY: as above.
+                        batch.push(unsafe { entry_of(it) });
+                    }
+                });
+            }
+            batch.drain(..).for_each(&mut *f);
+        }
     }
 
     pub fn flush_state(&self) -> FlushState {
-        todo!()
+        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let f = &self.flush;
+        f.fold_due(clock::now());
+        let at = f.pending_at.load(Ordering::Acquire);
+        FlushState {
+            applied: f.applied.load(Ordering::Acquire),
+            pending: (at != 0).then(|| (f.pending_stamp.load(Ordering::Acquire), at)),
+        }
     }
 
     /// Merges the peer's flush state into ours (the larger applied threshold; the later
     /// pending flush). Does not tell the sink.
     pub fn apply_flush(&self, state: FlushState) {
-        let _ = state;
-        todo!()
+        // A peer's "flush now" threshold is one of its stamps: later local writes must be
+        // above it, or they would be born flushed. One from a broken clock is ignored, or it
+        // would flush every later write.
+        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let f = &self.flush;
+        if clock::plausible(state.applied) {
+            clock::observe(state.applied);
+            f.applied.fetch_max(state.applied, Ordering::AcqRel);
+        }
+        if let Some((threshold, at)) = state.pending.filter(|&(threshold, _)| clock::plausible(threshold)) {
+            let ours = f.pending_at.load(Ordering::Acquire);
+            if ours == 0 || threshold > f.pending_stamp.load(Ordering::Acquire) {
+                // Stamp before time, as `flush` does: a reader that sees the time sees the stamp.
+                f.pending_at.store(0, Ordering::Release);
+                f.pending_stamp.store(threshold, Ordering::Release);
+                f.pending_at.store(at.max(1), Ordering::Release);
+            }
+        }
+        f.fold_due(clock::now());
     }
 
     /// The largest version this cache has seen (stored, applied or scanned): a node reports it
     /// so the peer knows what it already has.
     pub fn max_version(&self) -> u64 {
-        todo!()
+        self.max_version.load(Ordering::Relaxed)
+    }
+
+    /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
+    /// takes its place when tombstones are on.
+    pub(super) fn remove_live(&self, stripe: &mut Stripe, hash: u32, key: &[u8], it: *mut Item, now: u32) {
+        if self.tombstone_ttl == 0 {
+            self.unlink_free(stripe, it);
+        } else {
+            let version = self.new_version();
+            self.bury(stripe, hash, key, it, version, now);
+        }
+    }
+
+    /// Leaves a tombstone for `key` at `version` in place of `found` (null, or linked in
+    /// `stripe`, which the caller holds). A tombstone is updated in place; otherwise a chunk
+    /// of the smallest fitting class is taken, and when none can be had the old item's chunk
+    /// becomes the tombstone. False only when there was nothing to reuse and no memory.
+    fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
+        let exptime = now.saturating_add(self.tombstone_ttl);
+        // SAFETY: `found`, when non-null, is linked in the stripe we hold.
+        let (found_tomb, found_class) =
+            if found.is_null() { (false, None) } else { unsafe { (item::is_tombstone(found), Some((*found).class)) } };
+        if found_tomb {
+            // SAFETY: as above; version and exptime are read only under the stripe lock.
+            unsafe {
+                (*found).version = version;
+                (*found).exptime = exptime;
+            }
+            return true;
+        }
+        let cls = self.slabs.class_for(item::total_size(key.len(), 0));
+        let fresh = match cls {
+            Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, self.stripe_index(hash), found, now),
+            _ => None,
+        };
+        match (fresh, cls) {
+            (Some(it), Some(cls)) => {
+                // SAFETY: a fresh chunk of class `cls`, large enough for the key, reachable by
+                // no one else; `found` is null or linked in the stripe we hold.
+                unsafe {
+                    item::init(it, cls as u8, key.len(), 0, hash);
+                    item::key_mut(it).copy_from_slice(key);
+                    (*it).iflags = item::TOMBSTONE;
+                    (*it).version = version;
+                    (*it).exptime = exptime;
+                    (*it).atime.store(now, Ordering::Relaxed);
+                    self.link(stripe, found, it);
+                }
+                true
+            }
+            _ if !found.is_null() => {
+                // SAFETY: `found` is a live item linked in the stripe we hold.
+                unsafe { self.entomb(found, version, exptime, now) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Turns a live item into a tombstone in its own chunk, and moves it to its LRU head.
+    ///
+    /// # Safety
+    /// `it` is a live item linked in a stripe the caller holds.
+    unsafe fn entomb(&self, it: *mut Item, version: u64, exptime: u32, now: u32) {
+        // SAFETY: forwarded caller guarantee; the class lock guards the counts and the LRU,
+        // and the walker reads the header only with the stripe, which we hold.
+        unsafe {
+            let mut st = self.lock_class(usize::from((*it).class));
+            st.count_unlinked(it);
+            (*it).vlen = 0;
+            (*it).iflags = item::TOMBSTONE;
+            (*it).version = version;
+            (*it).exptime = exptime;
+            (*it).atime.store(now, Ordering::Relaxed);
+            st.count_linked(it);
+            st.lru.remove(it);
+            st.lru.push_head(it);
+        }
+    }
+
+    /// Stores a peer's item in place of `found` (null, or linked in `stripe`, which the
+    /// caller holds) with exactly its flags, expiry and version. False when it does not fit or
+    /// no memory can be had.
+    fn store_applied(&self, stripe: &mut Stripe, hash: u32, found: *mut Item, entry: &Entry) -> bool {
+        let Entry::Item { key, flags, exptime, version, value } = entry else {
+            return false;
+        };
+        let size = item::total_size(key.len(), value.len());
+        let cls = match self.slabs.class_for(size) {
+            Some(cls) if self.item_fits(key.len(), value.len()) => cls,
+            _ => return false,
+        };
+        let now = clock::now();
+        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+            return false;
+        };
+        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else;
+        // `found` is null or linked in the stripe we hold.
+        unsafe {
+            item::init(it, cls as u8, key.len(), value.len(), hash);
+            item::key_mut(it).copy_from_slice(key);
+            item::value_mut(it).copy_from_slice(value);
+            (*it).flags = *flags;
+            (*it).exptime = *exptime;
+            (*it).version = *version;
+            (*it).atime.store(now, Ordering::Relaxed);
+            self.link(stripe, found, it);
+        }
+        true
+    }
+}
+
+/// A copy of a linked item's or tombstone's replicable state.
+///
+/// # Safety
+/// `it` is linked in a stripe the caller holds.
+unsafe fn entry_of(it: *const Item) -> Entry {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        let key = item::key(it).to_vec();
+        let version = (*it).version;
+        if item::is_tombstone(it) {
+            Entry::Deleted { key, version }
+        } else {
+            Entry::Item { key, flags: (*it).flags, exptime: (*it).exptime, version, value: item::value(it).to_vec() }
+        }
     }
 }

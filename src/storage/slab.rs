@@ -51,10 +51,12 @@ pub struct ClassState {
     /// The pages this class holds, so one can be given to another class.
     page_list: Vec<*mut u8>,
     pub lru: Lru,
-    /// Items linked (curr_items for this class).
+    /// Items linked (curr_items for this class), tombstones not included.
     pub number: u64,
-    /// Bytes of linked items.
+    /// Bytes of linked items, tombstones not included.
     pub mem_requested: u64,
+    /// Tombstones linked.
+    pub tombstones: u64,
     pub total_items: u64,
     pub evicted: u64,
     pub evicted_nonzero: u64,
@@ -69,6 +71,40 @@ pub struct ClassState {
 // SAFETY: the raw pointers point into slab pages owned by the `Slabs` that owns this state;
 // they are only followed while holding the state's mutex (or a stripe lock, per the lock rules).
 unsafe impl Send for ClassState {}
+
+impl ClassState {
+    /// Counts an item (or tombstone) being linked.
+    ///
+    /// # Safety
+    /// `it` is an allocated item of this class, held by the caller.
+    pub unsafe fn count_linked(&mut self, it: *const Item) {
+        // SAFETY: forwarded caller guarantees.
+        unsafe {
+            if item::is_tombstone(it) {
+                self.tombstones += 1;
+            } else {
+                self.number += 1;
+                self.mem_requested += item::size_of(it) as u64;
+            }
+        }
+    }
+
+    /// Uncounts an item (or tombstone) being unlinked; the reverse of `count_linked`.
+    ///
+    /// # Safety
+    /// As for `count_linked`, and the item was counted.
+    pub unsafe fn count_unlinked(&mut self, it: *const Item) {
+        // SAFETY: forwarded caller guarantees.
+        unsafe {
+            if item::is_tombstone(it) {
+                self.tombstones -= 1;
+            } else {
+                self.number -= 1;
+                self.mem_requested -= item::size_of(it) as u64;
+            }
+        }
+    }
+}
 
 pub struct Class {
     pub size: usize,
@@ -180,6 +216,7 @@ impl Slabs {
                     lru: Lru::new(),
                     number: 0,
                     mem_requested: 0,
+                    tombstones: 0,
                     total_items: 0,
                     evicted: 0,
                     evicted_nonzero: 0,
@@ -447,8 +484,7 @@ pub unsafe fn release(state: &mut ClassState, it: *mut Item) {
     unsafe {
         if (*it).magic == ITEM_MAGIC {
             state.lru.remove(it);
-            state.number -= 1;
-            state.mem_requested -= item::size_of(it) as u64;
+            state.count_unlinked(it);
         }
         Slabs::free_chunk(state, it);
     }

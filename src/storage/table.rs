@@ -114,6 +114,19 @@ impl Stripe {
         debug_assert!(false, "replacing an item not in its stripe");
     }
 
+    /// Calls `f` with every item linked here.
+    pub fn for_each(&self, mut f: impl FnMut(*mut Item)) {
+        for &head in &self.buckets {
+            let mut it = head;
+            while !it.is_null() {
+                f(it);
+                // SAFETY: chained items are allocated while linked, and we hold the stripe lock
+                // (`&self` comes from its guard); `f` only reads.
+                it = unsafe { (*it).h_next };
+            }
+        }
+    }
+
     fn grow(&mut self) {
         let mut bigger = vec![ptr::null_mut(); self.buckets.len() * 2];
         let mask = bigger.len() - 1;
