@@ -448,12 +448,15 @@ fn the_daemon_binds_a_privileged_port_then_becomes_the_user() {
 }
 
 #[test]
-fn the_init_script_is_plain_sh_with_an_lsb_header() {
+fn the_init_script_and_defaults_are_plain_sh_with_an_lsb_header() {
     let script = repo().join("init/memcachedrep");
     let scratch = TempDir::new("sh");
     assert_eq!(mode(&script) & 0o111, 0o111, "init/memcachedrep must be executable");
     let ran = run(Command::new("sh").arg("-n").arg(&script), scratch.path());
     assert_eq!(ran.code, Some(0), "sh -n\n{}", ran.shown());
+    let defaults = repo().join("init/memcachedrep.default");
+    let ran = run(Command::new("sh").arg("-n").arg(&defaults), scratch.path());
+    assert_eq!(ran.code, Some(0), "sh -n init/memcachedrep.default\n{}", ran.shown());
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.starts_with("#!/bin/sh\n"));
     let header: Vec<&str> = text
@@ -511,5 +514,22 @@ fn init_script_start_with_an_unknown_user_fails_and_leaves_no_pidfile() {
     assert_eq!(ran.code, Some(1), "{}", ran.shown());
     assert!(ran.stderr.contains("can't find the user no-such-user-here to switch to"), "{}", ran.shown());
     assert!(!service.pidfile.exists(), "a failed start left its pidfile");
+    assert_eq!(service.run("status").code, Some(3));
+}
+
+#[test]
+fn init_script_does_not_start_a_disabled_service() {
+    if !require_program("make", "make") || !require_root("running the init script") {
+        return;
+    }
+    let port = free_port();
+    let service = Service::install("disabled", &format!("-m 16 -p {port} -l 127.0.0.1 -u root -P {{pidfile}}"));
+    let mut defaults = std::fs::read_to_string(&service.defaults).unwrap();
+    defaults.push_str("ENABLE=no\n");
+    std::fs::write(&service.defaults, defaults).unwrap();
+    let ran = service.run("start");
+    assert_eq!(ran.code, Some(0), "{}", ran.shown());
+    assert!(ran.stdout.contains("disabled"), "{}", ran.shown());
+    assert!(!service.pidfile.exists(), "a disabled service started");
     assert_eq!(service.run("status").code, Some(3));
 }
