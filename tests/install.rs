@@ -102,11 +102,14 @@ fn run(cmd: &mut Command, scratch: &Path) -> Ran {
 }
 
 /// `make TARGET DESTDIR=root VARS...` in the repository, installing the binary under test.
+/// CARGO=false: over a finished build, install must not run cargo (it would need no network,
+/// but a root "make install" must not rebuild a user's tree either).
 fn make(target: &str, root: &Path, vars: &[&str], scratch: &Path) -> Ran {
     let mut cmd = Command::new("make");
     cmd.arg("-C").arg(repo()).arg("--no-print-directory").arg(target);
     cmd.arg(format!("DESTDIR={}", root.display()));
     cmd.arg(format!("BIN={}", our_binary().display()));
+    cmd.arg("CARGO=false");
     cmd.args(vars);
     let ran = run(&mut cmd, scratch);
     assert_eq!(ran.code, Some(0), "make {target} {vars:?}\n{}", ran.shown());
