@@ -206,6 +206,7 @@ fn the_installed_init_script_runs_the_binary_under_prefix() {
 /// The init script installed into a temporary root, run with a defaults file of its own.
 struct Service {
     scratch: TempDir,
+    root: PathBuf,
     script: PathBuf,
     defaults: PathBuf,
     pidfile: PathBuf,
@@ -223,7 +224,7 @@ impl Service {
         let args = daemon_args.replace("{pidfile}", &pidfile.display().to_string());
         let daemon = root.join("usr/local/bin/memcachedrep");
         std::fs::write(&defaults, format!("DAEMON={}\nDAEMON_ARGS=\"{args}\"\n", daemon.display())).unwrap();
-        Service { script: root.join("etc/init.d/memcachedrep"), defaults, pidfile, scratch }
+        Service { script: root.join("etc/init.d/memcachedrep"), root, defaults, pidfile, scratch }
     }
 
     /// Runs `/etc/init.d/memcachedrep ACTION` as an init system would: with sh (dash).
@@ -310,6 +311,8 @@ fn init_script_starts_reports_restarts_and_stops_the_daemon() {
     assert_eq!(service.pid(), Some(first), "start when running must keep the running daemon");
     assert!(alive(first));
 
+    // A new binary installed over the running one: the script still knows the old process.
+    make("install", &service.root, &[], service.scratch.path());
     let restarted = service.run("restart");
     assert_eq!(restarted.code, Some(0), "restart\n{}", restarted.shown());
     let second = service.pid().unwrap_or_else(|| panic!("no pidfile after restart\n{}", restarted.shown()));
