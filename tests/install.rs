@@ -380,12 +380,15 @@ fn init_script_status_tells_a_dead_daemon_from_a_stopped_one() {
     assert!(!alive(fresh) && !service.pidfile.exists());
 }
 
-/// A port taken on every address family: one IPv6 socket that also takes IPv4, or an IPv4
-/// socket where the machine has no IPv6.
-fn busy_port() -> (TcpListener, u16) {
-    let holder = TcpListener::bind("[::]:0").or_else(|_| TcpListener::bind("0.0.0.0:0")).expect("bind a port");
-    let port = holder.local_addr().unwrap().port();
-    (holder, port)
+/// A port taken on every address family: an IPv6 socket, which also takes IPv4 unless the
+/// machine says IPv6 sockets are IPv6 only (then an IPv4 one joins it), or an IPv4 socket
+/// where the machine has no IPv6.
+fn busy_port() -> (Vec<TcpListener>, u16) {
+    let first = TcpListener::bind("[::]:0").or_else(|_| TcpListener::bind("0.0.0.0:0")).expect("bind a port");
+    let port = first.local_addr().unwrap().port();
+    let mut holders = vec![first];
+    holders.extend(TcpListener::bind(("0.0.0.0", port)).ok());
+    (holders, port)
 }
 
 #[test]
