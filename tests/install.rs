@@ -420,7 +420,11 @@ fn init_script_start_on_a_busy_port_fails_and_says_why() {
     let service = Service::install("busy-service", &format!("-m 16 -p {port} -u root -P {{pidfile}}"));
     let ran = service.run("start");
     assert_eq!(ran.code, Some(1), "{}", ran.shown());
-    assert!(ran.stderr.contains(&format!("failed to listen on TCP port {port}: Address already in use")), "{}", ran.shown());
+    assert!(
+        ran.stderr.contains(&format!("failed to listen on TCP port {port}: Address already in use")),
+        "{}",
+        ran.shown()
+    );
     assert!(!service.pidfile.exists(), "a failed start wrote a pidfile");
     let status = service.run("status");
     assert_eq!(status.code, Some(3), "{}", status.shown());
@@ -468,11 +472,8 @@ fn the_init_script_and_defaults_are_plain_sh_with_an_lsb_header() {
     assert_eq!(ran.code, Some(0), "sh -n init/memcachedrep.default\n{}", ran.shown());
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.starts_with("#!/bin/sh\n"));
-    let header: Vec<&str> = text
-        .lines()
-        .skip_while(|l| *l != "### BEGIN INIT INFO")
-        .take_while(|l| *l != "### END INIT INFO")
-        .collect();
+    let header: Vec<&str> =
+        text.lines().skip_while(|l| *l != "### BEGIN INIT INFO").take_while(|l| *l != "### END INIT INFO").collect();
     for line in [
         "# Provides:          memcachedrep",
         "# Required-Start:    $remote_fs $network $syslog",
@@ -483,7 +484,12 @@ fn the_init_script_and_defaults_are_plain_sh_with_an_lsb_header() {
     }
     assert!(header.iter().any(|l| l.starts_with("# Short-Description: ")));
     // checkbashisms (Debian's devscripts) is a bonus where installed, not a requirement.
-    if Command::new("sh").args(["-c", "command -v checkbashisms"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    if Command::new("sh")
+        .args(["-c", "command -v checkbashisms"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         let ran = run(Command::new("checkbashisms").arg(&script), scratch.path());
         assert_eq!(ran.code, Some(0), "checkbashisms\n{}", ran.shown());
     }
