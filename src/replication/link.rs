@@ -5,7 +5,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -338,7 +338,7 @@ impl Link {
     /// Handshakes, then runs the link until it ends if it is the one to keep. Returns whether
     /// a link ran.
     fn handshake_and_run(self: &Arc<Link>, stream: TcpStream, dialed: bool) -> bool {
-        let hello = match self.handshake(&stream) {
+        let hello = match self.handshake(&stream, dialed) {
             Ok(hello) => hello,
             Err(Refusal::SelfDial) => {
                 log::line(log::STATE, format_args!("replication: {} is this node: only listening", self.peer_text));
@@ -375,7 +375,9 @@ impl Link {
         true
     }
 
-    fn handshake(&self, stream: &TcpStream) -> Result<Hello, Refusal> {
+    /// The dialer says HELLO first; the accepting side answers only a valid HELLO, so a
+    /// stranger that passes the address check still learns nothing.
+    fn handshake(&self, stream: &TcpStream, dialed: bool) -> Result<Hello, Refusal> {
         let failed = |e: std::io::Error| Refusal::Failed(daemon::strerror(&e));
         stream.set_nodelay(true).map_err(failed)?;
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
@@ -388,17 +390,28 @@ impl Link {
         };
         let mut bytes = Vec::new();
         wire::encode(&Frame::Hello(mine), &mut bytes);
-        let mut writer = BufWriter::new(stream);
-        writer.write_all(&bytes).and_then(|()| writer.flush()).map_err(failed)?;
-        drop(writer);
-        let mut reader = stream;
-        match wire::read_frame(&mut reader, self.max_payload) {
-            Ok((Frame::Hello(hello), _)) if hello.instance == self.my_id => Err(Refusal::SelfDial),
-            Ok((Frame::Hello(hello), _)) => Ok(hello),
-            Ok((other, _)) => Err(Refusal::Failed(format!("expected HELLO, got {other:?}"))),
-            Err(ReadError::Io(e)) => Err(failed(e)),
-            Err(ReadError::Wire(e)) => Err(Refusal::Failed(e.to_string())),
+        let mut writer = stream;
+        if dialed {
+            writer.write_all(&bytes).map_err(failed)?;
         }
+        let mut reader = stream;
+        let theirs = match wire::read_frame(&mut reader, self.max_payload) {
+            Ok((Frame::Hello(hello), _)) if hello.instance == self.my_id => {
+                // Our own HELLO: answer it, so that the dialing side sees itself too.
+                if !dialed {
+                    let _ = writer.write_all(&bytes);
+                }
+                return Err(Refusal::SelfDial);
+            }
+            Ok((Frame::Hello(hello), _)) => hello,
+            Ok((other, _)) => return Err(Refusal::Failed(format!("expected HELLO, got {other:?}"))),
+            Err(ReadError::Io(e)) => return Err(failed(e)),
+            Err(ReadError::Wire(e)) => return Err(Refusal::Failed(e.to_string())),
+        };
+        if !dialed {
+            writer.write_all(&bytes).map_err(failed)?;
+        }
+        Ok(theirs)
     }
 
     /// Makes this connection the link unless one is kept already. When both nodes dial at
