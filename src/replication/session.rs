@@ -185,10 +185,10 @@ fn closed() -> io::Error {
 impl Sender<'_> {
     fn run(&mut self, peer: Hello, floor: Option<u64>) -> io::Result<()> {
         let link = self.link;
-        // What the peer holds of ours, as it says, less the margin; never above what the last
-        // link to it left unacknowledged.
-        let claim = if peer.known_peer == link.my_id { peer.received } else { 0 };
-        let since = if claim == 0 { 0 } else { floor.map_or(minus_margin(claim), |f| f.min(minus_margin(claim))) };
+        // A peer instance met before needs what the last link to it left unacknowledged, or
+        // more if it says it holds less (its claim, less the margin); a new one needs all.
+        let claim = (peer.known_peer == link.my_id && peer.received > 0).then(|| minus_margin(peer.received));
+        let since = floor.map_or(0, |f| claim.map_or(f, |c| f.min(c)));
         let kind = if since == 0 { &link.counters.full_syncs } else { &link.counters.partial_syncs };
         kind.fetch_add(1, Ordering::Relaxed);
         log::line(log::STATE, format_args!("replication: {} sync to the peer (versions above {since})", if since == 0 { "full" } else { "partial" }));
