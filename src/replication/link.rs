@@ -164,7 +164,19 @@ fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
 enum Refusal {
     /// The connection reached this very node.
     SelfDial,
+    /// The peer did not answer in time, or the connection broke.
+    Io(String),
+    /// Not our protocol (counted in `refused`).
     Failed(String),
+}
+
+/// An I/O error in words; a read timeout is "timed out", not "Resource temporarily
+/// unavailable".
+pub fn io_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
+        _ => daemon::strerror(e),
+    }
 }
 
 impl Link {
@@ -348,6 +360,10 @@ impl Link {
                 self.set_state(&mut slot, idle);
                 return false;
             }
+            Err(Refusal::Io(why)) => {
+                log::line(log::WARN, format_args!("replication: handshake with {} failed: {why}", self.peer_text));
+                return false;
+            }
             Err(Refusal::Failed(why)) => {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 log::line(log::WARN, format_args!("replication: handshake with {} failed: {why}", self.peer_text));
@@ -378,7 +394,7 @@ impl Link {
     /// The dialer says HELLO first; the accepting side answers only a valid HELLO, so a
     /// stranger that passes the address check still learns nothing.
     fn handshake(&self, stream: &TcpStream, dialed: bool) -> Result<Hello, Refusal> {
-        let failed = |e: std::io::Error| Refusal::Failed(daemon::strerror(&e));
+        let failed = |e: std::io::Error| Refusal::Io(io_words(&e));
         stream.set_nodelay(true).map_err(failed)?;
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
         stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;

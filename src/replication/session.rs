@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::link::Link;
+use super::link::{io_words, Link};
 use super::queue::{now_millis, Pending};
 use super::wire::{self, Frame, Hello, ReadError};
 use super::{floor_at_millis, minus_margin};
@@ -106,7 +106,7 @@ fn receive(link: &Link, stream: &TcpStream, flags: &SessionFlags) -> Result<(), 
         let (frame, size) = match wire::read_frame(&mut reader, link.max_payload) {
             Ok(read) => read,
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err("closed by the peer".to_string()),
-            Err(ReadError::Io(e)) => return Err(daemon::strerror(&e)),
+            Err(ReadError::Io(e)) => return Err(io_words(&e)),
             Err(ReadError::Wire(e)) => {
                 link.counters.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(e.to_string());
@@ -155,7 +155,7 @@ fn send(link: &Link, writer: TcpStream, peer: Hello, floor: Option<u64>, flags: 
     };
     if let Err(e) = sender.run(peer, floor) {
         if !flags.closed.load(Ordering::Acquire) {
-            log::line(log::WARN, format_args!("replication: sending to the peer failed: {}", daemon::strerror(&e)));
+            log::line(log::WARN, format_args!("replication: sending to the peer failed: {}", io_words(&e)));
         }
     }
     let unacked = sender.inflight.iter().map(|(_, f)| *f).chain(sender.pending_floor).min();
