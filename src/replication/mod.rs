@@ -16,10 +16,20 @@
 //!   drains the queue. The receiver never writes (a receiver blocked on a write could
 //!   deadlock the pair): it asks the sender to send its ACKs.
 //!
-//! Locking: `link::Link::slot` (the link's state, the one installed link, join/stop flags) is
-//! held only briefly and never across I/O or a cache call; the queue's mutex is taken by client
-//! threads (the sink) and the sender, never with the slot's held by the same thread... except
-//! `status`, which takes the slot's and then the queue's; no path takes them the other way.
+//! Locking: two mutexes, each held briefly and never across I/O or a cache call. The slot
+//! (`link::Link::slot`: the link's state, the one installed link, the join/stop flags and the
+//! watermark floor) is waited on by the dialer, `install`, `wait_joined` and `shutdown`; the
+//! queue's is taken by client threads (the sink) and the sender. No thread holds both at once.
+//! The cache's locks are taken inside `entry`/`apply`/`scan_since` only, and the sink is
+//! called after the cache released its stripe lock.
+//!
+//! Versions and watermarks: the receiver remembers the highest version it got from the peer
+//! instance (sent in the next HELLO); the sender remembers, per peer instance, a floor below
+//! which the peer has acknowledged everything (`session`). A link-up sync sends every entry
+//! above the lower of the two (a new peer instance gets everything: a full sync).
+//!
+//! Start-up: `start` binds `-X` and starts the threads; main calls `wait_joined` before it
+//! listens on the client ports, so a joining node refuses clients until it has the copy.
 //!
 //! State machine (`LinkState`): `listening` (no link; the replication port is bound and the
 //! dialer is waiting to retry or has found it dialed itself) or `down` (no link and no
