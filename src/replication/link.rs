@@ -411,7 +411,7 @@ impl Link {
             writer.write_all(&bytes).map_err(failed)?;
         }
         let mut reader = stream;
-        let theirs = match wire::read_frame(&mut reader, self.max_payload) {
+        let theirs = match wire::read_frame(&mut reader, wire::HELLO_MAX) {
             Ok((Frame::Hello(hello), _)) if hello.instance == self.my_id => {
                 // Our own HELLO: answer it, so that the dialing side sees itself too.
                 if !dialed {

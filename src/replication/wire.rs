@@ -27,8 +27,9 @@
 //! |      |          | this connection                                                      |
 //! | 7    | PING     | empty: keeps an idle link's read timeout from expiring                |
 //!
-//! Both ends send HELLO first; every other frame may follow in either direction. A payload
-//! must be exactly as long as its fields; keys hold no spaces or control bytes.
+//! The dialing end sends HELLO first; the accepting end answers with its own HELLO only after
+//! a valid one (a stranger learns nothing). Every other frame may then flow either way. A
+//! payload must be exactly as long as its fields; keys hold no spaces or control bytes.
 
 use std::io::{self, Read};
 
@@ -40,6 +41,8 @@ pub const MAGIC: &[u8; 5] = b"MCREP";
 pub const WIRE_VERSION: u16 = 1;
 /// Type byte and length.
 pub const HEADER_LEN: usize = 5;
+/// The largest payload read while waiting for a HELLO (which has 39 bytes).
+pub const HELLO_MAX: usize = 64;
 /// Room for a frame's fields around the largest value.
 pub const FRAME_OVERHEAD: usize = 1024;
 const KEY_MAX: usize = 250;
