@@ -189,7 +189,8 @@ impl Link {
         };
         let peer_host = host.to_string();
         let source = match settings.listen.first() {
-            Some(entry) => resolve_ips(split_host_port(entry).0).first().copied(),
+            // An "any" address says nothing about the source: leave it to the kernel.
+            Some(entry) => resolve_ips(split_host_port(entry).0).first().copied().filter(|ip| !ip.is_unspecified()),
             None => None,
         };
         let listeners = bind_listeners(settings)?;
