@@ -424,3 +424,38 @@ pub fn write_pidfile(path: &Path) -> Vec<String> {
 pub fn remove_pidfile(path: &Path) -> Option<String> {
     std::fs::remove_file(path).err().map(|e| format!("Could not remove the pid file {}: {}", path.display(), strerror(&e)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{bind_tcp_unlistened, connect_from, set_listen_backlog};
+    use std::io::ErrorKind;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_unlistened_socket_refuses_until_it_listens() {
+        let listener = bind_tcp_unlistened(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = connect_from(None, addr, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+        set_listen_backlog(listener.as_raw_fd(), 8).unwrap();
+        let stream = connect_from(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))), addr, Duration::from_secs(1)).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
+        let (_, from) = listener.accept().unwrap();
+        assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
+    }
+
+    #[test]
+    fn a_connect_that_gets_no_answer_gives_up_at_the_timeout() {
+        // A full accept queue drops SYNs, as a black-holed address does.
+        let listener = bind_tcp_unlistened(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        set_listen_backlog(listener.as_raw_fd(), 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _first = connect_from(None, addr, Duration::from_secs(1)).unwrap();
+        let started = Instant::now();
+        let e = connect_from(None, addr, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
