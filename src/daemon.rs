@@ -9,9 +9,10 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
-use std::net::{SocketAddrV6, TcpListener};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -146,25 +147,105 @@ pub fn set_listen_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
 /// Binds and listens on an IPv6 address with IPV6_V6ONLY set, so that an IPv4 listener can
 /// share the port (std offers no way to set the option before binding).
 pub fn bind_tcp6_only(addr: SocketAddrV6) -> io::Result<TcpListener> {
+    let listener = bind_tcp_unlistened(SocketAddr::V6(addr))?;
+    set_listen_backlog(listener.as_raw_fd(), libc::SOMAXCONN)?;
+    Ok(listener)
+}
+
+/// A new TCP socket of the address's family (close-on-exec).
+fn tcp_socket(addr: &SocketAddr, extra_flags: libc::c_int) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket takes only numbers.
-    let fd = check(unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | extra_flags, 0) })?;
     // SAFETY: `fd` is a socket just created and owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_int_option(&socket, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-    let raw = libc::sockaddr_in6 {
-        sin6_family: libc::AF_INET6 as libc::sa_family_t,
-        sin6_port: addr.port().to_be(),
-        sin6_flowinfo: addr.flowinfo(),
-        sin6_addr: libc::in6_addr { s6_addr: addr.ip().octets() },
-        sin6_scope_id: addr.scope_id(),
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The C form of a socket address, and its length.
+fn raw_address(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, for which all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let raw = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), raw) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let raw = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), raw) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
     };
-    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: `raw` is a complete sockaddr_in6 and `len` is its size.
-    check(unsafe { libc::bind(socket.as_raw_fd(), (&raw as *const libc::sockaddr_in6).cast(), len) })?;
-    // SAFETY: listen takes a descriptor we own and a number.
-    check(unsafe { libc::listen(socket.as_raw_fd(), libc::SOMAXCONN) })?;
+    (storage, len as libc::socklen_t)
+}
+
+fn bind_socket(socket: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    let (raw, len) = raw_address(addr);
+    // SAFETY: `raw` holds a complete socket address of `len` bytes.
+    check(unsafe { libc::bind(socket.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) }).map(drop)
+}
+
+/// Binds a TCP socket (SO_REUSEADDR; IPV6_V6ONLY for IPv6) without listening: a port
+/// conflict shows now, while connections are refused until `set_listen_backlog` listens.
+pub fn bind_tcp_unlistened(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = tcp_socket(&addr, 0)?;
+    set_int_option(&socket, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if addr.is_ipv6() {
+        set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    bind_socket(&socket, &addr)?;
     Ok(TcpListener::from(socket))
+}
+
+/// Connects to `addr` within `timeout`, from `source` (any port) when given: std cannot bind
+/// a socket before connecting it.
+pub fn connect_from(source: Option<IpAddr>, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = tcp_socket(&addr, libc::SOCK_NONBLOCK)?;
+    if let Some(ip) = source {
+        bind_socket(&socket, &SocketAddr::new(ip, 0))?;
+    }
+    let (raw, len) = raw_address(&addr);
+    // SAFETY: `raw` holds a complete socket address of `len` bytes.
+    let rc = unsafe { libc::connect(socket.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+        let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one pollfd we own.
+        let ready = check(unsafe { libc::poll(&mut poll, 1, millis) })?;
+        if ready == 0 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
+        }
+        let mut error: libc::c_int = 0;
+        let mut error_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_ERROR writes one c_int into memory we own; `error_len` is its size.
+        check(unsafe {
+            libc::getsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&mut error as *mut libc::c_int).cast(), &mut error_len)
+        })?;
+        if error != 0 {
+            return Err(io::Error::from_raw_os_error(error));
+        }
+    }
+    let stream = TcpStream::from(socket);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 fn set_int_option(socket: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
@@ -342,4 +423,39 @@ pub fn write_pidfile(path: &Path) -> Vec<String> {
 /// Removes the pidfile on a clean exit; returns memcached's error line on failure.
 pub fn remove_pidfile(path: &Path) -> Option<String> {
     std::fs::remove_file(path).err().map(|e| format!("Could not remove the pid file {}: {}", path.display(), strerror(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bind_tcp_unlistened, connect_from, set_listen_backlog};
+    use std::io::ErrorKind;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_unlistened_socket_refuses_until_it_listens() {
+        let listener = bind_tcp_unlistened(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = connect_from(None, addr, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+        set_listen_backlog(listener.as_raw_fd(), 8).unwrap();
+        let stream = connect_from(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))), addr, Duration::from_secs(1)).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
+        let (_, from) = listener.accept().unwrap();
+        assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
+    }
+
+    #[test]
+    fn a_connect_that_gets_no_answer_gives_up_at_the_timeout() {
+        // A full accept queue drops SYNs, as a black-holed address does.
+        let listener = bind_tcp_unlistened(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        set_listen_backlog(listener.as_raw_fd(), 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _first = connect_from(None, addr, Duration::from_secs(1)).unwrap();
+        let started = Instant::now();
+        let e = connect_from(None, addr, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

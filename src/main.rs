@@ -5,10 +5,13 @@
 //! 1. block SIGINT/SIGTERM/SIGHUP before any thread exists, so only `sigwait` sees them;
 //! 2. settings, log level, the open-files and core limits, the root check;
 //! 3. the cache (it must not start threads: the daemon's fork follows);
-//! 4. the listeners, so a busy port fails the starting command before anything else;
+//! 4. the listeners, bound but not listening, so a busy port fails the starting command
+//!    before anything else while clients are still refused;
 //! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
 //!    binding, so privileged ports work), `-k`;
-//! 6. the server threads; then the main thread waits for a signal and shuts down.
+//! 6. replication (`-x`): its threads, then the wait for the peer's copy (`wait_joined`);
+//! 7. listen on the client ports, the server threads; then the main thread waits for a signal,
+//!    stops accepting clients, delivers the replication queue (bounded) and exits.
 
 mod config;
 mod daemon;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 
 use config::{Action, Settings};
 use daemon::{ChildOutcome, Forked, StartupReport, UserSwitchError};
+use replication::Replication;
 use storage::{Cache, CacheConfig};
 
 /// sysexits(3) codes, as memcached uses them.
@@ -73,8 +77,18 @@ fn main() {
             eprintln!("warning: -k invalid, mlockall() failed: {}", daemon::strerror(&e));
         }
     }
-    let shared = Arc::new(server::Shared::new(settings, cache));
-    let running = match server::start(shared, listeners) {
+    let cache = Arc::new(cache);
+    let replication = match Replication::start(&settings, Arc::clone(&cache)) {
+        Ok(replication) => replication,
+        Err(line) => fail(report, EX_OSERR, &line),
+    };
+    // A node that reaches its peer takes the peer's copy before it opens its client port.
+    replication.wait_joined();
+    if let Err(line) = server::listener::listen_all(&listeners, &settings) {
+        fail(report, EX_OSERR, &line);
+    }
+    let shared = Arc::new(server::Shared::new(settings, cache, replication));
+    let running = match server::start(Arc::clone(&shared), listeners) {
         Ok(running) => running,
         Err(e) => fail(report, EX_OSERR, &format!("failed to start the server threads: {}", daemon::strerror(&e))),
     };
@@ -84,6 +98,7 @@ fn main() {
     // An error here leaves nothing to wait for: shut down as if signalled.
     let _ = signals.wait();
     running.shutdown();
+    shared.replication.shutdown();
     if let Some(message) = pid_file.as_deref().and_then(daemon::remove_pidfile) {
         eprintln!("{message}");
     }

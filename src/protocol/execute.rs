@@ -263,7 +263,7 @@ mod tests {
         let cache = Cache::new(&config).expect("cache");
         let stats = Stats::new(0);
         let conns = ConnRegistry::default();
-        let ctx = Context { cache: &cache, stats: &stats, settings, conns: &conns };
+        let ctx = Context { cache: &cache, stats: &stats, settings, conns: &conns, replication: None };
         let mut local = LocalCounts::default();
         let mut out = Vec::new();
         let (mut pos, mut swallow) = (0, 0);

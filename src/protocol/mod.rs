@@ -10,6 +10,7 @@ mod stats_reply;
 pub mod text;
 
 use crate::config::Settings;
+use crate::replication::Replication;
 use crate::stats::{ConnRegistry, Stats};
 use crate::storage::{Cache, StoreMode};
 
@@ -19,6 +20,8 @@ pub struct Context<'a> {
     pub stats: &'a Stats,
     pub settings: &'a Settings,
     pub conns: &'a ConnRegistry,
+    /// The node's replication, for `stats` (None: a context without one, as in unit tests).
+    pub replication: Option<&'a Replication>,
 }
 
 /// Limits the parser enforces before any data is read.

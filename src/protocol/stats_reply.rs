@@ -14,8 +14,12 @@ use std::sync::atomic::Ordering;
 
 use super::Context;
 use crate::config;
+use crate::replication::Replication;
 use crate::stats::Counter;
 use crate::storage::clock;
+
+/// `repcached_version`: this release (repcached printed its own, e.g. 2.3.1).
+const REPCACHED_VERSION: &str = concat!("memcachedrep-", env!("CARGO_PKG_VERSION"));
 
 /// Answers `stats <args>`: `args` are the tokens after "stats".
 pub fn write(args: &[&[u8]], ctx: &Context, out: &mut Vec<u8>) {
@@ -30,6 +34,7 @@ pub fn write(args: &[&[u8]], ctx: &Context, out: &mut Vec<u8>) {
         Some(b"slabs") => slabs(ctx, out),
         Some(b"sizes") => stat(out, "sizes_status", "disabled"),
         Some(b"conns") => conns(ctx, out),
+        Some(b"replication") => replication(ctx, out),
         Some(b"reset") => {
             ctx.stats.reset();
             ctx.cache.reset_stats();
@@ -113,6 +118,7 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
     stat(out, "listen_disabled_num", listen_disabled);
     stat(out, "threads", ctx.settings.threads);
     counters(ctx, out, &[Counter::ConnYields]);
+    replication_words(ctx, out);
     stat(out, "hash_power_level", cache.hash_power_level);
     stat(out, "hash_bytes", cache.hash_bytes);
     stat(out, "hash_is_expanding", u8::from(cache.hash_is_expanding));
@@ -125,6 +131,40 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
     stat(out, "evicted_active", cache.evicted_active);
     stat(out, "evictions", cache.evictions);
     stat(out, "reclaimed", cache.reclaimed);
+}
+
+/// repcached's three fields, where its `stats` printed them (after the connection and thread
+/// figures, before the item figures); printed with or without a peer, as repcached does.
+fn replication_words(ctx: &Context, out: &mut Vec<u8>) {
+    let (role, free) = match ctx.replication.map(Replication::status) {
+        Some(status) => (status.role(), status.queue_free),
+        None => ("NONE", ctx.settings.repl_queue as u64),
+    };
+    stat(out, "replication", role);
+    stat(out, "repcached_version", REPCACHED_VERSION);
+    stat(out, "repcached_qi_free", free);
+}
+
+/// `stats replication`: the link's state and figures.
+fn replication(ctx: &Context, out: &mut Vec<u8>) {
+    let Some(status) = ctx.replication.map(Replication::status) else {
+        stat(out, "state", "down");
+        return;
+    };
+    stat(out, "state", status.state.name());
+    stat(out, "peer", if status.peer.is_empty() { "none" } else { &status.peer });
+    stat(out, "queue_depth", status.queue_depth);
+    stat(out, "queue_free", status.queue_free);
+    stat(out, "items_sent", status.items_sent);
+    stat(out, "bytes_sent", status.bytes_sent);
+    stat(out, "items_received", status.items_received);
+    stat(out, "bytes_received", status.bytes_received);
+    stat(out, "full_syncs", status.full_syncs);
+    stat(out, "partial_syncs", status.partial_syncs);
+    stat(out, "reconnects", status.reconnects);
+    stat(out, "refused", status.refused);
+    stat(out, "queue_overflows", status.queue_overflows);
+    stat(out, "lag_seconds", format!("{:.3}", status.lag_seconds));
 }
 
 fn counters(ctx: &Context, out: &mut Vec<u8>, list: &[Counter]) {

@@ -1,14 +1,67 @@
 //! Two-node replication: the mutation queue, the wire format, the link to the peer (dial,
 //! accept, handshake, reconnect), the sync that catches a peer up, and applying what the peer
-//! sends.
+//! sends. It reaches the cache only through its replica facade (`entry`, `apply`,
+//! `scan_since`, flush states) and must never hold a cache lock across I/O.
 //!
 //! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`,
 //! `status`, and `ReplicationStatus`, which `stats` prints.
+//!
+//! Threads (all started by `start`, after the daemon's fork):
+//! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
+//!   address but the peer's, and hands a peer's connection to a new handshake thread;
+//! - one dialer thread: while no link is up, dials the peer (connect timeout, backoff from
+//!   100 ms doubling to 5 s, forever) and runs the link it makes;
+//! - per link, the thread that made it (dialer or handshake thread) becomes its receiver,
+//!   applying what the peer sends, and starts a sender thread that syncs the peer and then
+//!   drains the queue. The receiver never writes (a receiver blocked on a write could
+//!   deadlock the pair): it asks the sender to send its ACKs.
+//!
+//! Locking: two mutexes, each held briefly and never across I/O or a cache call. The slot
+//! (`link::Link::slot`: the link's state, the one installed link, the join/stop flags and the
+//! watermark floor) is waited on by the dialer, `install`, `wait_joined` and `shutdown`; the
+//! queue's is taken by client threads (the sink) and the sender. No thread holds both at once.
+//! The cache's locks are taken inside `entry`/`apply`/`scan_since` only, and the sink is
+//! called after the cache released its stripe lock.
+//!
+//! Versions and watermarks: the receiver remembers the highest version it got from the peer
+//! instance (sent in the next HELLO); the sender remembers, per peer instance, a floor below
+//! which the peer has acknowledged everything (`session`). A link-up sync sends every entry
+//! above the lower of the two (a new peer instance gets everything: a full sync).
+//!
+//! Start-up: `start` binds `-X` and starts the threads; main calls `wait_joined` before it
+//! listens on the client ports, so a joining node refuses clients until it has the copy.
+//!
+//! State machine (`LinkState`): `listening` (no link; the replication port is bound and the
+//! dialer is waiting to retry or has found it dialed itself) or `down` (no link and no
+//! listener), `connecting` (the dialer is dialing), `syncing` (linked; the two catch-up syncs
+//! are running), `up` (both syncs done; streaming mutations), and back to `listening`/`down`
+//! when the link ends.
+
+mod link;
+mod queue;
+mod session;
+pub mod wire;
 
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::storage::Cache;
+use crate::storage::{clock, Cache};
+
+/// Stamps handed out this long before they reach the queue are still caught by a sync that
+/// starts from a watermark (a write's stamp and its queueing are not atomic).
+const MARGIN_SECS: u64 = 10;
+
+/// The version below which no stamp taken at or after unix millisecond `millis` can lie, with
+/// the margin.
+pub fn floor_at_millis(millis: u64) -> u64 {
+    let secs = (millis / 1000).saturating_sub(MARGIN_SECS);
+    clock::stamp_at_secs(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
+/// A watermark version minus the margin.
+fn minus_margin(version: u64) -> u64 {
+    version.saturating_sub(clock::stamp_at_secs(MARGIN_SECS as u32))
+}
 
 /// The link's state, as `stats replication` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +71,18 @@ pub enum LinkState {
     Syncing,
     Up,
     Down,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Listening => "listening",
+            LinkState::Connecting => "connecting",
+            LinkState::Syncing => "syncing",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        }
+    }
 }
 
 /// A snapshot for `stats` and `stats replication`.
@@ -44,30 +109,89 @@ pub struct ReplicationStatus {
     pub lag_seconds: f64,
 }
 
-/// The running replication of one node.
-pub struct Replication {}
+impl ReplicationStatus {
+    /// repcached's `replication` word: `NONE` without a peer, `SLAVE` while this node is
+    /// receiving the peer's copy, `MASTER` otherwise (repcached shows both nodes of a linked
+    /// pair, and a node waiting alone, as `MASTER`).
+    pub fn role(&self) -> &'static str {
+        if self.peer.is_empty() {
+            "NONE"
+        } else if self.state == LinkState::Syncing {
+            "SLAVE"
+        } else {
+            "MASTER"
+        }
+    }
+}
+
+/// The running replication of one node (nothing runs without `-x`).
+pub struct Replication {
+    link: Option<Arc<link::Link>>,
+    /// `-q`, for `repcached_qi_free` when there is no link.
+    queue_size: u64,
+}
 
 impl Replication {
     /// Binds the replication port, installs the cache's mutation sink, and starts the link
     /// thread(s). Errors are one start-up line naming the flag or address at fault.
     pub fn start(settings: &Settings, cache: Arc<Cache>) -> Result<Replication, String> {
-        let _ = (settings, cache);
-        todo!()
+        let queue_size = settings.repl_queue as u64;
+        if settings.peer.is_none() {
+            return Ok(Replication { link: None, queue_size });
+        }
+        link::Link::start(settings, cache).map(|link| Replication { link: Some(link), queue_size })
     }
 
     /// Blocks until this freshly started node has the peer's copy, or the peer could not be
     /// reached within `-o repl_join_wait`; the caller then starts serving clients.
     pub fn wait_joined(&self) {
-        todo!()
+        if let Some(link) = &self.link {
+            link.wait_joined();
+        }
     }
 
     /// Delivers what is queued to a connected peer within `-o repl_drain_timeout`, then stops
     /// the link.
     pub fn shutdown(&self) {
-        todo!()
+        if let Some(link) = &self.link {
+            link.shutdown();
+        }
     }
 
     pub fn status(&self) -> ReplicationStatus {
-        todo!()
+        match &self.link {
+            Some(link) => link.status(),
+            None => ReplicationStatus {
+                state: LinkState::Down,
+                peer: String::new(),
+                queue_depth: 0,
+                queue_free: self.queue_size,
+                items_sent: 0,
+                bytes_sent: 0,
+                items_received: 0,
+                bytes_received: 0,
+                full_syncs: 0,
+                partial_syncs: 0,
+                reconnects: 0,
+                refused: 0,
+                queue_overflows: 0,
+                lag_seconds: 0.0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{floor_at_millis, minus_margin};
+    use crate::storage::clock;
+
+    #[test]
+    fn floors_lie_the_margin_below() {
+        let now = u64::from(clock::now()) * 1000;
+        assert_eq!(floor_at_millis(now), clock::stamp_at_secs(clock::now() - 10));
+        assert_eq!(floor_at_millis(5000), 0);
+        assert_eq!(minus_margin(clock::stamp_at_secs(100)), clock::stamp_at_secs(90));
+        assert_eq!(minus_margin(3), 0);
     }
 }

@@ -10,7 +10,9 @@
 //! - `-l a,b:port,[v6]:port`: each entry with its own port or `-p`'s; a name may resolve to
 //!   several addresses, of which at least one must bind.
 //!
-//! Every listener gets the `-b` backlog. Errors are memcached's start-up lines.
+//! Every listener gets the `-b` backlog; TCP listeners only from `listen_all` on, so that a
+//! node can hold its port (a conflict fails the start) while refusing clients. Errors are
+//! memcached's start-up lines.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
@@ -93,7 +95,21 @@ impl Listener {
     }
 }
 
-/// Binds every listener the settings ask for. The error is the line memcached prints.
+/// Starts listening on every TCP listener bound by `bind_all` with the `-b` backlog: until
+/// then a client's connection is refused (a replicated node opens its port only once it has
+/// its peer's copy). The error is the line memcached prints for a port taken meanwhile.
+pub fn listen_all(listeners: &[Listener], settings: &Settings) -> Result<(), String> {
+    for listener in listeners {
+        if let Kind::Tcp(tcp) = &listener.kind {
+            daemon::set_listen_backlog(tcp.as_raw_fd(), settings.backlog)
+                .map_err(|e| format!("failed to listen on {}: {}", listener.name, daemon::strerror(&e)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds every listener the settings ask for (TCP ones without listening yet: see
+/// `listen_all`). The error is the line memcached prints.
 pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     if let Some(path) = &settings.socket_path {
         return bind_unix(path, settings.socket_mask, settings.backlog).map(|l| vec![l]);
@@ -103,12 +119,12 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     }
     if settings.listen.is_empty() {
         let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, settings.port))];
-        return bind_addresses(&any, settings.backlog)
+        return bind_addresses(&any)
             .map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
     }
     let mut listeners = Vec::new();
     for entry in &settings.listen {
-        let bound = resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs, settings.backlog));
+        let bound = resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs));
         match bound {
             Ok(mut more) => listeners.append(&mut more),
             Err(e) => {
@@ -145,11 +161,11 @@ fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
 
 /// Binds each address; "in use" (or an IPv6 family that is unavailable) is forgiven when
 /// another address of the group is bound, any other error is not.
-fn bind_addresses(addrs: &[SocketAddr], backlog: i32) -> io::Result<Vec<Listener>> {
+fn bind_addresses(addrs: &[SocketAddr]) -> io::Result<Vec<Listener>> {
     let mut bound = Vec::new();
     let mut forgiven = None;
     for &addr in addrs {
-        match bind_tcp(addr, backlog) {
+        match bind_tcp(addr) {
             Ok(listener) => bound.push(listener),
             Err(e) if forgivable(&e, addr) => forgiven = forgiven.or(Some(e)),
             Err(e) => return Err(e),
@@ -168,12 +184,9 @@ fn forgivable(e: &io::Error, addr: SocketAddr) -> bool {
     e.kind() == io::ErrorKind::AddrInUse || v6_missing
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
-    let listener = match addr {
-        SocketAddr::V4(_) => TcpListener::bind(addr)?,
-        SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6)?,
-    };
-    daemon::set_listen_backlog(listener.as_raw_fd(), backlog)?;
+/// Binds without listening: `listen_all` opens the port once the node may serve clients.
+fn bind_tcp(addr: SocketAddr) -> io::Result<Listener> {
+    let listener = daemon::bind_tcp_unlistened(addr)?;
     let name = tcp_name(listener.local_addr()?);
     Ok(Listener { kind: Kind::Tcp(listener), name })
 }

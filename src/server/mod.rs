@@ -28,6 +28,7 @@ use crate::daemon;
 use crate::log;
 use crate::protocol::Context;
 use crate::protocol::Limits;
+use crate::replication::Replication;
 use crate::stats::{ConnRegistry, ConnSlot, ConnState, Counter, Stats};
 use crate::storage::{clock, Cache};
 use connection::Stream;
@@ -46,7 +47,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// What every connection shares: the settings, the cache, the counters and the registry.
 pub struct Shared {
     pub settings: Settings,
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
+    pub replication: Replication,
     pub stats: Stats,
     pub conns: ConnRegistry,
     limits: Limits,
@@ -57,10 +59,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(settings: Settings, cache: Cache) -> Shared {
+    pub fn new(settings: Settings, cache: Arc<Cache>, replication: Replication) -> Shared {
         Shared {
             settings,
             cache,
+            replication,
             stats: Stats::new(clock::now()),
             conns: ConnRegistry::default(),
             limits: Limits { max_key: KEY_MAX },
@@ -71,7 +74,7 @@ impl Shared {
     }
 
     fn context(&self) -> Context<'_> {
-        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns }
+        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns, replication: Some(&self.replication) }
     }
 
     fn stopping(&self) -> bool {

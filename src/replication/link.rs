@@ -1,0 +1,569 @@
+//! The link to the peer: the replication listeners and the peer-address check, the dialer
+//! (bound source address, connect timeout, backoff, forever), the handshake (magic, version,
+//! instance ids, node bit, self-dial), keeping exactly one link, the join wait and the drain
+//! on shutdown. What flows over an installed link is `session`'s business.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::queue::KeyQueue;
+use super::session::{self, SessionFlags};
+use super::wire::{self, Frame, Hello, ReadError};
+use super::{LinkState, ReplicationStatus};
+use crate::config::Settings;
+use crate::daemon;
+use crate::log;
+use crate::storage::{clock, Cache};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A peer address that swallows SYNs costs the dialer this long, and nothing else.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the peer has to say HELLO.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counters for `stats replication`.
+#[derive(Default)]
+pub struct Counters {
+    pub items_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub items_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub full_syncs: AtomicU64,
+    pub partial_syncs: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Counters {
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The installed link, as the slot knows it.
+struct Active {
+    peer_id: u64,
+    dialed: bool,
+    /// A handle to close it from outside its threads.
+    stream: TcpStream,
+    flags: Arc<SessionFlags>,
+}
+
+/// The link's state, guarded by `Link::slot`.
+struct Slot {
+    state: LinkState,
+    active: Option<Active>,
+    /// The peer's SYNC_END has arrived once.
+    joined: bool,
+    stopping: bool,
+    /// The dialer reached this very node: it only listens from then on.
+    dial_disabled: bool,
+    /// For the peer instance named: every version of ours it may lack is above this.
+    floor: Option<(u64, u64)>,
+    links_made: u64,
+}
+
+/// One node's replication link machinery, shared by its threads.
+pub struct Link {
+    pub cache: Arc<Cache>,
+    pub queue: Arc<KeyQueue>,
+    pub counters: Counters,
+    pub my_id: u64,
+    /// The largest frame payload accepted.
+    pub max_payload: usize,
+    peer_text: String,
+    peer_host: String,
+    peer_port: u16,
+    /// The first `-l` address, which dials come from.
+    source: Option<IpAddr>,
+    /// Whether a replication listener is bound.
+    listening: bool,
+    join_wait: Duration,
+    drain_timeout: Duration,
+    started: Instant,
+    /// The peer instance the received watermark belongs to, and the highest version received
+    /// from it (written by the receiver, read by the handshake).
+    received_from: AtomicU64,
+    received_max: AtomicU64,
+    slot: Mutex<Slot>,
+    changed: Condvar,
+}
+
+/// Splits "host", "host:port", "[v6]" or "[v6]:port" (a bare IPv6 address has no port).
+fn split_host_port(text: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = text.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':').filter(|p| !p.is_empty())),
+            None => (text, None),
+        };
+    }
+    match text.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (text, None),
+    }
+}
+
+fn resolve_ips(host: &str) -> Vec<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return vec![ip];
+    }
+    (host, 0).to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default()
+}
+
+/// A random instance id (never 0, which means "none" on the wire).
+fn random_id() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(clock::stamp());
+    hasher.write_u32(std::process::id());
+    hasher.finish().max(1)
+}
+
+/// Binds the replication port on each listen address; "in use" only costs that address.
+fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
+    let port = settings.repl_port;
+    let mut addrs = Vec::new();
+    if settings.listen.is_empty() {
+        addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+    } else {
+        for entry in &settings.listen {
+            let ips = resolve_ips(split_host_port(entry).0);
+            if ips.is_empty() {
+                return Err(format!("failed to listen on replication port {port}: cannot resolve {entry} (-l)"));
+            }
+            addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
+        }
+    }
+    let mut bound = Vec::new();
+    for addr in addrs {
+        let result = match addr {
+            SocketAddr::V4(_) => TcpListener::bind(addr),
+            SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
+        };
+        match result {
+            Ok(listener) => bound.push(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                log::line(log::WARN, format_args!("replication port {addr} is in use: this node only dials its peer there"));
+            }
+            Err(e) if addr.is_ipv6() && settings.listen.is_empty() => {
+                log::line(log::STATE, format_args!("replication: no IPv6 listener ({})", daemon::strerror(&e)));
+            }
+            Err(e) => return Err(format!("failed to listen on replication port {addr} (-X): {}", daemon::strerror(&e))),
+        }
+    }
+    Ok(bound)
+}
+
+/// Why a handshake failed.
+enum Refusal {
+    /// The connection reached this very node.
+    SelfDial,
+    /// The peer did not answer in time, or the connection broke.
+    Io(String),
+    /// Not our protocol (counted in `refused`).
+    Failed(String),
+}
+
+/// An I/O error in words; a read timeout is "timed out", not "Resource temporarily
+/// unavailable".
+pub fn io_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
+        _ => daemon::strerror(e),
+    }
+}
+
+impl Link {
+    pub fn start(settings: &Settings, cache: Arc<Cache>) -> Result<Arc<Link>, String> {
+        let peer_text = settings.peer.clone().unwrap_or_default();
+        let (host, port) = split_host_port(&peer_text);
+        let peer_port = match port {
+            None => settings.repl_port,
+            Some(p) => p.parse().map_err(|_| format!("Invalid value for -x: bad port in \"{peer_text}\""))?,
+        };
+        let peer_host = host.to_string();
+        let source = match settings.listen.first() {
+            // An "any" address says nothing about the source: leave it to the kernel.
+            Some(entry) => resolve_ips(split_host_port(entry).0).first().copied().filter(|ip| !ip.is_unspecified()),
+            None => None,
+        };
+        let listeners = bind_listeners(settings)?;
+        let queue = Arc::new(KeyQueue::new(settings.repl_queue));
+        let listening = !listeners.is_empty();
+        let link = Arc::new(Link {
+            cache: Arc::clone(&cache),
+            queue: Arc::clone(&queue),
+            counters: Counters::default(),
+            my_id: random_id(),
+            max_payload: settings.item_size_max + wire::FRAME_OVERHEAD,
+            peer_text,
+            peer_host,
+            peer_port,
+            source,
+            listening,
+            join_wait: Duration::from_secs(u64::from(settings.repl_join_wait)),
+            drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
+            started: Instant::now(),
+            received_from: AtomicU64::new(0),
+            received_max: AtomicU64::new(0),
+            slot: Mutex::new(Slot {
+                state: if listening { LinkState::Listening } else { LinkState::Connecting },
+                active: None,
+                joined: false,
+                stopping: false,
+                dial_disabled: false,
+                floor: None,
+                links_made: 0,
+            }),
+            changed: Condvar::new(),
+        });
+        cache.set_sink(queue);
+        for listener in listeners {
+            let me = Arc::clone(&link);
+            spawn("repl-accept", move || me.accept_loop(&listener))?;
+        }
+        let me = Arc::clone(&link);
+        spawn("repl-dial", move || me.dial_loop())?;
+        log::line(log::STATE, format_args!("replication: instance {:016x}, peer {}", link.my_id, link.peer_text));
+        Ok(link)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(&self, slot: &mut Slot, state: LinkState) {
+        if slot.state != state {
+            log::line(log::STATE, format_args!("replication: link {} -> {}", slot.state.name(), state.name()));
+            slot.state = state;
+            self.changed.notify_all();
+        }
+    }
+
+    /// The state with no link.
+    fn idle_state(&self) -> LinkState {
+        if self.listening {
+            LinkState::Listening
+        } else {
+            LinkState::Down
+        }
+    }
+
+    /// Wakes whoever waits on the slot (join, drain, dialer).
+    pub fn notify(&self) {
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Whether `ip` is one of the peer's addresses.
+    fn is_peer(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        resolve_ips(&self.peer_host).into_iter().any(|p| p.to_canonical() == ip)
+    }
+
+    fn accept_loop(self: Arc<Link>, listener: &TcpListener) {
+        loop {
+            let accepted = listener.accept();
+            if self.lock().stopping {
+                return;
+            }
+            match accepted {
+                Ok((stream, from)) if self.is_peer(from.ip()) => {
+                    let me = Arc::clone(&self);
+                    let started = spawn("repl-link", move || {
+                        me.handshake_and_run(stream, false);
+                    });
+                    if let Err(e) = started {
+                        log::line(log::WARN, format_args!("replication: {e}"));
+                    }
+                }
+                Ok((stream, from)) => {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    log::line(log::WARN, format_args!("replication: refused a connection from {from}: not the peer"));
+                    drop(stream);
+                }
+                Err(e) => {
+                    log::line(log::WARN, format_args!("replication: accept(): {}", daemon::strerror(&e)));
+                    // Out of descriptors, say: let one close before trying again.
+                    let slot = self.lock();
+                    drop(self.changed.wait_timeout(slot, BACKOFF_MIN));
+                }
+            }
+        }
+    }
+
+    fn dial_loop(self: Arc<Link>) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            {
+                let mut slot = self.lock();
+                while !slot.stopping && (slot.active.is_some() || slot.dial_disabled) {
+                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
+                if slot.stopping {
+                    return;
+                }
+                self.set_state(&mut slot, LinkState::Connecting);
+            }
+            match self.dial() {
+                Ok(stream) => {
+                    if self.handshake_and_run(stream, true) {
+                        backoff = BACKOFF_MIN;
+                    }
+                }
+                Err(e) => log::line(log::STATE, format_args!("replication: cannot reach {}: {e}", self.peer_text)),
+            }
+            let mut slot = self.lock();
+            if slot.active.is_none() {
+                let idle = self.idle_state();
+                self.set_state(&mut slot, idle);
+            }
+            if !slot.stopping && !slot.dial_disabled {
+                drop(self.changed.wait_timeout(slot, backoff));
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Connects to the peer (each of its addresses in turn), from the first `-l` address.
+    fn dial(&self) -> Result<TcpStream, String> {
+        let addrs: Vec<SocketAddr> = resolve_ips(&self.peer_host)
+            .into_iter()
+            .filter(|ip| self.source.is_none_or(|s| s.is_ipv4() == ip.is_ipv4()))
+            .map(|ip| SocketAddr::new(ip, self.peer_port))
+            .collect();
+        let mut last = format!("cannot resolve {}", self.peer_host);
+        for addr in addrs {
+            match daemon::connect_from(self.source, addr, CONNECT_TIMEOUT) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = daemon::strerror(&e),
+            }
+        }
+        Err(last)
+    }
+
+    /// Handshakes, then runs the link until it ends if it is the one to keep. Returns whether
+    /// a link ran.
+    fn handshake_and_run(self: &Arc<Link>, stream: TcpStream, dialed: bool) -> bool {
+        let hello = match self.handshake(&stream, dialed) {
+            Ok(hello) => hello,
+            Err(Refusal::SelfDial) => {
+                log::line(log::STATE, format_args!("replication: {} is this node: only listening", self.peer_text));
+                let mut slot = self.lock();
+                slot.dial_disabled = true;
+                let idle = self.idle_state();
+                self.set_state(&mut slot, idle);
+                return false;
+            }
+            Err(Refusal::Io(why)) => {
+                log::line(log::WARN, format_args!("replication: handshake with {} failed: {why}", self.peer_text));
+                return false;
+            }
+            Err(Refusal::Failed(why)) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                log::line(log::WARN, format_args!("replication: handshake with {} failed: {why}", self.peer_text));
+                return false;
+            }
+        };
+        let Some(flags) = self.install(&stream, hello.instance, dialed) else {
+            log::line(log::STATE, format_args!("replication: closed a duplicate link"));
+            return false;
+        };
+        // The smaller instance id takes bit 0, so the pair's stamps never collide.
+        clock::set_node_bit(u64::from(self.my_id > hello.instance));
+        if self.received_from.load(Ordering::Relaxed) != hello.instance {
+            self.received_max.store(0, Ordering::Relaxed);
+            self.received_from.store(hello.instance, Ordering::Relaxed);
+        }
+        let floor = self.lock().floor.filter(|(peer, _)| *peer == hello.instance).map(|(_, f)| f);
+        let floor = session::run(self, stream, hello, floor, &flags);
+        let mut slot = self.lock();
+        slot.active = None;
+        slot.floor = Some((hello.instance, floor));
+        let idle = self.idle_state();
+        self.set_state(&mut slot, idle);
+        log::line(log::STATE, format_args!("replication: link to {} ended", self.peer_text));
+        true
+    }
+
+    /// The dialer says HELLO first; the accepting side answers only a valid HELLO, so a
+    /// stranger that passes the address check still learns nothing.
+    fn handshake(&self, stream: &TcpStream, dialed: bool) -> Result<Hello, Refusal> {
+        let failed = |e: std::io::Error| Refusal::Io(io_words(&e));
+        stream.set_nodelay(true).map_err(failed)?;
+        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
+        stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
+        let mine = Hello {
+            instance: self.my_id,
+            max_version: self.cache.max_version(),
+            received: self.received_max.load(Ordering::Relaxed),
+            known_peer: self.received_from.load(Ordering::Relaxed),
+        };
+        let mut bytes = Vec::new();
+        wire::encode(&Frame::Hello(mine), &mut bytes);
+        let mut writer = stream;
+        if dialed {
+            writer.write_all(&bytes).map_err(failed)?;
+        }
+        let mut reader = stream;
+        let theirs = match wire::read_frame(&mut reader, wire::HELLO_MAX) {
+            Ok((Frame::Hello(hello), _)) if hello.instance == self.my_id => {
+                // Our own HELLO: answer it, so that the dialing side sees itself too.
+                if !dialed {
+                    let _ = writer.write_all(&bytes);
+                }
+                return Err(Refusal::SelfDial);
+            }
+            Ok((Frame::Hello(hello), _)) => hello,
+            Ok((other, _)) => return Err(Refusal::Failed(format!("expected HELLO, got {other:?}"))),
+            Err(ReadError::Io(e)) => return Err(failed(e)),
+            Err(ReadError::Wire(e)) => return Err(Refusal::Failed(e.to_string())),
+        };
+        if !dialed {
+            writer.write_all(&bytes).map_err(failed)?;
+        }
+        Ok(theirs)
+    }
+
+    /// Makes this connection the link unless one is kept already. When both nodes dial at
+    /// once, the link dialed by the smaller instance id is kept (both ends decide alike); a
+    /// link from another instance of the peer (it restarted) replaces the old one.
+    fn install(&self, stream: &TcpStream, peer_id: u64, dialed: bool) -> Option<Arc<SessionFlags>> {
+        let preferred = |dialed: bool| (self.my_id < peer_id) == dialed;
+        let handle = stream.try_clone().ok()?;
+        let mut slot = self.lock();
+        loop {
+            if slot.stopping {
+                return None;
+            }
+            match &slot.active {
+                None => break,
+                Some(old) if old.peer_id != peer_id || (preferred(dialed) && !preferred(old.dialed)) => {
+                    let _ = old.stream.shutdown(Shutdown::Both);
+                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
+                Some(_) => return None,
+            }
+        }
+        let flags = Arc::new(SessionFlags::default());
+        slot.active = Some(Active { peer_id, dialed, stream: handle, flags: Arc::clone(&flags) });
+        slot.links_made += 1;
+        if slot.links_made > 1 {
+            self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        self.set_state(&mut slot, LinkState::Syncing);
+        log::line(
+            log::STATE,
+            format_args!("replication: linked to {} (instance {peer_id:016x}, {})", self.peer_text, if dialed { "dialed" } else { "accepted" }),
+        );
+        Some(flags)
+    }
+
+    /// Called by the session when a sync finished in either direction.
+    pub fn sync_progress(&self, flags: &SessionFlags) {
+        let mut slot = self.lock();
+        if flags.received_end() {
+            slot.joined = true;
+        }
+        let ours = slot.active.as_ref().is_some_and(|a| std::ptr::eq(Arc::as_ptr(&a.flags), flags));
+        if ours && flags.received_end() && flags.sent_end() {
+            self.set_state(&mut slot, LinkState::Up);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn wait_joined(&self) {
+        let deadline = self.started + self.join_wait;
+        let mut slot = self.lock();
+        loop {
+            if slot.joined || slot.stopping {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline && slot.active.is_none() {
+                log::line(log::WARN, format_args!("replication: peer {} not reached: serving alone", self.peer_text));
+                return;
+            }
+            let wait = deadline.saturating_duration_since(now).max(BACKOFF_MIN);
+            slot = self.changed.wait_timeout(slot, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let deadline = Instant::now() + self.drain_timeout;
+        let mut slot = self.lock();
+        while let Some(active) = &slot.active {
+            if active.flags.drained() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                log::line(log::WARN, format_args!("replication: queue not delivered within {:?}", self.drain_timeout));
+                break;
+            }
+            slot = self.changed.wait_timeout(slot, deadline - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        }
+        slot.stopping = true;
+        if let Some(active) = &slot.active {
+            let _ = active.stream.shutdown(Shutdown::Both);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn status(&self) -> ReplicationStatus {
+        let state = self.lock().state;
+        let (queue_depth, _) = self.queue.depth();
+        let c = &self.counters;
+        ReplicationStatus {
+            state,
+            peer: self.peer_text.clone(),
+            queue_depth,
+            queue_free: self.queue.free(),
+            items_sent: Counters::get(&c.items_sent),
+            bytes_sent: Counters::get(&c.bytes_sent),
+            items_received: Counters::get(&c.items_received),
+            bytes_received: Counters::get(&c.bytes_received),
+            full_syncs: Counters::get(&c.full_syncs),
+            partial_syncs: Counters::get(&c.partial_syncs),
+            reconnects: Counters::get(&c.reconnects),
+            refused: Counters::get(&c.refused),
+            queue_overflows: self.queue.overflows(),
+            lag_seconds: self.queue.lag_seconds(),
+        }
+    }
+
+    /// Records a version received from the peer (for the next handshake's watermark).
+    pub fn received(&self, version: u64) {
+        self.received_max.fetch_max(version, Ordering::Relaxed);
+    }
+}
+
+/// Starts a named thread; the error is a log line.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| format!("failed to start the replication thread {name}: {}", daemon::strerror(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn peer_addresses_split_into_host_and_port() {
+        assert_eq!(split_host_port("10.0.0.1"), ("10.0.0.1", None));
+        assert_eq!(split_host_port("10.0.0.1:11212"), ("10.0.0.1", Some("11212")));
+        assert_eq!(split_host_port("peer.example"), ("peer.example", None));
+        assert_eq!(split_host_port("::1"), ("::1", None));
+        assert_eq!(split_host_port("[::1]"), ("::1", None));
+        assert_eq!(split_host_port("[::1]:7"), ("::1", Some("7")));
+    }
+}
