@@ -93,6 +93,7 @@ pub fn unix_now() -> i64 {
 /// the same ports. Killed on drop, even when the test panics (or the node is stopped).
 pub struct Node {
     child: Option<Child>,
+    program: std::path::PathBuf,
     pub addr: String,
     pub port: u16,
     pub repl_port: u16,
@@ -104,15 +105,24 @@ impl Node {
     /// (`HOST[:PORT]`, passed as `-x`; without a peer neither `-x` nor `-X` is passed), plus
     /// `extra` arguments. Returns at once: see `wait_ready`.
     pub fn spawn(addr: &str, port: u16, repl_port: u16, peer: Option<&str>, extra: &[&str]) -> Node {
-        let mut args: Vec<String> = vec!["-l".into(), addr.into(), "-p".into(), port.to_string()];
+        let mut args: Vec<String> = Vec::new();
         if let Some(peer) = peer {
             args.extend(["-X".into(), repl_port.to_string(), "-x".into(), peer.to_string()]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
-        if is_root() && !extra.contains(&"-u") {
+        Node::spawn_program(&binary(), addr, port, repl_port, &args)
+    }
+
+    /// Starts any memcached-compatible program (e.g. Debian's memcached, for a benchmark's
+    /// reference) on `addr:port` with `extra` arguments. Returns at once.
+    pub fn spawn_program(program: &std::path::Path, addr: &str, port: u16, repl_port: u16, extra: &[String]) -> Node {
+        let mut args: Vec<String> = vec!["-l".into(), addr.into(), "-p".into(), port.to_string()];
+        args.extend(extra.iter().cloned());
+        if is_root() && !extra.iter().any(|a| a == "-u") {
             args.extend(["-u".into(), "root".into()]);
         }
-        let mut node = Node { child: None, addr: addr.to_string(), port, repl_port, args };
+        let program = program.to_path_buf();
+        let mut node = Node { child: None, program, addr: addr.to_string(), port, repl_port, args };
         node.launch();
         node
     }
@@ -126,12 +136,12 @@ impl Node {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name());
-        let child = Command::new(binary())
+        let child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary().display()));
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program.display()));
         self.child = Some(child);
     }
 
