@@ -421,6 +421,8 @@ fn shutdown_delivers_the_backlog_to_a_resumed_peer() {
         a.set(key, 5, 0, &value_for(key, "1", MIB));
     }
     drop(a);
+    // Otherwise the socket buffers took it all and the drain below would prove nothing.
+    assert!(pair.a.repl_num("queue_depth") > 0, "no backlog left in A's queue with B stopped");
     let asked = Instant::now();
     pair.a.signal("TERM");
     poll("A to stop accepting clients after SIGTERM", Duration::from_secs(10), || {
