@@ -4,8 +4,7 @@
 //! concurrent writers on both nodes converge; evictions stay local; the stats fields; and two
 //! nodes scripted repcached's way on one address still pair.
 //!
-//! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B), on ports 34000-34299 (each test its own
-//! ten). Every wait polls with a deadline; every load is bounded.
+//! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B), on free ports chosen at start. Every wait polls with a deadline; every load is bounded.
 
 mod common;
 mod pair;
@@ -15,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use pair::{
-    delete_many, dump, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for, wait_link_up,
+    delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for, wait_link_up,
     wait_marker, wait_same, Conn, Item, Node, Pair, A_ADDR, B_ADDR,
 };
 
@@ -91,8 +90,8 @@ fn set_seen(from: &Node, to: &Node, key: &str, value: &[u8]) {
     next_millisecond();
 }
 
-fn every_write_kind_replicates(base: u16, from_a: bool) {
-    let pair = Pair::start(base, &[], &[]);
+fn every_write_kind_replicates(from_a: bool) {
+    let pair = Pair::start(&[], &[]);
     let (wn, on) = if from_a { (&pair.a, &pair.b) } else { (&pair.b, &pair.a) };
     let (mut w, mut o) = (wn.conn(), on.conn());
 
@@ -211,17 +210,17 @@ fn every_write_kind_replicates(base: u16, from_a: bool) {
 
 #[test]
 fn every_write_kind_on_a_reaches_b() {
-    every_write_kind_replicates(34000, true);
+    every_write_kind_replicates(true);
 }
 
 #[test]
 fn every_write_kind_on_b_reaches_a() {
-    every_write_kind_replicates(34010, false);
+    every_write_kind_replicates(false);
 }
 
 #[test]
 fn writes_applied_from_the_peer_are_not_sent_back() {
-    let pair = Pair::start(34020, &[], &[]);
+    let pair = Pair::start(&[], &[]);
     let sent_by_b = pair.b.repl_num("items_sent");
     let received_by_a = pair.a.repl_num("items_received");
     let only = keys("only", 300);
@@ -246,7 +245,7 @@ fn writes_applied_from_the_peer_are_not_sent_back() {
 
 #[test]
 fn cas_uniques_never_repeat_across_the_pair() {
-    let pair = Pair::start(34030, &[], &[]);
+    let pair = Pair::start(&[], &[]);
     let (on_a, on_b) = (keys("ua", 1000), keys("ub", 1000));
     let start = Arc::new(Barrier::new(2));
     let writers: Vec<_> = [(pair.a.conn(), on_a.clone()), (pair.b.conn(), on_b.clone())]
@@ -276,8 +275,8 @@ fn cas_uniques_never_repeat_across_the_pair() {
 fn a_joining_node_gets_all_100k_items_before_it_serves() {
     const ITEMS: usize = 100_000;
     let _heavy = heavy();
-    let base = 34040;
-    let a = Node::start(A_ADDR, base, base + 1, Some(&format!("{B_ADDR}:{}", base + 3)), &["-o", "repl_join_wait=1"]);
+    let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
+    let a = Node::start(A_ADDR, pa[0], pa[1], Some(&format!("{B_ADDR}:{}", pb[1])), &["-o", "repl_join_wait=1"]);
     let preloaded = keys("pre", ITEMS);
     let far = unix_now() + 100_000;
     let flags = |i: usize| match i {
@@ -304,12 +303,12 @@ fn a_joining_node_gets_all_100k_items_before_it_serves() {
     delete_many(&mut conn, &gone);
     assert_eq!(a.stat_num("curr_items"), ITEMS as u64);
 
-    let mut b = Node::spawn(B_ADDR, base + 2, base + 3, Some(&format!("{A_ADDR}:{}", base + 1)), &[]);
+    let mut b = Node::spawn(B_ADDR, pb[0], pb[1], Some(&format!("{A_ADDR}:{}", pa[1])), &[]);
     // The first connection B lets in must already see every item.
     let mut first = None;
     poll("B to open its client port", pair::READY_DEADLINE, || {
         b.assert_running();
-        match Conn::try_connect(B_ADDR, base + 2) {
+        match Conn::try_connect(B_ADDR, pb[0]) {
             Ok(conn) => {
                 first = Some(conn);
                 Ok(())
@@ -337,7 +336,7 @@ fn a_joining_node_gets_all_100k_items_before_it_serves() {
 fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
     const KEYS: usize = 5000;
     let _heavy = heavy();
-    let pair = Pair::start(34050, &[], &[]);
+    let pair = Pair::start(&[], &[]);
     let same = keys("same", KEYS);
     let start = Arc::new(Barrier::new(2));
     let writers: Vec<_> = [(pair.a.conn(), 1u32, "A"), (pair.b.conn(), 2u32, "B")]
@@ -384,14 +383,28 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
 fn evictions_stay_local() {
     const ITEMS: usize = 12_000;
     let _heavy = heavy();
-    let pair = Pair::start(34060, &["-m", "8"], &["-m", "64"]);
+    let pair = Pair::start(&["-m", "8"], &["-m", "64"]);
     let all = keys("ev", ITEMS);
     let mut a = pair.a.conn();
     let mut b = pair.b.conn();
-    for (n, batch) in all.chunks(1000).enumerate() {
-        set_many(&mut a, batch, |_| 0, |k| value_for(k, "1", 1024));
-        let want = ((n + 1) * 1000) as u64;
-        poll("B to have every item written so far", pair::SAME_DEADLINE, || {
+    let mut stored = Vec::new();
+    for batch in all.chunks(1000) {
+        let mut req = Vec::new();
+        for key in batch {
+            store_request(&mut req, "set", key, 0, 0, &value_for(key, "1", 1024), "");
+        }
+        a.send(&req);
+        for key in batch {
+            // A full 8 MiB node may, rarely and under load, fail to evict in time; such a set
+            // is simply not part of what B must hold.
+            match a.line().as_str() {
+                "STORED" => stored.push(key.clone()),
+                "SERVER_ERROR out of memory storing object" => {}
+                other => panic!("set {key}: {other}"),
+            }
+        }
+        let want = stored.len() as u64;
+        poll("B to have every item stored so far", pair::SAME_DEADLINE, || {
             let have: u64 = b.stat("", "curr_items").parse().unwrap_or(0);
             if have >= want {
                 Ok(())
@@ -400,17 +413,19 @@ fn evictions_stay_local() {
             }
         });
     }
+    assert!(stored.len() > ITEMS * 9 / 10, "only {} of {ITEMS} sets were stored", stored.len());
     assert!(pair.a.stat_num("evictions") > 0, "an 8 MiB node must evict 12 MiB of items");
     wait_marker(&pair.a, &pair.b);
-    assert_eq!(pair.b.stat_num("curr_items"), ITEMS as u64 + 1, "an eviction on A deleted items on B");
+    assert_eq!(pair.b.stat_num("curr_items"), stored.len() as u64 + 1, "an eviction on A deleted items on B");
     assert_eq!(pair.b.stat_num("evictions"), 0);
-    let early = dump(&pair.b, &all[..1000]);
-    assert_eq!(early.len(), 1000, "items evicted on A must stay on B");
+    let early: Vec<String> = stored.iter().take(1000).cloned().collect();
+    assert_eq!(dump(&pair.b, &early).len(), 1000, "items evicted on A must stay on B");
+    assert!(dump(&pair.a, &early).len() < 1000, "A should have evicted its oldest items");
 }
 
 #[test]
 fn stats_show_the_link_and_repcached_fields() {
-    let pair = Pair::start(34070, &["-q", "100"], &[]);
+    let pair = Pair::start(&["-q", "100"], &[]);
     for (node, queue) in [(&pair.a, 100u64), (&pair.b, 8192)] {
         let fields = node.repl_stats();
         for name in [
@@ -449,16 +464,17 @@ fn stats_show_the_link_and_repcached_fields() {
         assert_eq!(node.conn().stat("", "replication"), "MASTER", "{}", node.name());
     }
 
-    let alone = Node::start("127.0.0.5", 34075, 0, None, &[]);
+    let alone = Node::start(A_ADDR, free_ports(A_ADDR, 1)[0], 0, None, &[]);
     assert_eq!(alone.conn().stat("", "replication"), "NONE");
 }
 
 #[test]
 fn two_nodes_scripted_the_repcached_way_on_one_address_pair() {
     // `-l H -x H -X P` on both: only one can bind P, the other only dials.
-    let (host, repl) = ("127.0.0.5", 34082);
-    let mut a = Node::spawn(host, 34080, repl, Some(host), &[]);
-    let mut b = Node::spawn(host, 34081, repl, Some(host), &[]);
+    let host = "127.0.0.5";
+    let ports = free_ports(host, 3);
+    let mut a = Node::spawn(host, ports[0], ports[2], Some(host), &[]);
+    let mut b = Node::spawn(host, ports[1], ports[2], Some(host), &[]);
     a.wait_ready();
     b.wait_ready();
     wait_link_up(&a);

@@ -4,8 +4,8 @@
 //! a full queue, an unreachable peer, and SIGTERM with a backlog (delivered to a resumed peer,
 //! or given up at the drain time-out without spinning). Each ends with both nodes identical.
 //!
-//! Nodes run on 127.0.0.4 (A), 127.0.0.2 (B) and a proxy on 127.0.0.3, on ports 34300-34499
-//! (each test its own ten). Every wait polls with a deadline; every load is bounded.
+//! Nodes run on 127.0.0.4 (A), 127.0.0.2 (B) and a proxy on 127.0.0.3, on free ports chosen
+//! at start. Every wait polls with a deadline; every load is bounded.
 
 mod common;
 mod pair;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pair::{
-    cpu_ticks, delete_many, dump, heavy, keys, next_millisecond, poll, process_state, set_many, value_for, wait_link_down,
+    cpu_ticks, delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, process_state, set_many, value_for, wait_link_down,
     wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, Proxy, A_ADDR, B_ADDR, PROXY_ADDR,
 };
 
@@ -47,21 +47,21 @@ fn sum(pair: &Pair, field: &str) -> u64 {
 
 #[test]
 fn proxy_forwards_cuts_and_heals() {
-    let node = Node::start(A_ADDR, 34300, 0, None, &[]);
-    let proxy = Proxy::start(PROXY_ADDR, 34301, A_ADDR, 34300);
-    let mut through = Conn::connect(PROXY_ADDR, 34301);
+    let node = Node::start(A_ADDR, free_ports(A_ADDR, 1)[0], 0, None, &[]);
+    let proxy = Proxy::start(PROXY_ADDR, 0, A_ADDR, node.port);
+    let mut through = Conn::connect(PROXY_ADDR, proxy.port);
     through.set("through", 3, 0, b"the proxy");
     assert_eq!(node.conn().get_one("through").map(|i| i.value), Some(b"the proxy".to_vec()));
 
     proxy.cut();
     through.set_timeout(Duration::from_secs(10));
     assert!(through.is_closed(), "a cut must close the forwarded connection");
-    let mut during = Conn::connect(PROXY_ADDR, 34301);
+    let mut during = Conn::connect(PROXY_ADDR, proxy.port);
     during.set_timeout(Duration::from_secs(10));
     assert!(during.is_closed(), "a connection made during a cut must be closed at once");
 
     proxy.heal();
-    let mut after = Conn::connect(PROXY_ADDR, 34301);
+    let mut after = Conn::connect(PROXY_ADDR, proxy.port);
     assert_eq!(after.get_one("through").map(|i| (i.flags, i.value)), Some((3, b"the proxy".to_vec())));
     assert_eq!(proxy.forwarded(), 2);
     assert!(proxy.refused() >= 1);
@@ -69,7 +69,7 @@ fn proxy_forwards_cuts_and_heals() {
 
 #[test]
 fn node_helpers_stop_continue_kill_and_restart_on_the_same_port() {
-    let mut node = Node::start(A_ADDR, 34305, 0, None, &[]);
+    let mut node = Node::start(A_ADDR, free_ports(A_ADDR, 1)[0], 0, None, &[]);
     node.conn().set("k", 1, 0, b"v");
 
     node.sigstop();
@@ -88,8 +88,8 @@ fn node_helpers_stop_continue_kill_and_restart_on_the_same_port() {
 /// Kills one node with SIGKILL while the other keeps taking writes, deletes and overwrites,
 /// then starts it again on the same ports: it must serve only once it holds the survivor's
 /// copy, and the pair must end identical with the survivor's split writes and deletes.
-fn kill_9_and_restart(base: u16, victim_is_a: bool) {
-    let mut pair = Pair::start(base, &[], &[]);
+fn kill_9_and_restart(victim_is_a: bool) {
+    let mut pair = Pair::start(&[], &[]);
     let before = keys("k", 2000);
     set_many(&mut pair.a.conn(), &before[..1000], |_| 1, |k| value_for(k, "1", 100));
     set_many(&mut pair.b.conn(), &before[1000..], |_| 2, |k| value_for(k, "1", 100));
@@ -131,22 +131,22 @@ fn kill_9_and_restart(base: u16, victim_is_a: bool) {
 
 #[test]
 fn kill_9_and_restart_of_a_ends_identical() {
-    kill_9_and_restart(34310, true);
+    kill_9_and_restart(true);
 }
 
 #[test]
 fn kill_9_and_restart_of_b_ends_identical() {
-    kill_9_and_restart(34320, false);
+    kill_9_and_restart(false);
 }
 
 /// Stops one node with SIGSTOP while tens of thousands of 1 KiB items are written to the
 /// other (a backlog far past the socket buffers and the default queue), then deletes and
 /// overwrites some of them, and continues the stopped node: the pair must end identical.
-fn sigstop_during_heavy_writes(base: u16, stop_b: bool) {
+fn sigstop_during_heavy_writes(stop_b: bool) {
     const ITEMS: usize = 30_000;
     const LEN: usize = 1024;
     let _heavy = heavy();
-    let pair = Pair::start(base, &["-m", "128"], &["-m", "128"]);
+    let pair = Pair::start(&["-m", "128"], &["-m", "128"]);
     let (writer, stopped) = if stop_b { (&pair.a, &pair.b) } else { (&pair.b, &pair.a) };
     let all = keys("heavy", ITEMS);
 
@@ -185,17 +185,17 @@ fn sigstop_during_heavy_writes(base: u16, stop_b: bool) {
 
 #[test]
 fn sigstop_of_b_during_heavy_writes_on_a_ends_identical() {
-    sigstop_during_heavy_writes(34330, true);
+    sigstop_during_heavy_writes(true);
 }
 
 #[test]
 fn sigstop_of_a_during_heavy_writes_on_b_ends_identical() {
-    sigstop_during_heavy_writes(34340, false);
+    sigstop_during_heavy_writes(false);
 }
 
 #[test]
 fn a_link_cut_keeps_writes_from_both_sides_and_does_not_undo_deletes() {
-    let (pair, proxy) = Pair::start_through_proxy(34350, &[], &[]);
+    let (pair, proxy) = Pair::start_through_proxy(&[], &[]);
     let base = keys("base", 400);
     let (mut a, mut b) = (pair.a.conn(), pair.b.conn());
     set_many(&mut a, &base[..200], |_| 1, |k| value_for(k, "1", 100));
@@ -251,7 +251,7 @@ fn a_link_cut_keeps_writes_from_both_sides_and_does_not_undo_deletes() {
 
 #[test]
 fn a_flush_all_during_a_link_cut_is_not_undone() {
-    let (pair, proxy) = Pair::start_through_proxy(34360, &[], &[]);
+    let (pair, proxy) = Pair::start_through_proxy(&[], &[]);
     let base = keys("base", 100);
     let (mut a, mut b) = (pair.a.conn(), pair.b.conn());
     set_many(&mut a, &base, |_| 1, |k| value_for(k, "1", 100));
@@ -333,7 +333,7 @@ fn peer_looking_garbage() -> Vec<u8> {
 
 #[test]
 fn a_stranger_on_the_replication_port_changes_nothing_and_learns_nothing() {
-    let pair = Pair::start(34370, &[], &[]);
+    let pair = Pair::start(&[], &[]);
     let known = keys("known", 50);
     let mut probe = known.clone();
     probe.extend(["evil".to_string(), "victim".to_string()]);
@@ -370,7 +370,7 @@ fn a_stranger_on_the_replication_port_changes_nothing_and_learns_nothing() {
 fn garbage_from_the_peer_address_closes_that_link_not_the_server() {
     // Through the proxy, B's configured peer is 127.0.0.1, where this test's connections
     // come from.
-    let (pair, _proxy) = Pair::start_through_proxy(34380, &[], &[]);
+    let (pair, _proxy) = Pair::start_through_proxy(&[], &[]);
     let known = keys("known", 50);
     let mut probe = known.clone();
     probe.extend(["evil".to_string(), "victim".to_string()]);
@@ -413,7 +413,7 @@ fn garbage_from_the_peer_address_closes_that_link_not_the_server() {
 fn shutdown_delivers_the_backlog_to_a_resumed_peer() {
     const MIB: usize = 1 << 20;
     let _heavy = heavy();
-    let mut pair = Pair::start(34390, &["-I", "2m", "-m", "128", "-o", "repl_drain_timeout=30"], &["-I", "2m", "-m", "128"]);
+    let mut pair = Pair::start(&["-I", "2m", "-m", "128", "-o", "repl_drain_timeout=30"], &["-I", "2m", "-m", "128"]);
     let big = keys("big", 10);
     pair.b.sigstop();
     let mut a = pair.a.conn();
@@ -447,7 +447,7 @@ fn shutdown_delivers_the_backlog_to_a_resumed_peer() {
 fn shutdown_with_a_stalled_peer_ends_at_the_drain_timeout_without_spinning() {
     const MIB: usize = 1 << 20;
     let _heavy = heavy();
-    let mut pair = Pair::start(34400, &["-I", "2m", "-m", "128", "-o", "repl_drain_timeout=3"], &["-I", "2m", "-m", "128"]);
+    let mut pair = Pair::start(&["-I", "2m", "-m", "128", "-o", "repl_drain_timeout=3"], &["-I", "2m", "-m", "128"]);
     let big = keys("big", 30);
     pair.b.sigstop();
     let mut a = pair.a.conn();
@@ -481,7 +481,7 @@ fn shutdown_with_a_stalled_peer_ends_at_the_drain_timeout_without_spinning() {
 #[test]
 fn a_full_queue_falls_back_to_a_catch_up() {
     let _heavy = heavy();
-    let pair = Pair::start(34410, &["-q", "16"], &["-q", "16"]);
+    let pair = Pair::start(&["-q", "16"], &["-q", "16"]);
     let burst = keys("burst", 10_000);
     set_many(&mut pair.a.conn(), &burst, |_| 3, |k| value_for(k, "1", 100));
     let got = wait_same(&pair.a, &pair.b, &burst);
@@ -493,8 +493,8 @@ fn a_full_queue_falls_back_to_a_catch_up() {
 
 /// A listener whose accept queue is full: the kernel then drops new SYNs, so a connect to
 /// it hangs as it would to an address that swallows them. Keep both parts alive.
-fn swallowing_listener(addr: &str, port: u16) -> (TcpListener, Vec<TcpStream>) {
-    let listener = TcpListener::bind((addr, port)).expect("bind the swallowing listener");
+fn swallowing_listener(addr: &str) -> (TcpListener, Vec<TcpStream>) {
+    let listener = TcpListener::bind((addr, 0)).expect("bind the swallowing listener");
     let target = listener.local_addr().expect("local addr");
     let mut queued = Vec::new();
     for _ in 0..2000 {
@@ -508,9 +508,11 @@ fn swallowing_listener(addr: &str, port: u16) -> (TcpListener, Vec<TcpStream>) {
 
 #[test]
 fn a_node_whose_peer_swallows_syns_serves_alone_at_once() {
-    let (_listener, _queued) = swallowing_listener("127.0.0.6", 34422);
+    let (listener, _queued) = swallowing_listener("127.0.0.6");
+    let peer = listener.local_addr().expect("local address").to_string();
     let started = Instant::now();
-    let mut node = Node::spawn(A_ADDR, 34420, 34421, Some("127.0.0.6:34422"), &["-o", "repl_join_wait=1"]);
+    let ports = free_ports(A_ADDR, 2);
+    let mut node = Node::spawn(A_ADDR, ports[0], ports[1], Some(&peer), &["-o", "repl_join_wait=1"]);
     node.wait_ready();
     assert!(started.elapsed() < Duration::from_secs(10), "serving alone took {:?}", started.elapsed());
     let mut conn = node.conn();

@@ -11,7 +11,7 @@
 //!
 //! Std only (no bench harness, no crates); it reuses the test harness. `BENCH_THEIRS` names
 //! the reference program (default `memcached` from PATH; skipped with a note if missing).
-//! Ports 34700-34799 on 127.0.0.2 and 127.0.0.4.
+//! Nodes on 127.0.0.2 and 127.0.0.4, on free ports.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use pair::{keys, store_request, value_for, wait_link_up, Conn, Node, Pair, A_ADDR, B_ADDR};
+use pair::{free_ports, keys, store_request, value_for, wait_link_up, Conn, Node, Pair, A_ADDR, B_ADDR};
 
 const KEYS: u64 = 100_000;
 const VALUE_LEN: usize = 100;
@@ -142,20 +142,20 @@ fn main() {
     let (mut alone, mut paired, mut reference, mut lags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..repeats {
         {
-            let mut node = Node::spawn_program(&common::binary(), A_ADDR, 34700, 0, &memory);
+            let mut node = Node::spawn_program(&common::binary(), A_ADDR, free_ports(A_ADDR, 1)[0], 0, &memory);
             node.wait_ready();
-            alone.push(set_load(A_ADDR, 34700, seconds, &format!("alone{run}")).ops_per_sec);
+            alone.push(set_load(A_ADDR, node.port, seconds, &format!("alone{run}")).ops_per_sec);
         }
         {
-            let pair = Pair::start(34710, &["-m", "256"], &["-m", "256"]);
-            let load = set_load(A_ADDR, 34710, seconds, &format!("pair{run}"));
+            let pair = Pair::start(&["-m", "256"], &["-m", "256"]);
+            let load = set_load(A_ADDR, pair.a.port, seconds, &format!("pair{run}"));
             paired.push(load.ops_per_sec);
             lags.push(time_until_visible(&pair.b, &load.last_writes).as_secs_f64() * 1000.0);
         }
         if let Some(program) = theirs() {
-            let mut node = Node::spawn_program(&program, A_ADDR, 34720, 0, &memory);
+            let mut node = Node::spawn_program(&program, A_ADDR, free_ports(A_ADDR, 1)[0], 0, &memory);
             node.wait_ready();
-            reference.push(set_load(A_ADDR, 34720, seconds, &format!("ref{run}")).ops_per_sec);
+            reference.push(set_load(A_ADDR, node.port, seconds, &format!("ref{run}")).ops_per_sec);
         }
     }
 
@@ -189,8 +189,8 @@ fn main() {
 fn copy_to_joining_node(mib: u64) -> (u64, f64) {
     let items = (mib * 1024) as usize;
     let big = ["-m", "1200"];
-    let peer_of_a = format!("{B_ADDR}:34733");
-    let a = Node::start(A_ADDR, 34730, 34731, Some(&peer_of_a), &[big[0], big[1], "-o", "repl_join_wait=1"]);
+    let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
+    let a = Node::start(A_ADDR, pa[0], pa[1], Some(&format!("{B_ADDR}:{}", pb[1])), &[big[0], big[1], "-o", "repl_join_wait=1"]);
     let all = keys("copy", items);
     let loaders: Vec<_> = all
         .chunks(items.div_ceil(THREADS).max(1))
@@ -217,7 +217,7 @@ fn copy_to_joining_node(mib: u64) -> (u64, f64) {
     assert_eq!(loaded, items as u64, "A evicted while loading: raise -m");
 
     let began = Instant::now();
-    let mut b = Node::spawn(B_ADDR, 34732, 34733, Some(&format!("{A_ADDR}:34731")), &big);
+    let mut b = Node::spawn(B_ADDR, pb[0], pb[1], Some(&format!("{A_ADDR}:{}", pa[1])), &big);
     b.wait_ready();
     let mut conn = b.conn();
     let end = Instant::now() + Duration::from_secs(600);

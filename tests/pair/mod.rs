@@ -53,6 +53,16 @@ pub fn heavy() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `n` distinct ports that were free on `addr` a moment ago (bound together on port 0, then
+/// released). Tests take their ports from here rather than fixed numbers, so that two runs
+/// of this suite (two worktrees, an integrator) can share the machine; a node keeps its ports
+/// across restarts.
+pub fn free_ports(addr: &str, n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind((addr, 0)).unwrap_or_else(|e| panic!("bind {addr}:0: {e}"))).collect();
+    held.iter().map(|l| l.local_addr().expect("local address").port()).collect()
+}
+
 /// Polls `cond` every 20 ms until it holds; after `deadline`, panics with `what` and the
 /// last thing `cond` reported.
 pub fn poll(what: &str, deadline: Duration, mut cond: impl FnMut() -> Result<(), String>) {
@@ -145,7 +155,7 @@ impl Node {
         self.child = Some(child);
     }
 
-    /// "127.0.0.1:34000", for messages.
+    /// "127.0.0.4:41234", for messages.
     pub fn name(&self) -> String {
         format!("{}:{}", self.addr, self.port)
     }
@@ -322,12 +332,13 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// A on 127.0.0.4 (client port `base`, replication port `base + 1`) and B on 127.0.0.2
-    /// (`base + 2`, `base + 3`), each the other's peer, started together; returns once both
-    /// serve and both see the link up. Uses ports `base..base + 4`.
-    pub fn start(base: u16, extra_a: &[&str], extra_b: &[&str]) -> Pair {
-        let mut a = Node::spawn(A_ADDR, base, base + 1, Some(&format!("{B_ADDR}:{}", base + 3)), extra_a);
-        let mut b = Node::spawn(B_ADDR, base + 2, base + 3, Some(&format!("{A_ADDR}:{}", base + 1)), extra_b);
+    /// A on 127.0.0.4 and B on 127.0.0.2 (each with a free client and replication port),
+    /// each the other's peer, started together; returns once both serve and both see the
+    /// link up.
+    pub fn start(extra_a: &[&str], extra_b: &[&str]) -> Pair {
+        let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
+        let mut a = Node::spawn(A_ADDR, pa[0], pa[1], Some(&format!("{B_ADDR}:{}", pb[1])), extra_a);
+        let mut b = Node::spawn(B_ADDR, pb[0], pb[1], Some(&format!("{A_ADDR}:{}", pa[1])), extra_b);
         a.wait_ready();
         b.wait_ready();
         wait_link_up(&a);
@@ -335,14 +346,15 @@ impl Pair {
         Pair { a, b }
     }
 
-    /// The same pair, linked only through a proxy on 127.0.0.3:`base + 4`: A dials the proxy
-    /// (its configured peer is 127.0.0.3, so it refuses B's own dials from 127.0.0.2), and
-    /// the proxy dials B from 127.0.0.1, B's configured peer (B's own dials to 127.0.0.1 find
-    /// nothing, or a stranger). Uses ports `base..base + 5`.
-    pub fn start_through_proxy(base: u16, extra_a: &[&str], extra_b: &[&str]) -> (Pair, Proxy) {
-        let proxy = Proxy::start(PROXY_ADDR, base + 4, B_ADDR, base + 3);
-        let mut a = Node::spawn(A_ADDR, base, base + 1, Some(&format!("{PROXY_ADDR}:{}", base + 4)), extra_a);
-        let mut b = Node::spawn(B_ADDR, base + 2, base + 3, Some(&format!("{LOCAL_SOURCE}:{}", base + 1)), extra_b);
+    /// The same pair, linked only through a proxy on 127.0.0.3: A dials the proxy (its
+    /// configured peer is 127.0.0.3, so it refuses B's own dials from 127.0.0.2), and the
+    /// proxy dials B from 127.0.0.1, B's configured peer (B's own dials to 127.0.0.1 find
+    /// nothing, or a stranger).
+    pub fn start_through_proxy(extra_a: &[&str], extra_b: &[&str]) -> (Pair, Proxy) {
+        let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
+        let proxy = Proxy::start(PROXY_ADDR, 0, B_ADDR, pb[1]);
+        let mut a = Node::spawn(A_ADDR, pa[0], pa[1], Some(&format!("{PROXY_ADDR}:{}", proxy.port)), extra_a);
+        let mut b = Node::spawn(B_ADDR, pb[0], pb[1], Some(&format!("{LOCAL_SOURCE}:{}", pa[1])), extra_b);
         a.wait_ready();
         b.wait_ready();
         wait_link_up(&a);
@@ -683,8 +695,10 @@ struct ProxyShared {
 }
 
 impl Proxy {
+    /// Listens on `addr:port` (port 0: a free one, see `self.port`).
     pub fn start(addr: &str, port: u16, target_addr: &str, target_port: u16) -> Proxy {
         let listener = TcpListener::bind((addr, port)).unwrap_or_else(|e| panic!("proxy bind {addr}:{port}: {e}"));
+        let port = listener.local_addr().expect("proxy address").port();
         let target: SocketAddr = format!("{target_addr}:{target_port}").parse().expect("proxy target address");
         let shared = Arc::new(ProxyShared {
             target,
