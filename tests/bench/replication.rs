@@ -5,7 +5,8 @@
 //!   threads, 16 sets pipelined per round trip, 100-byte values over 100k keys; the median
 //!   of 3 runs (`BENCH_REPEATS`) of 2 s (`BENCH_SECONDS`);
 //! - replication lag under that load: from the moment the load on A stops until B holds
-//!   every client's last write (median of the pair's runs);
+//!   every client's last write (median of the pair's runs), and how often A's queue
+//!   overflowed in a run (each overflow is caught up by a scan);
 //! - the time to copy 1 GiB of items (1M x 1 KiB; `BENCH_COPY_MIB` scales it) to a node that
 //!   joins a loaded peer, both at `-m 1200`: from its start until it serves with every item.
 //!
@@ -140,6 +141,7 @@ fn main() {
     let memory = ["-m".to_string(), "256".to_string()];
 
     let (mut alone, mut paired, mut reference, mut lags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut overflows = 0;
     for run in 0..repeats {
         {
             let mut node = Node::spawn_program(&common::binary(), A_ADDR, free_ports(A_ADDR, 1)[0], 0, &memory);
@@ -151,6 +153,7 @@ fn main() {
             let load = set_load(A_ADDR, pair.a.port, seconds, &format!("pair{run}"));
             paired.push(load.ops_per_sec);
             lags.push(time_until_visible(&pair.b, &load.last_writes).as_secs_f64() * 1000.0);
+            overflows = pair.a.repl_num("queue_overflows").max(overflows);
         }
         if let Some(program) = theirs() {
             let mut node = Node::spawn_program(&program, A_ADDR, free_ports(A_ADDR, 1)[0], 0, &memory);
@@ -175,6 +178,7 @@ fn main() {
         println!("{:<44}{:>14}", "ratio alone / memcached", format!("{:.2}", alone / reference));
     }
     println!("{:<44}{:>14}", "lag after the load stops (ms, median)", format!("{:.1}", median(lags)));
+    println!("{:<44}{:>14}", "A's queue overflows in one run (max)", overflows.to_string());
     let mib = copied_items as f64 / 1024.0;
     println!(
         "{:<44}{:>14}",
