@@ -1,13 +1,14 @@
 # memcachedrep: `make` builds, `make run` starts a node in the foreground, `make test` runs
-# every test, `make bench` compares against Debian's memcached, `make install` and
-# `make uninstall` put the service in place (PREFIX, default /usr/local, and DESTDIR apply).
+# every test, `make bench` compares against Debian's memcached, `make bench-replication`
+# measures what a peer costs, `make install` and `make uninstall` put the service in place
+# (PREFIX, default /usr/local, and DESTDIR apply).
 
 CARGO ?= cargo
 BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench clean install uninstall
+.PHONY: all build run test bench bench-replication clean install uninstall
 
 all: build
 
@@ -22,6 +23,9 @@ test:
 
 bench:
 	$(CARGO) bench --bench compare
+
+bench-replication:
+	$(CARGO) bench --bench replication
 
 clean:
 	$(CARGO) clean
