@@ -18,6 +18,7 @@ use super::{LinkState, ReplicationStatus};
 use crate::config::Settings;
 use crate::daemon;
 use crate::log;
+use crate::server::listener;
 use crate::storage::{clock, Cache};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -95,20 +96,6 @@ pub struct Link {
     changed: Condvar,
 }
 
-/// Splits "host", "host:port", "[v6]" or "[v6]:port" (a bare IPv6 address has no port).
-fn split_host_port(text: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = text.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':').filter(|p| !p.is_empty())),
-            None => (text, None),
-        };
-    }
-    match text.split_once(':') {
-        Some((host, port)) if !port.contains(':') => (host, Some(port)),
-        _ => (text, None),
-    }
-}
-
 fn resolve_ips(host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
@@ -124,24 +111,33 @@ fn random_id() -> u64 {
     hasher.finish().max(1)
 }
 
+/// The addresses the replication port goes on: each `-l` address with the `-X` port (an
+/// entry's own port is a client port), or every address of both families.
+fn replication_addrs(settings: &Settings) -> Result<Vec<SocketAddr>, String> {
+    let port = settings.repl_port;
+    if settings.listen.is_empty() {
+        return Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port), SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]);
+    }
+    let mut addrs = Vec::new();
+    for entry in &settings.listen {
+        let ips = listen_ips(entry);
+        if ips.is_empty() {
+            return Err(format!("failed to listen on replication port {port}: cannot resolve {entry} (-l)"));
+        }
+        addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
+    }
+    Ok(addrs)
+}
+
+/// The IP addresses of one `-l` entry (parsed as the client listeners parse it).
+fn listen_ips(entry: &str) -> Vec<IpAddr> {
+    listener::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
+}
+
 /// Binds the replication port on each listen address; "in use" only costs that address.
 fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
-    let port = settings.repl_port;
-    let mut addrs = Vec::new();
-    if settings.listen.is_empty() {
-        addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
-        addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
-    } else {
-        for entry in &settings.listen {
-            let ips = resolve_ips(split_host_port(entry).0);
-            if ips.is_empty() {
-                return Err(format!("failed to listen on replication port {port}: cannot resolve {entry} (-l)"));
-            }
-            addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
-        }
-    }
     let mut bound = Vec::new();
-    for addr in addrs {
+    for addr in replication_addrs(settings)? {
         let result = match addr {
             SocketAddr::V4(_) => TcpListener::bind(addr),
             SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
@@ -182,17 +178,9 @@ pub fn io_words(e: &std::io::Error) -> String {
 impl Link {
     pub fn start(settings: &Settings, cache: Arc<Cache>) -> Result<Arc<Link>, String> {
         let peer_text = settings.peer.clone().unwrap_or_default();
-        let (host, port) = split_host_port(&peer_text);
-        let peer_port = match port {
-            None => settings.repl_port,
-            Some(p) => p.parse().map_err(|_| format!("Invalid value for -x: bad port in \"{peer_text}\""))?,
-        };
-        let peer_host = host.to_string();
-        let source = match settings.listen.first() {
-            // An "any" address says nothing about the source: leave it to the kernel.
-            Some(entry) => resolve_ips(split_host_port(entry).0).first().copied().filter(|ip| !ip.is_unspecified()),
-            None => None,
-        };
+        let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
+        // An "any" address says nothing about the source: leave it to the kernel.
+        let source = settings.listen.first().and_then(|entry| listen_ips(entry).first().copied()).filter(|ip| !ip.is_unspecified());
         let listeners = bind_listeners(settings)?;
         let queue = Arc::new(KeyQueue::new(settings.repl_queue));
         let listening = !listeners.is_empty();
@@ -555,15 +543,21 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_host_port;
+    use super::replication_addrs;
+    use crate::config::Settings;
+    use std::net::SocketAddr;
 
     #[test]
-    fn peer_addresses_split_into_host_and_port() {
-        assert_eq!(split_host_port("10.0.0.1"), ("10.0.0.1", None));
-        assert_eq!(split_host_port("10.0.0.1:11212"), ("10.0.0.1", Some("11212")));
-        assert_eq!(split_host_port("peer.example"), ("peer.example", None));
-        assert_eq!(split_host_port("::1"), ("::1", None));
-        assert_eq!(split_host_port("[::1]"), ("::1", None));
-        assert_eq!(split_host_port("[::1]:7"), ("::1", Some("7")));
+    fn the_replication_port_goes_on_each_listen_address() {
+        let settings = Settings {
+            listen: vec!["127.0.0.1:22122".into(), "[::1]".into(), "::1".into(), "10.1.2.3".into()],
+            repl_port: 7,
+            ..Settings::default()
+        };
+        let want: Vec<SocketAddr> = ["127.0.0.1:7", "[::1]:7", "[::1]:7", "10.1.2.3:7"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(replication_addrs(&settings).unwrap(), want);
+        let any = Settings { repl_port: 9, ..Settings::default() };
+        let want: Vec<SocketAddr> = ["0.0.0.0:9", "[::]:9"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(replication_addrs(&any).unwrap(), want);
     }
 }

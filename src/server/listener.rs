@@ -135,8 +135,9 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     Ok(listeners)
 }
 
-/// Splits "host", "host:port", "[v6]:port" or a bare IPv6 address and resolves it.
-fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
+/// Splits "host", "host:port", "[v6]:port" or a bare IPv6 address and resolves it (the
+/// replication listeners parse `-l` with it too).
+pub fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
     let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
         match rest.split_once(']') {
             Some((host, "")) => (host, None),
