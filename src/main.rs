@@ -6,7 +6,8 @@
 //! 2. settings, log level, the open-files and core limits, the root check;
 //! 3. the cache (it must not start threads: the daemon's fork follows);
 //! 4. the listeners, bound but not listening, so a busy port fails the starting command
-//!    before anything else while clients are still refused;
+//!    before anything else while clients are still refused; then the replication port
+//!    (`-X`, listening: only the peer is accepted, once the threads run);
 //! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
 //!    binding, so privileged ports work), `-k`;
 //! 6. replication (`-x`): its threads, then the wait for the peer's copy (`wait_joined`);
@@ -62,6 +63,7 @@ fn main() {
     }
     let cache = Cache::new(&cache_config(&settings)).unwrap_or_else(|line| fail(None, EX_USAGE, &line));
     let listeners = server::listener::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
+    let repl_ports = Replication::bind(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     if settings.udp_port != 0 {
         log::line(log::WARN, format_args!("UDP is not supported: -U {} ignored", settings.udp_port));
     }
@@ -78,7 +80,7 @@ fn main() {
         }
     }
     let cache = Arc::new(cache);
-    let replication = match Replication::start(&settings, Arc::clone(&cache)) {
+    let replication = match Replication::start(&settings, Arc::clone(&cache), repl_ports) {
         Ok(replication) => replication,
         Err(line) => fail(report, EX_OSERR, &line),
     };

@@ -135,7 +135,7 @@ fn listen_ips(entry: &str) -> Vec<IpAddr> {
 }
 
 /// Binds the replication port on each listen address; "in use" only costs that address.
-fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
+pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
     let mut bound = Vec::new();
     for addr in replication_addrs(settings)? {
         let result = match addr {
@@ -176,12 +176,12 @@ pub fn io_words(e: &std::io::Error) -> String {
 }
 
 impl Link {
-    pub fn start(settings: &Settings, cache: Arc<Cache>) -> Result<Arc<Link>, String> {
+    /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials).
+    pub fn start(settings: &Settings, cache: Arc<Cache>, listeners: Vec<TcpListener>) -> Result<Arc<Link>, String> {
         let peer_text = settings.peer.clone().unwrap_or_default();
         let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
         // An "any" address says nothing about the source: leave it to the kernel.
         let source = settings.listen.first().and_then(|entry| listen_ips(entry).first().copied()).filter(|ip| !ip.is_unspecified());
-        let listeners = bind_listeners(settings)?;
         let queue = Arc::new(KeyQueue::new(settings.repl_queue));
         let listening = !listeners.is_empty();
         let link = Arc::new(Link {

@@ -4,7 +4,8 @@
 //! `scan_since`, flush states) and must never hold a cache lock across I/O.
 //!
 //! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`,
-//! `status`, and `ReplicationStatus`, which `stats` prints.
+//! `status`, and `ReplicationStatus`, which `stats` prints; `Replication::bind` was added
+//! in front of `start` so that `-X` is bound while the process may still bind any port.
 //!
 //! Threads (all started by `start`, after the daemon's fork):
 //! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
@@ -28,8 +29,9 @@
 //! which the peer has acknowledged everything (`session`). A link-up sync sends every entry
 //! above the lower of the two (a new peer instance gets everything: a full sync).
 //!
-//! Start-up: `start` binds `-X` and starts the threads; main calls `wait_joined` before it
-//! listens on the client ports, so a joining node refuses clients until it has the copy.
+//! Start-up: `bind` binds `-X` before the daemon's fork and `-u` (a port below 1024 needs
+//! root); `start` starts the threads; main calls `wait_joined` before it listens on the
+//! client ports, so a joining node refuses clients until it has the copy.
 //!
 //! State machine (`LinkState`): `listening` (no link; the replication port is bound and the
 //! dialer is waiting to retry or has found it dialed itself) or `down` (no link and no
@@ -42,6 +44,7 @@ mod queue;
 mod session;
 pub mod wire;
 
+use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::config::Settings;
@@ -131,15 +134,30 @@ pub struct Replication {
     queue_size: u64,
 }
 
+/// The replication listeners, bound and not yet served (none without `-x`, or when every
+/// address's port is in use: the node then only dials).
+pub struct Ports {
+    listeners: Vec<TcpListener>,
+}
+
 impl Replication {
-    /// Binds the replication port, installs the cache's mutation sink, and starts the link
-    /// thread(s). Errors are one start-up line naming the flag or address at fault.
-    pub fn start(settings: &Settings, cache: Arc<Cache>) -> Result<Replication, String> {
+    /// Binds the replication port on the listen addresses. Call it before the daemon's fork
+    /// and `-u`, as for the client listeners. The error is one start-up line.
+    pub fn bind(settings: &Settings) -> Result<Ports, String> {
+        if settings.peer.is_none() {
+            return Ok(Ports { listeners: Vec::new() });
+        }
+        link::bind_listeners(settings).map(|listeners| Ports { listeners })
+    }
+
+    /// Installs the cache's mutation sink and starts the link thread(s) on the bound `ports`.
+    /// Errors are one start-up line.
+    pub fn start(settings: &Settings, cache: Arc<Cache>, ports: Ports) -> Result<Replication, String> {
         let queue_size = settings.repl_queue as u64;
         if settings.peer.is_none() {
             return Ok(Replication { link: None, queue_size });
         }
-        link::Link::start(settings, cache).map(|link| Replication { link: Some(link), queue_size })
+        link::Link::start(settings, cache, ports.listeners).map(|link| Replication { link: Some(link), queue_size })
     }
 
     /// Blocks until this freshly started node has the peer's copy, or the peer could not be

@@ -1,0 +1,71 @@
+//! Replication at start-up: a replication port below 1024 still works when `-u` drops root
+//! (it is bound before the switch, like the client ports).
+//!
+//! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B). Every wait polls with a deadline.
+
+mod common;
+mod pair;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use pair::{free_ports, poll, wait_link_up, Node, A_ADDR, B_ADDR, LINK_DEADLINE};
+
+/// Whether the test may run: it needs root. In CI its absence fails the test; elsewhere the
+/// test says why it is skipped (the caller returns early on `false`).
+fn require_root(why: &str) -> bool {
+    if common::is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("this test must run as root in CI: {why}");
+    }
+    eprintln!("skipped: not root ({why})");
+    false
+}
+
+/// A port below 1024 that was free on `addr` a moment ago.
+fn free_privileged_port(addr: &str) -> u16 {
+    (600..1024).rev().find(|&port| TcpListener::bind((addr, port)).is_ok()).unwrap_or_else(|| panic!("no free port below 1024 on {addr}"))
+}
+
+/// The real user id of a running process, from /proc.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().expect("run id");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no uid for {user}"))
+}
+
+#[test]
+fn a_privileged_replication_port_pairs_under_u() {
+    if !require_root("binding a port below 1024 takes root") {
+        return;
+    }
+    let low = free_privileged_port(A_ADDR);
+    let (pa, pb) = (free_ports(A_ADDR, 1), free_ports(B_ADDR, 2));
+    // B's replication port is taken, so B only dials: the link can only be B reaching A's
+    // privileged port, which A bound as root before becoming nobody.
+    let _taken = TcpListener::bind((B_ADDR, pb[1])).expect("hold B's replication port");
+    let mut a = Node::spawn(A_ADDR, pa[0], low, Some(&format!("{B_ADDR}:{}", pb[1])), &["-u", "nobody"]);
+    let mut b = Node::spawn(B_ADDR, pb[0], pb[1], Some(&format!("{A_ADDR}:{low}")), &[]);
+    a.wait_ready();
+    b.wait_ready();
+    let nobody = uid_of("nobody");
+    poll("A to run as nobody", LINK_DEADLINE, || match process_uid(a.pid()) {
+        Some(uid) if uid == nobody => Ok(()),
+        other => Err(format!("uid {other:?}")),
+    });
+    wait_link_up(&a);
+    wait_link_up(&b);
+    b.conn().set("low:port", 5, 0, b"reached");
+    let mut on_a = a.conn();
+    poll("B's write to reach A", LINK_DEADLINE, || match on_a.get_one("low:port") {
+        Some(item) if item.flags == 5 && item.value == b"reached" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}
