@@ -10,9 +10,11 @@
 //!    (`-X`, listening: only the peer is accepted, once the threads run);
 //! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
 //!    binding, so privileged ports work), `-k`;
-//! 6. replication (`-x`): its threads, then the wait for the peer's copy (`wait_joined`);
-//! 7. listen on the client ports, the server threads; then the main thread waits for a signal,
-//!    stops accepting clients, delivers the replication queue (bounded) and exits.
+//! 6. the signal thread (`sigwait`), which tells the main thread of a stop; replication
+//!    (`-x`): its threads, then the wait for the peer's copy (`wait_joined`, on a thread of
+//!    its own, so that a stop during the wait ends it at once and the node exits);
+//! 7. listen on the client ports, the server threads; then the main thread waits for the
+//!    stop, stops accepting clients, delivers the replication queue (bounded) and exits.
 
 mod config;
 mod daemon;
@@ -23,11 +25,13 @@ mod server;
 mod stats;
 mod storage;
 
+use std::path::Path;
 use std::process::exit;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
 use config::{Action, Settings};
-use daemon::{ChildOutcome, Forked, StartupReport, UserSwitchError};
+use daemon::{ChildOutcome, Forked, ShutdownSignals, StartupReport, UserSwitchError};
 use replication::Replication;
 use storage::{Cache, CacheConfig};
 
@@ -79,13 +83,27 @@ fn main() {
             eprintln!("warning: -k invalid, mlockall() failed: {}", daemon::strerror(&e));
         }
     }
+    let (events, next_event) = mpsc::channel();
+    if let Err(e) = watch_signals(signals, events.clone()) {
+        fail(report, EX_OSERR, &format!("failed to start the signal thread: {}", daemon::strerror(&e)));
+    }
     let cache = Arc::new(cache);
     let replication = match Replication::start(&settings, Arc::clone(&cache), repl_ports) {
         Ok(replication) => replication,
         Err(line) => fail(report, EX_OSERR, &line),
     };
     // A node that reaches its peer takes the peer's copy before it opens its client port.
-    replication.wait_joined();
+    match join_or_stop(&replication, &events, &next_event) {
+        Ok(false) => {}
+        Ok(true) => {
+            // Stopped before serving anyone: the starting process has nothing to report.
+            if let Some(report) = report {
+                report.ready();
+            }
+            exit_normally(pid_file.as_deref());
+        }
+        Err(e) => fail(report, EX_OSERR, &format!("failed to start the join thread: {}", daemon::strerror(&e))),
+    }
     if let Err(line) = server::listener::listen_all(&listeners, &settings) {
         fail(report, EX_OSERR, &line);
     }
@@ -97,11 +115,53 @@ fn main() {
     if let Some(report) = report {
         report.ready();
     }
-    // An error here leaves nothing to wait for: shut down as if signalled.
-    let _ = signals.wait();
+    // The join was heard already: what comes now is the stop.
+    while let Ok(Event::Joined) = next_event.recv() {}
     running.shutdown();
     shared.replication.shutdown();
-    if let Some(message) = pid_file.as_deref().and_then(daemon::remove_pidfile) {
+    exit_normally(pid_file.as_deref());
+}
+
+/// What the main thread waits for.
+enum Event {
+    /// `wait_joined` returned: the node may serve clients.
+    Joined,
+    /// SIGINT or SIGTERM.
+    Stop,
+}
+
+/// Starts the thread that takes the shutdown signals (blocked in every thread) and reports
+/// the first stop. An error in `sigwait` leaves nothing to wait for: it stops as if signalled.
+fn watch_signals(signals: ShutdownSignals, events: Sender<Event>) -> std::io::Result<()> {
+    let watch = move || {
+        let _ = signals.wait();
+        let _ = events.send(Event::Stop);
+    };
+    std::thread::Builder::new().name("signals".into()).spawn(watch).map(drop)
+}
+
+/// Waits for the join (`wait_joined`, on a thread of its own) or a stop, whichever comes
+/// first; returns whether it was the stop. On a stop the replication is shut down, which
+/// also ends the join wait, so the node can exit without waiting out `-o repl_join_wait`.
+fn join_or_stop(replication: &Replication, events: &Sender<Event>, next_event: &Receiver<Event>) -> std::io::Result<bool> {
+    std::thread::scope(|scope| {
+        let joined = events.clone();
+        let wait = move || {
+            replication.wait_joined();
+            let _ = joined.send(Event::Joined);
+        };
+        std::thread::Builder::new().name("join-wait".into()).spawn_scoped(scope, wait)?;
+        let stopped = !matches!(next_event.recv(), Ok(Event::Joined));
+        if stopped {
+            replication.shutdown();
+        }
+        Ok(stopped)
+    })
+}
+
+/// The end of a clean stop: the pidfile goes, exit 0.
+fn exit_normally(pid_file: Option<&Path>) -> ! {
+    if let Some(message) = pid_file.and_then(daemon::remove_pidfile) {
         eprintln!("{message}");
     }
     log::line(log::WARN, format_args!("Exiting normally"));

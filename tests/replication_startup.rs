@@ -1,13 +1,15 @@
 //! Replication at start-up: a replication port below 1024 still works when `-u` drops root
-//! (it is bound before the switch, like the client ports).
+//! (it is bound before the switch, like the client ports), and a stop signal ends a node's
+//! wait for its peer at once.
 //!
 //! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B). Every wait polls with a deadline.
 
 mod common;
 mod pair;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
+use std::time::Duration;
 
 use pair::{free_ports, poll, wait_link_up, Node, A_ADDR, B_ADDR, LINK_DEADLINE};
 
@@ -68,4 +70,36 @@ fn a_privileged_replication_port_pairs_under_u() {
         Some(item) if item.flags == 5 && item.value == b"reached" => Ok(()),
         other => Err(format!("{other:?}")),
     });
+}
+
+/// A listener whose accept queue is full, so that the kernel drops new SYNs to it: a peer
+/// address that swallows connections. Keep both parts alive.
+fn swallowing_peer(addr: &str) -> (TcpListener, Vec<TcpStream>) {
+    let listener = TcpListener::bind((addr, 0)).expect("bind the swallowing peer");
+    let target = listener.local_addr().expect("local address");
+    let mut filling = Vec::new();
+    while filling.len() < 2000 {
+        match TcpStream::connect_timeout(&target, Duration::from_millis(300)) {
+            Ok(stream) => filling.push(stream),
+            Err(_) => return (listener, filling),
+        }
+    }
+    panic!("the accept queue of {target} never filled");
+}
+
+#[test]
+fn a_stop_signal_ends_the_join_wait() {
+    let (peer, _filling) = swallowing_peer("127.0.0.7");
+    let peer = peer.local_addr().expect("local address").to_string();
+    let ports = free_ports(A_ADDR, 2);
+    let mut node = Node::spawn(A_ADDR, ports[0], ports[1], Some(&peer), &["-o", "repl_join_wait=30"]);
+    // The replication port listens once the signals are blocked; the client port only after
+    // the join wait.
+    poll("the replication port to listen", Duration::from_secs(10), || {
+        node.assert_running();
+        TcpStream::connect((A_ADDR, ports[1])).map(drop).map_err(|e| e.to_string())
+    });
+    assert!(!node.accepting(), "the node serves clients while it waits for its peer");
+    let status = node.sigterm_and_wait(Duration::from_secs(5));
+    assert!(status.success(), "a node stopped while it waits for its peer exited with {status}");
 }
