@@ -14,8 +14,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use pair::{
-    delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for, wait_link_up,
-    wait_marker, wait_same, Conn, Item, Node, Pair, A_ADDR, B_ADDR,
+    delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for,
+    wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, A_ADDR, B_ADDR,
 };
 
 /// How long an item with a 1-2 s expiry may take to be gone on both nodes.
@@ -28,7 +28,12 @@ fn names(list: &[&str]) -> Vec<String> {
 /// Checks one key of a dump: `Some((flags, value))` present as such, `None` missing.
 fn expect(got: &BTreeMap<String, Item>, key: &str, want: Option<(u32, &[u8])>) {
     let have = got.get(key).map(|i| (i.flags, i.value.as_slice()));
-    assert!(have == want, "{key}: expected {:?}, got {:?}", want.map(|(f, v)| (f, common::show(v))), have.map(|(f, v)| (f, common::show(v))));
+    assert!(
+        have == want,
+        "{key}: expected {:?}, got {:?}",
+        want.map(|(f, v)| (f, common::show(v))),
+        have.map(|(f, v)| (f, common::show(v)))
+    );
 }
 
 /// Polls until every key in `gone` misses on both nodes.
@@ -61,7 +66,8 @@ fn gat(conn: &mut Conn, verb: &str, exptime: i64, key: &str) -> Option<Vec<u8>> 
     if header == "END" {
         return None;
     }
-    let len: usize = header.split(' ').nth(3).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad {verb} line {header:?}"));
+    let len: usize =
+        header.split(' ').nth(3).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad {verb} line {header:?}"));
     let mut value = conn.read_exact(len + 2);
     value.truncate(len);
     assert_eq!(conn.line(), "END");
@@ -147,7 +153,8 @@ fn every_write_kind_replicates(from_a: bool) {
 
     // Deletes, touch and gat (shortening and lengthening), and expiry: absolute on both.
     let now = unix_now();
-    let timed = ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "exp2", "absolute", "extend", "extend_gat", "far"];
+    let timed =
+        ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "exp2", "absolute", "extend", "extend_gat", "far"];
     for key in ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "far_touch"] {
         w.set(key, 1, 0, key.as_bytes());
     }
@@ -195,7 +202,8 @@ fn every_write_kind_replicates(from_a: bool) {
     assert_eq!(w.cmd("flush_all 0"), "OK");
     wait_gone(wn, on, &["zero", "after_delayed"]);
     next_millisecond();
-    for (key, command) in [("nr1", "flush_all noreply"), ("nr2", "flush_all 0 noreply"), ("nr3", "flush_all 1 noreply")] {
+    for (key, command) in [("nr1", "flush_all noreply"), ("nr2", "flush_all 0 noreply"), ("nr3", "flush_all 1 noreply")]
+    {
         set_seen(on, wn, key, b"flushed");
         w.send(format!("{command}\r\n").as_bytes());
         w.sync();
@@ -284,7 +292,7 @@ fn a_joining_node_gets_all_100k_items_before_it_serves() {
         1 => 1 << 31,
         _ => (i as u32).wrapping_mul(2_654_435_761),
     };
-    let exptime = |i: usize| if i % 10 == 0 { far } else { 0 };
+    let exptime = |i: usize| if i.is_multiple_of(10) { far } else { 0 };
     let mut conn = a.conn();
     for (n, batch) in preloaded.chunks(1000).enumerate() {
         let mut req = Vec::new();
@@ -350,7 +358,15 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
                         let mut req = Vec::new();
                         let mut replies = 0;
                         for (i, key) in batch.iter().enumerate() {
-                            store_request(&mut req, "set", key, flags, 0, &value_for(key, &format!("{side}{round}"), 50), "");
+                            store_request(
+                                &mut req,
+                                "set",
+                                key,
+                                flags,
+                                0,
+                                &value_for(key, &format!("{side}{round}"), 50),
+                                "",
+                            );
                             replies += 1;
                             // Each side also appends to some keys and deletes others.
                             if flags == 1 && i % 5 == 0 {
@@ -365,7 +381,10 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
                         conn.send(&req);
                         for _ in 0..replies {
                             let reply = conn.line();
-                            assert!(["STORED", "NOT_STORED", "DELETED", "NOT_FOUND"].contains(&reply.as_str()), "{reply}");
+                            assert!(
+                                ["STORED", "NOT_STORED", "DELETED", "NOT_FOUND"].contains(&reply.as_str()),
+                                "{reply}"
+                            );
                         }
                     }
                 }
@@ -444,7 +463,11 @@ fn stats_show_the_link_and_repcached_fields() {
             "queue_overflows",
             "lag_seconds",
         ] {
-            assert!(fields.iter().any(|(k, _)| k == name), "stats replication on {} lacks {name}: {fields:?}", node.name());
+            assert!(
+                fields.iter().any(|(k, _)| k == name),
+                "stats replication on {} lacks {name}: {fields:?}",
+                node.name()
+            );
         }
         let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
         assert_eq!(field("state"), "up");

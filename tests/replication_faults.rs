@@ -18,14 +18,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pair::{
-    cpu_ticks, delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, process_state, set_many, value_for, wait_link_down,
-    wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, Proxy, A_ADDR, B_ADDR, PROXY_ADDR,
+    cpu_ticks, delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, process_state, set_many, value_for,
+    wait_link_down, wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, Proxy, A_ADDR, B_ADDR, PROXY_ADDR,
 };
 
 /// Checks one key of a dump: `Some((flags, value))` present as such, `None` missing.
 fn expect(got: &BTreeMap<String, Item>, key: &str, want: Option<(u32, &[u8])>) {
     let have = got.get(key).map(|i| (i.flags, i.value.as_slice()));
-    assert!(have == want, "{key}: expected {:?}, got {:?}", want.map(|(f, v)| (f, common::show(v))), have.map(|(f, v)| (f, common::show(v))));
+    assert!(
+        have == want,
+        "{key}: expected {:?}, got {:?}",
+        want.map(|(f, v)| (f, common::show(v))),
+        have.map(|(f, v)| (f, common::show(v)))
+    );
 }
 
 /// Checks a run of keys against what the same `round` of `value_for` wrote with `flags`.
@@ -522,5 +527,8 @@ fn a_node_whose_peer_swallows_syns_serves_alone_at_once() {
         assert!(asked.elapsed() < Duration::from_secs(1), "a client waited {:?} on a dead peer", asked.elapsed());
     }
     let state = node.repl("state");
-    assert!(["connecting", "down", "listening"].contains(&state.as_str()), "state {state} with a peer that never answers");
+    assert!(
+        ["connecting", "down", "listening"].contains(&state.as_str()),
+        "state {state} with a peer that never answers"
+    );
 }

@@ -194,7 +194,13 @@ fn copy_to_joining_node(mib: u64) -> (u64, f64) {
     let items = (mib * 1024) as usize;
     let big = ["-m", "1200"];
     let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
-    let a = Node::start(A_ADDR, pa[0], pa[1], Some(&format!("{B_ADDR}:{}", pb[1])), &[big[0], big[1], "-o", "repl_join_wait=1"]);
+    let a = Node::start(
+        A_ADDR,
+        pa[0],
+        pa[1],
+        Some(&format!("{B_ADDR}:{}", pb[1])),
+        &[big[0], big[1], "-o", "repl_join_wait=1"],
+    );
     let all = keys("copy", items);
     let loaders: Vec<_> = all
         .chunks(items.div_ceil(THREADS).max(1))

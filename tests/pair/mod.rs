@@ -617,7 +617,12 @@ pub fn wait_same(a: &Node, b: &Node, keys: &[String]) -> BTreeMap<String, Item> 
             return da;
         }
         if Instant::now() >= end {
-            panic!("{} and {} still differ after {SAME_DEADLINE:?}: {}", a.name(), b.name(), differences(keys, &da, &db));
+            panic!(
+                "{} and {} still differ after {SAME_DEADLINE:?}: {}",
+                a.name(),
+                b.name(),
+                differences(keys, &da, &db)
+            );
         }
         std::thread::sleep(POLL);
     }
