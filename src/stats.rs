@@ -1,4 +1,6 @@
-//! Server-wide counters and the connection registry behind `stats` and `stats conns`.
+//! Server-wide counters and the connection registry behind `stats` and `stats conns`, and
+//! the replication snapshot behind `stats replication` (`ReplicationReport`, which the
+//! replication implements, so that the protocol reads it without depending on it).
 //!
 //! Counters are declared once in `Counter::ALL`; that list declares, sums, resets and names
 //! them, so the three cannot drift. Handler threads count into a `LocalCounts` and fold it into
@@ -337,6 +339,73 @@ impl ConnRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<ConnSlot>>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The replication link's state, as `stats replication` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Listening,
+    Connecting,
+    Syncing,
+    Up,
+    Down,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Listening => "listening",
+            LinkState::Connecting => "connecting",
+            LinkState::Syncing => "syncing",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        }
+    }
+}
+
+/// A snapshot of the replication for `stats` and `stats replication`.
+#[derive(Debug, Clone)]
+pub struct ReplicationStatus {
+    pub state: LinkState,
+    pub peer: String,
+    /// Mutations queued and not yet sent.
+    pub queue_depth: u64,
+    /// Free queue slots (repcached's `repcached_qi_free`).
+    pub queue_free: u64,
+    pub items_sent: u64,
+    pub bytes_sent: u64,
+    pub items_received: u64,
+    pub bytes_received: u64,
+    pub full_syncs: u64,
+    pub partial_syncs: u64,
+    pub reconnects: u64,
+    /// Connections refused on the replication port (strangers, bad handshakes).
+    pub refused: u64,
+    /// Times the queue was full and the peer was caught up from the table instead.
+    pub queue_overflows: u64,
+    /// Seconds between the oldest unsent mutation and now (0 when the queue is empty).
+    pub lag_seconds: f64,
+}
+
+impl ReplicationStatus {
+    /// repcached's `replication` word: `NONE` without a peer, `SLAVE` while this node is
+    /// receiving the peer's copy, `MASTER` otherwise (repcached shows both nodes of a linked
+    /// pair, and a node waiting alone, as `MASTER`).
+    pub fn role(&self) -> &'static str {
+        if self.peer.is_empty() {
+            "NONE"
+        } else if self.state == LinkState::Syncing {
+            "SLAVE"
+        } else {
+            "MASTER"
+        }
+    }
+}
+
+/// What `stats` asks of the node's replication: declared here, below the protocol, so that
+/// the protocol can print it without depending on the replication machinery above it.
+pub trait ReplicationReport: Send + Sync {
+    fn status(&self) -> ReplicationStatus;
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Protocols: bytes in -> `Request`, and a `Request` carried out against the cache -> bytes
 //! out. Parsing knows nothing of storage or sockets; `execute` is the one adapter that maps a
-//! request onto the cache's facade.
+//! request onto the cache's facade. The protocol sits above storage, stats and config and
+//! below the server and the replication: it reaches the replication that `stats` reports on
+//! only through `stats::ReplicationReport`.
 //!
 //! CONTRACT (fixed by the skeleton): the types and signatures in this file, `text::parse` and
 //! `execute::execute`.
@@ -10,8 +12,7 @@ mod stats_reply;
 pub mod text;
 
 use crate::config::Settings;
-use crate::replication::Replication;
-use crate::stats::{ConnRegistry, Stats};
+use crate::stats::{ConnRegistry, ReplicationReport, Stats};
 use crate::storage::{Cache, StoreMode};
 
 /// Everything a command may read or change besides its connection.
@@ -21,7 +22,7 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub conns: &'a ConnRegistry,
     /// The node's replication, for `stats` (None: a context without one, as in unit tests).
-    pub replication: Option<&'a Replication>,
+    pub replication: Option<&'a dyn ReplicationReport>,
 }
 
 /// Limits the parser enforces before any data is read.

@@ -5,8 +5,8 @@
 //! print what is true of ours: no authentication is configured, so `auth_*` are 0; one LRU per
 //! class is memcached's "cold" segment, so nothing is hot or warm, no crawler reclaims, every
 //! reclaim is direct and every hit is a hit to cold.
-//! Reads the counters, the cache's figures and the settings; changes nothing but `stats reset`
-//! and `stats detail on|off`.
+//! Reads the counters, the cache's figures, the settings and the replication's snapshot
+//! (`stats::ReplicationReport`); changes nothing but `stats reset` and `stats detail on|off`.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 
 use super::Context;
 use crate::config;
-use crate::replication::Replication;
 use crate::stats::Counter;
 use crate::storage::clock;
 
@@ -136,7 +135,7 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
 /// repcached's three fields, where its `stats` printed them (after the connection and thread
 /// figures, before the item figures); printed with or without a peer, as repcached does.
 fn replication_words(ctx: &Context, out: &mut Vec<u8>) {
-    let (role, free) = match ctx.replication.map(Replication::status) {
+    let (role, free) = match ctx.replication.map(|replication| replication.status()) {
         Some(status) => (status.role(), status.queue_free),
         None => ("NONE", ctx.settings.repl_queue as u64),
     };
@@ -147,7 +146,7 @@ fn replication_words(ctx: &Context, out: &mut Vec<u8>) {
 
 /// `stats replication`: the link's state and figures.
 fn replication(ctx: &Context, out: &mut Vec<u8>) {
-    let Some(status) = ctx.replication.map(Replication::status) else {
+    let Some(status) = ctx.replication.map(|replication| replication.status()) else {
         stat(out, "state", "down");
         return;
     };

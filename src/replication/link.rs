@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use super::queue::KeyQueue;
 use super::session::{self, SessionFlags};
 use super::wire::{self, Frame, Hello, ReadError};
-use super::{LinkState, ReplicationStatus};
 use crate::config::Settings;
 use crate::daemon;
 use crate::log;
 use crate::server::listener;
+use crate::stats::{LinkState, ReplicationStatus};
 use crate::storage::{clock, Cache};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

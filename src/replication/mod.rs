@@ -3,9 +3,11 @@
 //! sends. It reaches the cache only through its replica facade (`entry`, `apply`,
 //! `scan_since`, flush states) and must never hold a cache lock across I/O.
 //!
-//! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`,
-//! `status`, and `ReplicationStatus`, which `stats` prints; `Replication::bind` was added
-//! in front of `start` so that `-X` is bound while the process may still bind any port.
+//! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`, and
+//! `status`, which implements `stats::ReplicationReport`: the `ReplicationStatus` it returns
+//! and the `LinkState` in it live in `stats`, below the protocol that prints them, so that
+//! nothing below this module depends on it. `Replication::bind` was added in front of `start`
+//! so that `-X` is bound while the process may still bind any port.
 //!
 //! Threads (all started by `start`, after the daemon's fork):
 //! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
@@ -33,7 +35,7 @@
 //! root); `start` starts the threads; main calls `wait_joined` before it listens on the
 //! client ports, so a joining node refuses clients until it has the copy.
 //!
-//! State machine (`LinkState`): `listening` (no link; the replication port is bound and the
+//! State machine (`stats::LinkState`): `listening` (no link; the replication port is bound and the
 //! dialer is waiting to retry or has found it dialed itself) or `down` (no link and no
 //! listener), `connecting` (the dialer is dialing), `syncing` (linked; the two catch-up syncs
 //! are running), `up` (both syncs done; streaming mutations), and back to `listening`/`down`
@@ -48,6 +50,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::stats::{LinkState, ReplicationReport, ReplicationStatus};
 use crate::storage::{clock, Cache};
 
 /// Stamps handed out this long before they reach the queue are still caught by a sync that
@@ -64,67 +67,6 @@ pub fn floor_at_millis(millis: u64) -> u64 {
 /// A watermark version minus the margin.
 fn minus_margin(version: u64) -> u64 {
     version.saturating_sub(clock::stamp_at_secs(MARGIN_SECS as u32))
-}
-
-/// The link's state, as `stats replication` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Listening,
-    Connecting,
-    Syncing,
-    Up,
-    Down,
-}
-
-impl LinkState {
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkState::Listening => "listening",
-            LinkState::Connecting => "connecting",
-            LinkState::Syncing => "syncing",
-            LinkState::Up => "up",
-            LinkState::Down => "down",
-        }
-    }
-}
-
-/// A snapshot for `stats` and `stats replication`.
-#[derive(Debug, Clone)]
-pub struct ReplicationStatus {
-    pub state: LinkState,
-    pub peer: String,
-    /// Mutations queued and not yet sent.
-    pub queue_depth: u64,
-    /// Free queue slots (repcached's `repcached_qi_free`).
-    pub queue_free: u64,
-    pub items_sent: u64,
-    pub bytes_sent: u64,
-    pub items_received: u64,
-    pub bytes_received: u64,
-    pub full_syncs: u64,
-    pub partial_syncs: u64,
-    pub reconnects: u64,
-    /// Connections refused on the replication port (strangers, bad handshakes).
-    pub refused: u64,
-    /// Times the queue was full and the peer was caught up from the table instead.
-    pub queue_overflows: u64,
-    /// Seconds between the oldest unsent mutation and now (0 when the queue is empty).
-    pub lag_seconds: f64,
-}
-
-impl ReplicationStatus {
-    /// repcached's `replication` word: `NONE` without a peer, `SLAVE` while this node is
-    /// receiving the peer's copy, `MASTER` otherwise (repcached shows both nodes of a linked
-    /// pair, and a node waiting alone, as `MASTER`).
-    pub fn role(&self) -> &'static str {
-        if self.peer.is_empty() {
-            "NONE"
-        } else if self.state == LinkState::Syncing {
-            "SLAVE"
-        } else {
-            "MASTER"
-        }
-    }
 }
 
 /// The running replication of one node (nothing runs without `-x`).
@@ -175,8 +117,10 @@ impl Replication {
             link.shutdown();
         }
     }
+}
 
-    pub fn status(&self) -> ReplicationStatus {
+impl ReplicationReport for Replication {
+    fn status(&self) -> ReplicationStatus {
         match &self.link {
             Some(link) => link.status(),
             None => ReplicationStatus {
