@@ -19,6 +19,7 @@
 mod config;
 mod daemon;
 mod log;
+mod net;
 mod protocol;
 mod replication;
 mod server;

@@ -17,7 +17,7 @@ use super::wire::{self, Frame, Hello, ReadError};
 use crate::config::Settings;
 use crate::daemon;
 use crate::log;
-use crate::server::listener;
+use crate::net;
 use crate::stats::{LinkState, ReplicationStatus};
 use crate::storage::{clock, Cache};
 
@@ -129,9 +129,9 @@ fn replication_addrs(settings: &Settings) -> Result<Vec<SocketAddr>, String> {
     Ok(addrs)
 }
 
-/// The IP addresses of one `-l` entry (parsed as the client listeners parse it).
+/// The IP addresses of one `-l` entry (split by `net::resolve`, as the client listeners do).
 fn listen_ips(entry: &str) -> Vec<IpAddr> {
-    listener::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
+    net::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
 }
 
 /// Binds the replication port on each listen address; "in use" only costs that address.

@@ -1,6 +1,7 @@
 //! One client connection: read, parse, execute, batch the responses, write. Owns the
 //! connection's buffers and its blocking socket; knows nothing of command syntax (the
-//! protocol parses) or of items (the protocol's `execute` uses the cache).
+//! protocol parses) or of items (the protocol's `execute` uses the cache). The socket is a
+//! `listener::Stream`, as the listener accepted it.
 //!
 //! Pipelining: one read may bring many commands, and one command may take many reads. Every
 //! complete command in the buffer is executed into one output buffer, which is written with
@@ -12,11 +13,10 @@
 //! line); the data of a refused store is discarded as it arrives, never buffered.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::listener::Stream;
 use super::Shared;
 use crate::log;
 use crate::protocol::{execute, text, Next, Parsed, SPILL_AT};
@@ -29,51 +29,6 @@ const INITIAL_BUFFER: usize = 16 * 1024;
 const STORE_LINE_ROOM: usize = 8 * 1024;
 /// The longest command line the parser waits for (a get of many keys), with some room.
 const LONGEST_LINE: usize = (1 << 20) + 8 * 1024;
-
-/// A client socket of either family.
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    pub fn fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        }
-    }
-
-    /// Read and write time-outs (None: wait for ever).
-    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
-            Stream::Unix(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Whether the connection goes on after a batch of commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! Binds the TCP and unix-socket listeners the settings ask for and accepts on them. Knows
-//! nothing of what is spoken on a connection.
+//! Binds the TCP and unix-socket listeners the settings ask for and accepts on them, handing
+//! each client out as a `Stream` (either family). Knows nothing of what is spoken on a
+//! connection; a `-l` entry is split and resolved by `net`, as the replication link does.
 //!
 //! Which sockets, as memcached 1.6 does:
 //! - `-s path`: only a unix socket (a stale socket file is removed first; the file gets the
@@ -14,16 +15,17 @@
 //! node can hold its port (a conflict fails the start) while refusing clients. Errors are
 //! memcached's start-up lines.
 
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::connection::Stream;
 use crate::config::Settings;
 use crate::daemon;
+use crate::net;
 
 /// memcached's `stats conns` address of a unix-socket client (it records no peer address).
 const UNIX_PEER: &str = "?:<AF 0>";
@@ -42,6 +44,51 @@ enum Kind {
         listener: UnixListener,
         path: PathBuf,
     },
+}
+
+/// A client socket of either family.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Read and write time-outs (None: wait for ever).
+    pub fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
+            Stream::Unix(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A newly accepted client.
@@ -124,7 +171,7 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     }
     let mut listeners = Vec::new();
     for entry in &settings.listen {
-        let bound = resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs));
+        let bound = net::resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs));
         match bound {
             Ok(mut more) => listeners.append(&mut more),
             Err(e) => {
@@ -133,31 +180,6 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
         }
     }
     Ok(listeners)
-}
-
-/// Splits "host", "host:port", "[v6]:port" or a bare IPv6 address and resolves it (the
-/// replication listeners parse `-l` with it too).
-pub fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
-    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, after)) => (host, Some(after.strip_prefix(':').unwrap_or(after))),
-            None => (entry, None),
-        }
-    } else {
-        match entry.split_once(':') {
-            Some((host, port)) if !port.contains(':') => (host, Some(port)),
-            _ => (entry, None),
-        }
-    };
-    let port = match port {
-        None => default_port,
-        Some(text) => text.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid port number: \"{text}\"")))?,
-    };
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    Ok((host, port).to_socket_addrs()?.collect())
 }
 
 /// Binds each address; "in use" (or an IPv6 family that is unavailable) is forgiven when
@@ -215,32 +237,5 @@ fn tcp_name(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => format!("tcp:{}:{}", a.ip(), a.port()),
         SocketAddr::V6(a) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resolve;
-    use std::net::SocketAddr;
-
-    fn one(entry: &str) -> SocketAddr {
-        let addrs = resolve(entry, 11211).unwrap();
-        assert_eq!(addrs.len(), 1, "{entry}");
-        addrs[0]
-    }
-
-    #[test]
-    fn listen_entries_take_their_own_port_or_the_default() {
-        assert_eq!(one("127.0.0.1"), "127.0.0.1:11211".parse().unwrap());
-        assert_eq!(one("127.0.0.1:22"), "127.0.0.1:22".parse().unwrap());
-        assert_eq!(one("::1"), "[::1]:11211".parse().unwrap());
-        assert_eq!(one("[::1]"), "[::1]:11211".parse().unwrap());
-        assert_eq!(one("[::1]:22"), "[::1]:22".parse().unwrap());
-    }
-
-    #[test]
-    fn a_bad_port_is_named() {
-        let e = resolve("127.0.0.1:abc", 11211).unwrap_err();
-        assert_eq!(e.to_string(), "Invalid port number: \"abc\"");
     }
 }

@@ -31,8 +31,7 @@ use crate::protocol::Limits;
 use crate::replication::Replication;
 use crate::stats::{ConnRegistry, ConnSlot, ConnState, Counter, Stats};
 use crate::storage::{clock, Cache};
-use connection::Stream;
-use listener::{Accepted, Listener};
+use listener::{Accepted, Listener, Stream};
 use pool::Pool;
 
 /// Stack of a handler thread. The deepest path is parse + execute of one command; every
