@@ -1,11 +1,13 @@
 //! The flag table: every command-line flag with its getopts spelling, `-h` row, the exit status
 //! memcached uses when it refuses the flag's value, and what the flag does to the `Draft`; the
-//! value readers the flags share; `-h`, `-V` and `-i` texts; getopt's own complaints. It reads
-//! values one flag at a time: checks across flags belong to `finish` in the parent module.
+//! `-l` and `-x` address checks (numbers are read by `values`); `-h`, `-V` and `-i` texts;
+//! getopt's own complaints. It reads values one flag at a time: checks across flags belong to
+//! `finish` in the parent module.
 
 use std::path::PathBuf;
 
 use super::suboptions::SUB_OPTIONS;
+use super::values::{integer, size, unsigned};
 use super::{refuse, Bad, Draft, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, MIB, VERSION};
 
 /// Handler threads beyond this are refused. memcached, with its default `-c 1024`, fails to
@@ -615,30 +617,6 @@ fn push_row(text: &mut String, left: &str, help: &str) {
     }
     text.push_str(line.trim_end());
     text.push('\n');
-}
-
-/// A decimal integer, with an optional sign and nothing else.
-pub(super) fn integer(text: &str) -> Option<i64> {
-    text.parse().ok()
-}
-
-/// A decimal integer with no sign.
-pub(super) fn unsigned(text: &str) -> Option<u64> {
-    if text.starts_with('+') {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// `-I`'s size: bytes, or kilobytes/megabytes with a `k`/`K`/`m`/`M` suffix as memcached reads
-/// it. Other suffixes (memcached reads `2g` as 2 bytes) are refused.
-fn size(text: &str) -> Option<u64> {
-    let (digits, unit) = match text.as_bytes().last()? {
-        b'k' | b'K' => (&text[..text.len() - 1], 1024),
-        b'm' | b'M' => (&text[..text.len() - 1], 1024 * 1024),
-        _ => (text, 1),
-    };
-    unsigned(digits)?.checked_mul(unit)
 }
 
 /// One `-l` entry: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`; a bare IPv6 address (two or

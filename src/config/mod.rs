@@ -3,7 +3,8 @@
 //! It must not touch the OS: no sockets, files, users or threads.
 //!
 //! One flag table (`flags`) drives getopts, `-h` and the value checks, and one sub-option table
-//! (`suboptions`) does the same for `-o`, so a flag is described in exactly one place. Every value
+//! (`suboptions`) does the same for `-o`, so a flag is described in exactly one place; both read
+//! numbers with `values`, and the flag table prints the sub-option rows of `-h`. Every value
 //! is validated the way memcached 1.6.18 does (its words, its exit status), so bad settings never
 //! reach start-up.
 //!
@@ -17,6 +18,7 @@
 
 mod flags;
 mod suboptions;
+mod values;
 #[cfg(test)]
 mod tests;
 
