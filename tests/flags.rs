@@ -8,9 +8,9 @@ mod common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{against_reference, binary, free_port, is_root};
+use common::{against_reference, binary, free_port, is_root, wait_or_kill};
 
 /// How long a refused command line may take to exit.
 const EXIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -42,18 +42,7 @@ fn run_exactly(args: &[&str]) -> Ran {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the server binary");
-    let end = Instant::now() + EXIT_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, EXIT_DEADLINE);
     let mut stdout = String::new();
     let mut stderr = String::new();
     child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read stdout");

@@ -12,9 +12,9 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{against_reference, free_port, is_root, require_program, wait_until, Client};
+use common::{against_reference, free_port, is_root, require_program, wait_or_kill, wait_until, Client};
 
 /// How long make, the init script or a daemon's start may take before the test fails. Longer
 /// than the script's stop schedule (30 s of SIGTERM) would be too slow for the suite.
@@ -85,18 +85,7 @@ fn run(cmd: &mut Command, scratch: &Path) -> Ran {
     let out = File::create(&out_path).expect("create stdout file");
     let err = File::create(&err_path).expect("create stderr file");
     let mut child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn");
-    let end = Instant::now() + COMMAND_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, COMMAND_DEADLINE);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     Ran { code: status.and_then(|s| s.code()), stdout: read(&out_path), stderr: read(&err_path) }
 }

@@ -85,6 +85,24 @@ pub struct CacheConfig {
     pub tombstone_ttl: u32,
 }
 
+#[cfg(test)]
+impl CacheConfig {
+    /// memcached's defaults with this memory limit, for the storage unit tests.
+    pub fn test(memory_limit: usize) -> CacheConfig {
+        CacheConfig {
+            memory_limit,
+            item_size_max: 1 << 20,
+            chunk_size: 48,
+            growth_factor: 1.25,
+            evict: true,
+            use_cas: true,
+            hash_power: 0,
+            large_pages: false,
+            tombstone_ttl: 0,
+        }
+    }
+}
+
 /// How a store treats an existing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {

@@ -11,17 +11,7 @@ use super::replica::{Entry, FlushState, MutationSink};
 use super::{clock, Cache, CacheConfig, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
 
 fn config(tombstone_ttl: u32) -> CacheConfig {
-    CacheConfig {
-        memory_limit: 16 << 20,
-        item_size_max: 1 << 20,
-        chunk_size: 48,
-        growth_factor: 1.25,
-        evict: true,
-        use_cas: true,
-        hash_power: 0,
-        large_pages: false,
-        tombstone_ttl,
-    }
+    CacheConfig { tombstone_ttl, ..CacheConfig::test(16 << 20) }
 }
 
 fn cache(tombstone_ttl: u32) -> Arc<Cache> {

@@ -496,17 +496,7 @@ mod tests {
     use crate::storage::CacheConfig;
 
     fn config() -> CacheConfig {
-        CacheConfig {
-            memory_limit: 64 << 20,
-            item_size_max: 1 << 20,
-            chunk_size: 48,
-            growth_factor: 1.25,
-            evict: true,
-            use_cas: true,
-            hash_power: 0,
-            large_pages: false,
-            tombstone_ttl: 0,
-        }
+        CacheConfig::test(64 << 20)
     }
 
     #[test]

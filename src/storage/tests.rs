@@ -8,17 +8,7 @@ use std::time::{Duration, Instant};
 use super::{clock, Cache, CacheConfig, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
 
 fn config(memory_limit: usize) -> CacheConfig {
-    CacheConfig {
-        memory_limit,
-        item_size_max: 1 << 20,
-        chunk_size: 48,
-        growth_factor: 1.25,
-        evict: true,
-        use_cas: true,
-        hash_power: 0,
-        large_pages: false,
-        tombstone_ttl: 0,
-    }
+    CacheConfig::test(memory_limit)
 }
 
 fn cache() -> Cache {
