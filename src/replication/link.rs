@@ -345,8 +345,11 @@ impl Link {
                 log::line(log::STATE, format_args!("replication: {} is this node: only listening", self.peer_text));
                 let mut slot = self.lock();
                 slot.dial_disabled = true;
-                let idle = self.idle_state();
-                self.set_state(&mut slot, idle);
+                // The peer's link may be up by now (a node dialing itself, repcached style).
+                if slot.active.is_none() {
+                    let idle = self.idle_state();
+                    self.set_state(&mut slot, idle);
+                }
                 return false;
             }
             Err(Refusal::Io(why)) => {
