@@ -399,6 +399,47 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
 }
 
 #[test]
+fn hammering_a_few_hot_keys_from_both_nodes_converges() {
+    // Few keys, many writes: writes to one key on the two nodes cross on the link often, so a
+    // node that applied whatever arrives (instead of the newer version) would end different.
+    let pair = Pair::start(&[], &[]);
+    let hot = keys("hot", 20);
+    let start = Arc::new(Barrier::new(2));
+    let writers: Vec<_> = [(pair.a.conn(), 1u32), (pair.b.conn(), 2u32)]
+        .into_iter()
+        .map(|(mut conn, flags)| {
+            let (start, hot) = (Arc::clone(&start), hot.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for round in 0..200 {
+                    let mut req = Vec::new();
+                    for key in &hot {
+                        store_request(
+                            &mut req,
+                            "set",
+                            key,
+                            flags,
+                            0,
+                            &value_for(key, &format!("{flags}-{round}"), 30),
+                            "",
+                        );
+                    }
+                    conn.send(&req);
+                    for key in &hot {
+                        assert_eq!(conn.line(), "STORED", "set {key}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    let got = wait_same(&pair.a, &pair.b, &hot);
+    assert_eq!(got.len(), hot.len());
+}
+
+#[test]
 fn evictions_stay_local() {
     const ITEMS: usize = 12_000;
     let _heavy = heavy();

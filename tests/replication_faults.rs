@@ -175,6 +175,10 @@ fn sigstop_during_heavy_writes(stop_b: bool) {
     });
     stopped.sigstop();
     load.join().expect("the writer failed while its peer was stopped");
+    // The writer must be holding a backlog (queued, overflowed, or the link given up on).
+    let (depth, overflows, state) =
+        (writer.repl_num("queue_depth"), writer.repl_num("queue_overflows"), writer.repl("state"));
+    assert!(depth > 0 || overflows > 0 || state != "up", "no backlog while the peer was stopped");
     let mut w = writer.conn();
     delete_many(&mut w, &all[..1000]);
     set_many(&mut w, &all[1000..2000], |_| 8, |k| value_for(k, "2", LEN));

@@ -27,7 +27,7 @@ pub const A_ADDR: &str = "127.0.0.4";
 pub const B_ADDR: &str = "127.0.0.2";
 pub const PROXY_ADDR: &str = "127.0.0.3";
 /// Where this process's connections (and so the proxy's) come from, whatever their target.
-pub const LOCAL_SOURCE: &str = "127.0.0.1";
+const LOCAL_SOURCE: &str = "127.0.0.1";
 
 /// How long a node may take to open its client port: a joining node opens it only once it
 /// holds its peer's copy, which for 100k items on a busy 2-core machine takes a while.
@@ -199,11 +199,6 @@ impl Node {
     pub fn restart(&mut self) {
         self.launch();
         self.wait_ready();
-    }
-
-    /// Starts the node again without waiting.
-    pub fn respawn(&mut self) {
-        self.launch();
     }
 
     /// SIGKILL, and reaps the process.
@@ -426,7 +421,7 @@ impl Conn {
     }
 
     /// One line without its "\r\n", or None on EOF, error or time-out.
-    pub fn try_line(&mut self) -> Option<String> {
+    fn try_line(&mut self) -> Option<String> {
         loop {
             if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line: Vec<u8> = self.buf.drain(..pos + 2).collect();
@@ -629,7 +624,7 @@ pub fn wait_same(a: &Node, b: &Node, keys: &[String]) -> BTreeMap<String, Item> 
 }
 
 /// A short account of how two dumps differ: the count and the first few keys.
-pub fn differences(keys: &[String], da: &BTreeMap<String, Item>, db: &BTreeMap<String, Item>) -> String {
+fn differences(keys: &[String], da: &BTreeMap<String, Item>, db: &BTreeMap<String, Item>) -> String {
     let differing: Vec<&String> = keys.iter().filter(|k| da.get(*k) != db.get(*k)).collect();
     let mut text = format!("{} of {} keys differ", differing.len(), keys.len());
     for key in differing.iter().take(5) {
