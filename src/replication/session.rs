@@ -80,6 +80,7 @@ pub fn run(link: &Arc<Link>, stream: TcpStream, peer: Hello, floor: Option<u64>,
                 log::line(log::WARN, format_args!("replication: link lost: {why}"));
             }
             flags.closed.store(true, Ordering::Release);
+            link.deltas.close();
             let _ = stream.shutdown(Shutdown::Both);
             link.queue.wake();
             // A sender that panicked leaves no floor: the next sync is a full one.
@@ -131,6 +132,8 @@ fn receive(link: &Link, stream: &TcpStream, flags: &SessionFlags) -> Result<(), 
                 link.queue.wake();
             }
             Frame::Ping => {}
+            Frame::DeltaReq(req) => link.run_delta(req),
+            Frame::DeltaResp(resp) => link.deltas.answer(resp),
             Frame::Hello(_) => return Err("a second HELLO".to_string()),
         }
         if data {
@@ -206,11 +209,19 @@ impl Sender<'_> {
             while self.inflight.front().is_some_and(|(n, _)| *n <= acked) {
                 self.inflight.pop_front();
             }
+            let deltas = link.deltas.take_outbox();
+            for frame in &deltas {
+                self.send(frame)?;
+            }
             let to_ack = self.flags.to_ack.load(Ordering::Acquire);
-            if to_ack != self.acks_sent {
+            let ack = to_ack != self.acks_sent;
+            if ack {
                 self.send(&Frame::Ack(to_ack))?;
-                self.out.flush()?;
                 self.acks_sent = to_ack;
+            }
+            // A client waits for each DELTA frame: they go out at once, as ACKs do.
+            if ack || !deltas.is_empty() {
+                self.out.flush()?;
             }
             let (depth, owed) = link.queue.depth();
             let drained = depth == 0 && !owed && self.inflight.is_empty();
