@@ -251,6 +251,90 @@ fn writes_applied_from_the_peer_are_not_sent_back() {
     assert!(pair.b.repl_num("items_received") > 0 && pair.b.repl_num("bytes_received") > 0);
 }
 
+/// A counter's value, as incr/decr answer it or `get` returns it (memcached pads a shrunken
+/// value with spaces).
+fn number(bytes: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(bytes);
+    text.trim_end().parse().unwrap_or_else(|_| panic!("not a number: {text:?}"))
+}
+
+#[test]
+fn concurrent_increments_on_both_nodes_all_count() {
+    const ROUNDS: u64 = 500;
+    const START: u64 = 1_000_000;
+    let pair = Pair::start(&[], &[]);
+    let mut a = pair.a.conn();
+    a.set("up", 0, 0, b"0");
+    a.set("down", 0, 0, START.to_string().as_bytes());
+    let both = names(&["up", "down"]);
+    wait_same(&pair.a, &pair.b, &both);
+    let start = Arc::new(Barrier::new(2));
+    let clients: Vec<_> = [pair.a.conn(), pair.b.conn()]
+        .into_iter()
+        .map(|mut conn| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let (mut last_up, mut last_down) = (0, u64::MAX);
+                for _ in 0..ROUNDS {
+                    // The key's owner runs them all in one order: each client sees its own
+                    // counters move every time.
+                    let up = number(conn.cmd("incr up 1").as_bytes());
+                    let down = number(conn.cmd("decr down 1").as_bytes());
+                    assert!(up > last_up && down < last_down, "up {last_up} -> {up}, down {last_down} -> {down}");
+                    (last_up, last_down) = (up, down);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client");
+    }
+    let got = wait_same(&pair.a, &pair.b, &both);
+    assert_eq!(number(&got["up"].value), 2 * ROUNDS, "increments were lost");
+    assert_eq!(number(&got["down"].value), START - 2 * ROUNDS, "decrements were lost");
+    let forwarded = pair.a.repl_num("deltas_forwarded") + pair.b.repl_num("deltas_forwarded");
+    assert_eq!(forwarded, 2 * ROUNDS, "each key's non-owner forwards its 500");
+    assert_eq!(pair.a.repl_num("delta_fallbacks") + pair.b.repl_num("delta_fallbacks"), 0);
+}
+
+#[test]
+fn incr_of_a_key_the_peer_owns_answers_on_both_nodes() {
+    let pair = Pair::start(&[], &[]);
+    let counters = keys("n", 8);
+    let mut all = counters.clone();
+    let mut a = pair.a.conn();
+    for key in &counters {
+        a.set(key, 3, 0, b"10");
+    }
+    a.set("text", 0, 0, b"abc");
+    all.push("text".to_string());
+    wait_same(&pair.a, &pair.b, &all);
+    let mut b = pair.b.conn();
+    // Each key is owned by one node, so each of these runs on the peer of one of them.
+    for key in &counters {
+        assert_eq!(a.cmd(&format!("incr {key} 1")), "11");
+        assert_eq!(b.cmd(&format!("incr {key} 2")), "13");
+        assert_eq!(a.cmd(&format!("decr {key} 4")), "9");
+        // Read-your-writes on the node that answered, whichever node ran it.
+        assert_eq!(a.get_one(key).map(|i| (i.flags, i.value)), Some((3, b"9 ".to_vec())));
+    }
+    for conn in [&mut a, &mut b] {
+        assert_eq!(conn.cmd("incr missing 1"), "NOT_FOUND");
+        assert_eq!(conn.cmd("decr text 1"), "CLIENT_ERROR cannot increment or decrement non-numeric value");
+    }
+    all.push("missing".to_string());
+    let got = wait_same(&pair.a, &pair.b, &all);
+    for key in &counters {
+        assert_eq!((got[key].flags, got[key].value.as_slice()), (3, &b"9 "[..]), "{key}");
+    }
+    // 8 keys, each incremented twice on one node and once on the other, plus the two
+    // failures on the node that does not own their key.
+    let forwarded = pair.a.repl_num("deltas_forwarded") + pair.b.repl_num("deltas_forwarded");
+    assert!((10..=18).contains(&forwarded), "deltas_forwarded {forwarded}");
+    assert_eq!(pair.a.repl_num("delta_fallbacks") + pair.b.repl_num("delta_fallbacks"), 0);
+}
+
 #[test]
 fn cas_uniques_never_repeat_across_the_pair() {
     let pair = Pair::start(&[], &[]);
@@ -460,6 +544,8 @@ fn stats_show_the_link_and_repcached_fields() {
             "partial_syncs",
             "reconnects",
             "refused",
+            "deltas_forwarded",
+            "delta_fallbacks",
             "queue_overflows",
             "lag_seconds",
         ] {
