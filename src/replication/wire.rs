@@ -12,26 +12,26 @@
 //!
 //! with a payload of at most `item_size_max + 1 KiB`. All integers are big-endian. Payloads:
 //!
-//! | type | name     | payload                                                               |
-//! |------|----------|-----------------------------------------------------------------------|
-//! | 1    | HELLO    | "MCREP", wire version u16 (1), instance id u64, max version held u64, |
-//! |      |          | highest version received from the instance in the next field u64,    |
-//! |      |          | the peer's instance id as last known u64 (0: none)                    |
-//! | 2    | ITEM     | key length u8 (1..=250), key, flags u32, absolute exptime u32,        |
-//! |      |          | version u64, value length u32, value                                  |
-//! | 3    | DELETE   | key length u8, key, version u64 (a tombstone)                         |
-//! | 4    | FLUSH    | applied threshold u64, pending threshold u64, pending unix time u32   |
-//! |      |          | (0: no pending flush)                                                 |
-//! | 5    | SYNC_END | empty: the sender's catch-up sync is complete                         |
-//! | 6    | ACK      | u64: data frames (ITEM, DELETE, FLUSH, SYNC_END) received so far on   |
-//! |      |          | this connection                                                      |
-//! | 7    | PING     | empty: keeps an idle link's read timeout from expiring                |
-//! | 8    | DELTA_REQ| request id u64, op u8 (0 incr, 1 decr), amount u64, key length u8,   |
-//! |      |          | key: run this incr/decr here, the key's owner, and answer it          |
-//! | 9    | DELTA_RESP| request id u64, outcome u8 (0 value, 1 not found, 2 non-numeric,    |
-//! |      |          | 3 out of memory), value u64, the resulting item's version u64 (0: not |
-//! |      |          | held), flags u32, absolute exptime u32, value length u32, value; all  |
-//! |      |          | of it after the outcome is zero/empty unless the outcome is a value   |
+//! | type | name       | payload                                                               |
+//! |------|------------|-----------------------------------------------------------------------|
+//! | 1    | HELLO      | "MCREP", wire version u16 (1), instance id u64, max version held u64, |
+//! |      |            | highest version received from the instance in the next field u64,     |
+//! |      |            | the peer's instance id as last known u64 (0: none)                    |
+//! | 2    | ITEM       | key length u8 (1..=250), key, flags u32, absolute exptime u32,        |
+//! |      |            | version u64, value length u32, value                                  |
+//! | 3    | DELETE     | key length u8, key, version u64 (a tombstone)                         |
+//! | 4    | FLUSH      | applied threshold u64, pending threshold u64, pending unix time u32   |
+//! |      |            | (0: no pending flush)                                                 |
+//! | 5    | SYNC_END   | empty: the sender's catch-up sync is complete                         |
+//! | 6    | ACK        | u64: data frames (ITEM, DELETE, FLUSH, SYNC_END) received so far on   |
+//! |      |            | this connection                                                       |
+//! | 7    | PING       | empty: keeps an idle link's read timeout from expiring                |
+//! | 8    | DELTA_REQ  | request id u64, op u8 (0 incr, 1 decr), amount u64, key length u8,    |
+//! |      |            | key: run this incr/decr here, the key's owner, and answer it          |
+//! | 9    | DELTA_RESP | request id u64, outcome u8 (0 value, 1 not found, 2 non-numeric,      |
+//! |      |            | 3 out of memory), value u64, the resulting item's version u64 (0: not |
+//! |      |            | held), flags u32, absolute exptime u32, value length u32, value; all  |
+//! |      |            | of it after the outcome is zero/empty unless the outcome is a value   |
 //!
 //! DELTA_REQ and DELTA_RESP are not data frames (ACKs do not count them): a response is an
 //! answer to one waiting client, while the key's new state also travels as an ITEM.
