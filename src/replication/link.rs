@@ -549,7 +549,6 @@ impl Link {
         if let Some(DeltaItem { version, flags, exptime, value }) = resp.item {
             // Read-your-writes: the client's next get here sees at least this.
             self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, value });
-            self.received(version);
         }
         Some(resp.outcome)
     }
