@@ -347,6 +347,28 @@ fn incr_of_a_key_the_peer_owns_answers_on_both_nodes() {
 }
 
 #[test]
+fn incr_that_a_stopped_peer_cannot_answer_runs_here_after_a_short_wait() {
+    let pair = Pair::start(&[], &[]);
+    // Numbered keys alternate owners: the peer owns half of them, whichever bit it has.
+    let counters = keys("s", 8);
+    let mut a = pair.a.conn();
+    for key in &counters {
+        a.set(key, 0, 0, b"10");
+    }
+    wait_same(&pair.a, &pair.b, &counters);
+    pair.b.sigstop();
+    for key in &counters {
+        assert_eq!(a.cmd(&format!("incr {key} 1")), "11");
+    }
+    assert_eq!(pair.a.repl_num("delta_fallbacks"), 4);
+    // B, resumed, runs A's late requests before A's own results reach it (the sender wrote
+    // them first): each key ends at 11 either way.
+    pair.b.sigcont();
+    let got = wait_same(&pair.a, &pair.b, &counters);
+    assert!(counters.iter().all(|key| number(&got[key].value) == 11), "{got:?}");
+}
+
+#[test]
 fn cas_uniques_never_repeat_across_the_pair() {
     let pair = Pair::start(&[], &[]);
     let (on_a, on_b) = (keys("ua", 1000), keys("ub", 1000));
