@@ -4,8 +4,11 @@
 //! outcome and the resulting item, which this node applies before it answers its client. So
 //! no increment is lost while the pair is linked. Without a link, or without an answer within
 //! `ANSWER_TIMEOUT`, the incr/decr runs locally as on a single node: increments made on both
-//! sides of a split then merge last-writer-wins like any other write, and a request that
-//! timed out may still be run by the peer later (counted twice).
+//! sides of a split then merge last-writer-wins like any other write. A request that timed
+//! out still runs on the peer when it arrives, and the later of the two results wins. The
+//! sender writes the request before the local result's ITEM, so the peer runs it on the value
+//! before the fallback and it counts once; only a catch-up scan (after a queue overflow) that
+//! meets the key first can make it count twice.
 //!
 //! This module holds the owner rule, the waiting requests and the outbox of DELTA frames for
 //! the sender; it does no I/O (the sender writes the outbox, the receiver completes requests
