@@ -2,7 +2,9 @@
 //! is up an incr/decr of a key the peer owns is sent to the peer (DELTA_REQ), run there under
 //! the key's lock with the peer's own incr/decr of it, and answered (DELTA_RESP) with the
 //! outcome and the resulting item, which this node applies before it answers its client. So
-//! no increment is lost while the pair is linked. Without a link, or without an answer within
+//! no increment is lost while the pair is linked. The request follows this node's current
+//! state of the key (an ITEM or DELETE frame, applied by the peer last-writer-wins), so a
+//! client's `set` then `incr` here finds its own value even before the queue has sent it. Without a link, or without an answer within
 //! `ANSWER_TIMEOUT`, the incr/decr runs locally as on a single node: increments made on both
 //! sides of a split then merge last-writer-wins like any other write. A request that timed
 //! out still runs on the peer when it arrives, and the later of the two results wins. The
@@ -20,6 +22,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::wire::{DeltaReq, DeltaResp, Frame};
+use crate::storage::replica::Entry;
 use crate::storage::DeltaOp;
 
 /// How long a client's incr/decr waits for the owner before it runs locally.
@@ -81,9 +84,10 @@ impl Deltas {
         self.answered.notify_all();
     }
 
-    /// Queues a request for the peer, unless the link is not up; `wake` must then make the
-    /// sender look at the outbox. Waits for the answer at most `ANSWER_TIMEOUT`.
-    pub fn request(&self, key: &[u8], op: DeltaOp, amount: u64, wake: impl FnOnce()) -> Option<DeltaResp> {
+    /// Queues a request for the peer, after the key's `state` here, unless the link is not
+    /// up; `wake` must then make the sender look at the outbox. Waits for the answer at most
+    /// `ANSWER_TIMEOUT`.
+    pub fn request(&self, key: &[u8], state: Option<Entry>, op: DeltaOp, amount: u64, wake: impl FnOnce()) -> Option<DeltaResp> {
         let mut inner = self.lock();
         if !inner.open {
             return None;
@@ -91,6 +95,7 @@ impl Deltas {
         inner.next_id += 1;
         let id = inner.next_id;
         inner.waiting.insert(id, None);
+        inner.outbox.extend(state.map(Frame::Entry));
         inner.outbox.push(Frame::DeltaReq(DeltaReq { id, op, amount, key: key.to_vec() }));
         drop(inner);
         wake();
@@ -143,6 +148,7 @@ impl Deltas {
 mod tests {
     use super::{key_hash, owner_bit, Deltas};
     use crate::replication::wire::{DeltaResp, Frame};
+    use crate::storage::replica::Entry;
     use crate::storage::{DeltaOp, DeltaOutcome};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
@@ -162,7 +168,7 @@ mod tests {
     #[test]
     fn a_closed_link_sends_nothing() {
         let deltas = Deltas::default();
-        assert_eq!(deltas.request(b"k", DeltaOp::Incr, 1, || panic!("no wake")), None);
+        assert_eq!(deltas.request(b"k", None, DeltaOp::Incr, 1, || panic!("no wake")), None);
         assert!(deltas.take_outbox().is_empty());
         assert_eq!(deltas.fallbacks.load(Ordering::Relaxed), 0);
     }
@@ -175,21 +181,24 @@ mod tests {
         let answering = std::thread::spawn(move || {
             // Plays the receiver: answers the first request it finds in the outbox.
             loop {
-                if let Some(Frame::DeltaReq(req)) = peer.take_outbox().pop() {
+                let outbox = peer.take_outbox();
+                if let [Frame::Entry(state), Frame::DeltaReq(req)] = &outbox[..] {
+                    assert_eq!(state.version(), 9);
                     peer.answer(DeltaResp { id: req.id, outcome: DeltaOutcome::Value(5), item: None });
                     return;
                 }
                 std::thread::yield_now();
             }
         });
-        let resp = deltas.request(b"k", DeltaOp::Incr, 1, || ()).expect("answered");
+        let state = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: 9, value: b"4".to_vec() };
+        let resp = deltas.request(b"k", Some(state), DeltaOp::Incr, 1, || ()).expect("answered");
         answering.join().unwrap();
         assert_eq!(resp.outcome, DeltaOutcome::Value(5));
         assert_eq!(deltas.forwarded.load(Ordering::Relaxed), 1);
         let closer = Arc::clone(&deltas);
         // Closing wakes the waiting request at once (it would wait 500 ms otherwise, and
         // still fall back: the test holds either way).
-        let result = deltas.request(b"k", DeltaOp::Decr, 1, move || closer.close());
+        let result = deltas.request(b"k", None, DeltaOp::Decr, 1, move || closer.close());
         assert_eq!(result, None);
         assert_eq!(deltas.fallbacks.load(Ordering::Relaxed), 1);
         assert!(deltas.take_outbox().is_empty());

@@ -545,7 +545,9 @@ impl Link {
         if delta::owner_bit(key) == self.node_bit.load(Ordering::Relaxed) {
             return None;
         }
-        let resp = self.deltas.request(key, op, amount, || self.queue.wake())?;
+        // The peer may not have this node's latest write of the key yet: it goes first.
+        let state = self.cache.entry(key);
+        let resp = self.deltas.request(key, state, op, amount, || self.queue.wake())?;
         if let Some(DeltaItem { version, flags, exptime, value }) = resp.item {
             // Read-your-writes: the client's next get here sees at least this.
             self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, value });

@@ -34,7 +34,9 @@
 //! |      |            | of it after the outcome is zero/empty unless the outcome is a value   |
 //!
 //! DELTA_REQ and DELTA_RESP are not data frames (ACKs do not count them): a response is an
-//! answer to one waiting client, while the key's new state also travels as an ITEM.
+//! answer to one waiting client, while the key's new state also travels as an ITEM. A
+//! DELTA_REQ follows the requester's current ITEM or DELETE of the key (when it holds one),
+//! so the owner runs it on at least the state the requester's client has seen.
 //!
 //! The dialing end sends HELLO first; the accepting end answers with its own HELLO only after
 //! a valid one (a stranger learns nothing). Every other frame may then flow either way. A
