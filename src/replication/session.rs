@@ -1,7 +1,8 @@
 //! One installed link, from its sync to its end: the receiver (this thread) applies the peer's
-//! frames and counts them for ACKs; the sender (a thread of its own) sends the link-up sync
-//! (`Cache::scan_since`, the flush state, SYNC_END), then drains the queue, catches the peer up
-//! from the table after an overflow, sends ACKs and PINGs. Entries applied from the peer never
+//! frames and counts them for ACKs, runs the peer's incr/decr requests and completes this
+//! node's; the sender (a thread of its own) sends the link-up sync (`Cache::scan_since`, the
+//! flush state, SYNC_END), then drains the queue, catches the peer up from the table after an
+//! overflow, sends ACKs, PINGs and the DELTA frames of `delta`'s outbox. Entries applied from the peer never
 //! reach the queue (`Cache::apply` does not tell the sink), so nothing is sent back.
 //!
 //! Watermarks: the sender keeps, per batch of frames not yet acknowledged, a version floor
