@@ -381,6 +381,10 @@ pub struct ReplicationStatus {
     pub reconnects: u64,
     /// Connections refused on the replication port (strangers, bad handshakes).
     pub refused: u64,
+    /// Client incr/decr run by the peer, which owns the key.
+    pub deltas_forwarded: u64,
+    /// Client incr/decr meant for the peer that ran here after all (no answer in time).
+    pub delta_fallbacks: u64,
     /// Times the queue was full and the peer was caught up from the table instead.
     pub queue_overflows: u64,
     /// Seconds between the oldest unsent mutation and now (0 when the queue is empty).

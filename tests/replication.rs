@@ -245,10 +245,145 @@ fn writes_applied_from_the_peer_are_not_sent_back() {
     // Anything B would echo was queued before these markers, and would be sent by now.
     wait_marker(&pair.a, &pair.b);
     wait_marker(&pair.a, &pair.b);
-    assert_eq!(pair.b.repl_num("items_sent"), sent_by_b, "B sent back what it got from A");
-    assert_eq!(pair.a.repl_num("items_received"), received_by_a, "A received its own writes back");
+    // The one exception: an incr of a key B owns runs on B, a write of B's own that B sends
+    // to A once.
+    let forwarded = pair.a.repl_num("deltas_forwarded");
+    assert!(forwarded <= 1);
+    poll("B to send only its own incr", pair::SAME_DEADLINE, || {
+        let sent = pair.b.repl_num("items_sent") - sent_by_b;
+        let received = pair.a.repl_num("items_received") - received_by_a;
+        if (sent, received) == (forwarded, forwarded) {
+            Ok(())
+        } else {
+            Err(format!("B sent {sent} and A received {received} items ({forwarded} incr ran on B)"))
+        }
+    });
     assert!(pair.a.repl_num("items_sent") > 0 && pair.a.repl_num("bytes_sent") > 0);
     assert!(pair.b.repl_num("items_received") > 0 && pair.b.repl_num("bytes_received") > 0);
+}
+
+/// A counter's value, as incr/decr answer it or `get` returns it (memcached pads a shrunken
+/// value with spaces).
+fn number(bytes: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(bytes);
+    text.trim_end().parse().unwrap_or_else(|_| panic!("not a number: {text:?}"))
+}
+
+#[test]
+fn concurrent_increments_on_both_nodes_all_count() {
+    const ROUNDS: u64 = 500;
+    const START: u64 = 1_000_000;
+    let pair = Pair::start(&[], &[]);
+    let mut a = pair.a.conn();
+    a.set("up", 0, 0, b"0");
+    a.set("down", 0, 0, START.to_string().as_bytes());
+    let both = names(&["up", "down"]);
+    wait_same(&pair.a, &pair.b, &both);
+    let start = Arc::new(Barrier::new(2));
+    let clients: Vec<_> = [pair.a.conn(), pair.b.conn()]
+        .into_iter()
+        .map(|mut conn| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let (mut last_up, mut last_down) = (0, u64::MAX);
+                for _ in 0..ROUNDS {
+                    // The key's owner runs them all in one order: each client sees its own
+                    // counters move every time.
+                    let up = number(conn.cmd("incr up 1").as_bytes());
+                    let down = number(conn.cmd("decr down 1").as_bytes());
+                    assert!(up > last_up && down < last_down, "up {last_up} -> {up}, down {last_down} -> {down}");
+                    (last_up, last_down) = (up, down);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client");
+    }
+    let got = wait_same(&pair.a, &pair.b, &both);
+    assert_eq!(number(&got["up"].value), 2 * ROUNDS, "increments were lost");
+    assert_eq!(number(&got["down"].value), START - 2 * ROUNDS, "decrements were lost");
+    let forwarded = pair.a.repl_num("deltas_forwarded") + pair.b.repl_num("deltas_forwarded");
+    assert_eq!(forwarded, 2 * ROUNDS, "each key's non-owner forwards its 500");
+    assert_eq!(pair.a.repl_num("delta_fallbacks") + pair.b.repl_num("delta_fallbacks"), 0);
+}
+
+#[test]
+fn incr_of_a_key_the_peer_owns_answers_on_both_nodes() {
+    // A small queue, which the bulk writes below overflow: the peer then hears of a key
+    // only from a catch-up scan, well after the write.
+    let pair = Pair::start(&["-q", "16"], &["-q", "16"]);
+    let counters = keys("n", 8);
+    let mut all = counters.clone();
+    let mut a = pair.a.conn();
+    for key in &counters {
+        a.set(key, 3, 0, b"10");
+    }
+    a.set("text", 0, 0, b"abc");
+    all.push("text".to_string());
+    wait_same(&pair.a, &pair.b, &all);
+    let mut b = pair.b.conn();
+    // Each key is owned by one node, so each of these runs on the peer of one of them.
+    for key in &counters {
+        assert_eq!(a.cmd(&format!("incr {key} 1")), "11");
+        assert_eq!(b.cmd(&format!("incr {key} 2")), "13");
+        assert_eq!(a.cmd(&format!("decr {key} 4")), "9");
+        // Read-your-writes on the node that answered, whichever node ran it.
+        assert_eq!(a.get_one(key).map(|i| (i.flags, i.value)), Some((3, b"9 ".to_vec())));
+    }
+    for conn in [&mut a, &mut b] {
+        assert_eq!(conn.cmd("incr missing 1"), "NOT_FOUND");
+        assert_eq!(conn.cmd("decr text 1"), "CLIENT_ERROR cannot increment or decrement non-numeric value");
+    }
+    all.push("missing".to_string());
+    let got = wait_same(&pair.a, &pair.b, &all);
+    for key in &counters {
+        assert_eq!((got[key].flags, got[key].value.as_slice()), (3, &b"9 "[..]), "{key}");
+    }
+    // 8 keys, each incremented twice on one node and once on the other, plus the two
+    // failures on the node that does not own their key.
+    let forwarded = pair.a.repl_num("deltas_forwarded") + pair.b.repl_num("deltas_forwarded");
+    assert!((10..=18).contains(&forwarded), "deltas_forwarded {forwarded}");
+    assert_eq!(pair.a.repl_num("delta_fallbacks") + pair.b.repl_num("delta_fallbacks"), 0);
+
+    // A client's own write then an incr at once, on the node that does not own the key: the
+    // owner gets the write with the request, even when the queue is far behind.
+    let bulk = keys("bulk", 4000);
+    for (conn, round) in [(&mut a, 100), (&mut b, 200)] {
+        set_many(conn, &bulk, |_| 0, |k| value_for(k, "bulk", 4096));
+        for key in &counters {
+            conn.set(key, 5, 0, round.to_string().as_bytes());
+            assert_eq!(conn.cmd(&format!("incr {key} 1")), (round + 1).to_string(), "{key}");
+            assert_eq!(conn.cmd(&format!("delete {key}")), "DELETED");
+            assert_eq!(conn.cmd(&format!("incr {key} 1")), "NOT_FOUND", "{key} after its delete");
+            conn.set(key, 5, 0, round.to_string().as_bytes());
+        }
+    }
+    let got = wait_same(&pair.a, &pair.b, &counters);
+    assert!(counters.iter().all(|key| (got[key].flags, got[key].value.as_slice()) == (5, &b"200"[..])), "{got:?}");
+}
+
+#[test]
+fn incr_that_a_stopped_peer_cannot_answer_runs_here_after_a_short_wait() {
+    let pair = Pair::start(&[], &[]);
+    // Numbered keys alternate owners: the peer owns half of them, whichever bit it has.
+    let counters = keys("s", 8);
+    let mut a = pair.a.conn();
+    for key in &counters {
+        a.set(key, 0, 0, b"10");
+    }
+    wait_same(&pair.a, &pair.b, &counters);
+    pair.b.sigstop();
+    for key in &counters {
+        assert_eq!(a.cmd(&format!("incr {key} 1")), "11");
+    }
+    assert_eq!(pair.a.repl_num("delta_fallbacks"), 4);
+    // B, resumed, runs A's late requests before A's own results reach it (the sender wrote
+    // them first): each key ends at 11 either way.
+    pair.b.sigcont();
+    let got = wait_same(&pair.a, &pair.b, &counters);
+    assert!(counters.iter().all(|key| number(&got[key].value) == 11), "{got:?}");
 }
 
 #[test]
@@ -501,6 +636,8 @@ fn stats_show_the_link_and_repcached_fields() {
             "partial_syncs",
             "reconnects",
             "refused",
+            "deltas_forwarded",
+            "delta_fallbacks",
             "queue_overflows",
             "lag_seconds",
         ] {

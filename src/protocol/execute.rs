@@ -204,7 +204,9 @@ fn delta(key: &[u8], op: DeltaOp, amount: u64, noreply: bool, ctx: &Context, loc
         DeltaOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
         DeltaOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
     };
-    let reply = match ctx.cache.delta(key, op, amount) {
+    // The key's owner runs it when the pair is linked, so both nodes' increments count.
+    let outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    let reply = match outcome {
         DeltaOutcome::Value(value) => {
             local.add(hits, 1);
             if !noreply {
@@ -263,7 +265,7 @@ mod tests {
         let cache = Cache::new(&config).expect("cache");
         let stats = Stats::new(0);
         let conns = ConnRegistry::default();
-        let ctx = Context { cache: &cache, stats: &stats, settings, conns: &conns, replication: None };
+        let ctx = Context { cache: &cache, stats: &stats, settings, conns: &conns, replication: None, deltas: None };
         let mut local = LocalCounts::default();
         let mut out = Vec::new();
         let (mut pos, mut swallow) = (0, 0);

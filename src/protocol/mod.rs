@@ -2,7 +2,8 @@
 //! out. Parsing knows nothing of storage or sockets; `execute` is the one adapter that maps a
 //! request onto the cache's facade. The protocol sits above storage, stats and config and
 //! below the server and the replication: it reaches the replication that `stats` reports on
-//! only through `stats::ReplicationReport`.
+//! only through `stats::ReplicationReport`, and sends incr/decr to it only through
+//! `storage::replica::DeltaRouter`.
 //!
 //! CONTRACT (fixed by the skeleton): the types and signatures in this file, `text::parse` and
 //! `execute::execute`.
@@ -13,6 +14,7 @@ pub mod text;
 
 use crate::config::Settings;
 use crate::stats::{ConnRegistry, ReplicationReport, Stats};
+use crate::storage::replica::DeltaRouter;
 use crate::storage::{Cache, StoreMode};
 
 /// Everything a command may read or change besides its connection.
@@ -23,6 +25,8 @@ pub struct Context<'a> {
     pub conns: &'a ConnRegistry,
     /// The node's replication, for `stats` (None: a context without one, as in unit tests).
     pub replication: Option<&'a dyn ReplicationReport>,
+    /// Where incr/decr run (None: always here).
+    pub deltas: Option<&'a dyn DeltaRouter>,
 }
 
 /// Limits the parser enforces before any data is read.

@@ -162,6 +162,8 @@ fn replication(ctx: &Context, out: &mut Vec<u8>) {
     stat(out, "partial_syncs", status.partial_syncs);
     stat(out, "reconnects", status.reconnects);
     stat(out, "refused", status.refused);
+    stat(out, "deltas_forwarded", status.deltas_forwarded);
+    stat(out, "delta_fallbacks", status.delta_fallbacks);
     stat(out, "queue_overflows", status.queue_overflows);
     stat(out, "lag_seconds", format!("{:.3}", status.lag_seconds));
 }

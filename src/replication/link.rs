@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::delta::{self, Deltas};
 use super::queue::KeyQueue;
 use super::session::{self, SessionFlags};
-use super::wire::{self, Frame, Hello, ReadError};
+use super::wire::{self, DeltaItem, Frame, Hello, ReadError};
 use crate::config::Settings;
 use crate::daemon;
 use crate::log;
 use crate::net;
 use crate::stats::{LinkState, ReplicationStatus};
-use crate::storage::{clock, Cache};
+use crate::storage::replica::Entry;
+use crate::storage::{clock, Cache, DeltaOp, DeltaOutcome};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -75,7 +77,11 @@ pub struct Link {
     pub cache: Arc<Cache>,
     pub queue: Arc<KeyQueue>,
     pub counters: Counters,
+    /// Incr/decr sent to the peer and the peer's sent here.
+    pub deltas: Deltas,
     pub my_id: u64,
+    /// The node bit agreed in the last handshake: this node owns the keys of that bit.
+    node_bit: AtomicU64,
     /// The largest frame payload accepted.
     pub max_payload: usize,
     peer_text: String,
@@ -188,7 +194,9 @@ impl Link {
             cache: Arc::clone(&cache),
             queue: Arc::clone(&queue),
             counters: Counters::default(),
+            deltas: Deltas::default(),
             my_id: random_id(),
+            node_bit: AtomicU64::new(0),
             max_payload: settings.item_size_max + wire::FRAME_OVERHEAD,
             peer_text,
             peer_host,
@@ -367,7 +375,9 @@ impl Link {
             return false;
         };
         // The smaller instance id takes bit 0, so the pair's stamps never collide.
-        clock::set_node_bit(u64::from(self.my_id > hello.instance));
+        let bit = u64::from(self.my_id > hello.instance);
+        clock::set_node_bit(bit);
+        self.node_bit.store(bit, Ordering::Relaxed);
         if self.received_from.load(Ordering::Relaxed) != hello.instance {
             self.received_max.store(0, Ordering::Relaxed);
             self.received_from.store(hello.instance, Ordering::Relaxed);
@@ -465,6 +475,7 @@ impl Link {
         let ours = slot.active.as_ref().is_some_and(|a| std::ptr::eq(Arc::as_ptr(&a.flags), flags));
         if ours && flags.received_end() && flags.sent_end() {
             self.set_state(&mut slot, LinkState::Up);
+            self.deltas.open();
         }
         self.changed.notify_all();
     }
@@ -524,9 +535,38 @@ impl Link {
             partial_syncs: Counters::get(&c.partial_syncs),
             reconnects: Counters::get(&c.reconnects),
             refused: Counters::get(&c.refused),
+            deltas_forwarded: Counters::get(&self.deltas.forwarded),
+            delta_fallbacks: Counters::get(&self.deltas.fallbacks),
             queue_overflows: self.queue.overflows(),
             lag_seconds: self.queue.lag_seconds(),
         }
+    }
+
+    /// Runs a client's incr/decr of a key the peer owns on the peer, and applies the item it
+    /// left; None: run it here (this node owns the key, the link is not up, or no answer).
+    pub fn forward_delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome> {
+        if delta::owner_bit(key) == self.node_bit.load(Ordering::Relaxed) {
+            return None;
+        }
+        // The peer may not have this node's latest write of the key yet: it goes first.
+        let state = self.cache.entry(key);
+        let resp = self.deltas.request(key, state, op, amount, || self.queue.wake())?;
+        if let Some(DeltaItem { version, flags, exptime, value }) = resp.item {
+            // Read-your-writes: the client's next get here sees at least this.
+            self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, value });
+        }
+        Some(resp.outcome)
+    }
+
+    /// Runs the peer's incr/decr of a key this node owns and queues the answer.
+    pub fn run_delta(&self, req: wire::DeltaReq) {
+        let outcome = self.cache.delta(&req.key, req.op, req.amount);
+        let item = match (outcome, self.cache.entry(&req.key)) {
+            (DeltaOutcome::Value(_), Some(Entry::Item { flags, exptime, version, value, .. })) => Some(DeltaItem { version, flags, exptime, value }),
+            _ => None,
+        };
+        self.deltas.reply(wire::DeltaResp { id: req.id, outcome, item });
+        self.queue.wake();
     }
 
     /// Records a version received from the peer (for the next handshake's watermark).

@@ -1,13 +1,16 @@
 //! Two-node replication: the mutation queue, the wire format, the link to the peer (dial,
-//! accept, handshake, reconnect), the sync that catches a peer up, and applying what the peer
-//! sends. It reaches the cache only through its replica facade (`entry`, `apply`,
-//! `scan_since`, flush states) and must never hold a cache lock across I/O.
+//! accept, handshake, reconnect), the sync that catches a peer up, applying what the peer
+//! sends, and running incr/decr on the key's owner. It reaches the cache only through its
+//! replica facade (`entry`, `apply`, `scan_since`, flush states) and `delta` (the peer's
+//! incr/decr), and must never hold a cache lock across I/O.
 //!
 //! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`, and
 //! `status`, which implements `stats::ReplicationReport`: the `ReplicationStatus` it returns
 //! and the `LinkState` in it live in `stats`, below the protocol that prints them, so that
 //! nothing below this module depends on it. `Replication::bind` was added in front of `start`
-//! so that `-X` is bound while the process may still bind any port.
+//! so that `-X` is bound while the process may still bind any port. `Replication` also
+//! implements `storage::replica::DeltaRouter`, through which the protocol sends incr/decr of
+//! a key the peer owns to the peer (`delta`).
 //!
 //! Threads (all started by `start`, after the daemon's fork):
 //! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
@@ -17,7 +20,8 @@
 //! - per link, the thread that made it (dialer or handshake thread) becomes its receiver,
 //!   applying what the peer sends, and starts a sender thread that syncs the peer and then
 //!   drains the queue. The receiver never writes (a receiver blocked on a write could
-//!   deadlock the pair): it asks the sender to send its ACKs.
+//!   deadlock the pair): it asks the sender to send its ACKs, and its answers to the peer's
+//!   incr/decr (`delta`: while the link is up, a key's owner runs every incr/decr of it).
 //!
 //! Locking: two mutexes, each held briefly and never across I/O or a cache call. The slot
 //! (`link::Link::slot`: the link's state, the one installed link, the join/stop flags and the
@@ -41,6 +45,7 @@
 //! are running), `up` (both syncs done; streaming mutations), and back to `listening`/`down`
 //! when the link ends.
 
+mod delta;
 mod link;
 mod queue;
 mod session;
@@ -51,7 +56,8 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::stats::{LinkState, ReplicationReport, ReplicationStatus};
-use crate::storage::{clock, Cache};
+use crate::storage::replica::DeltaRouter;
+use crate::storage::{clock, Cache, DeltaOp, DeltaOutcome};
 
 /// Stamps handed out this long before they reach the queue are still caught by a sync that
 /// starts from a watermark (a write's stamp and its queueing are not atomic).
@@ -136,10 +142,18 @@ impl ReplicationReport for Replication {
                 partial_syncs: 0,
                 reconnects: 0,
                 refused: 0,
+                deltas_forwarded: 0,
+                delta_fallbacks: 0,
                 queue_overflows: 0,
                 lag_seconds: 0.0,
             },
         }
+    }
+}
+
+impl DeltaRouter for Replication {
+    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome> {
+        self.link.as_ref().and_then(|link| link.forward_delta(key, op, amount))
     }
 }
 

@@ -1,7 +1,8 @@
 //! One installed link, from its sync to its end: the receiver (this thread) applies the peer's
-//! frames and counts them for ACKs; the sender (a thread of its own) sends the link-up sync
-//! (`Cache::scan_since`, the flush state, SYNC_END), then drains the queue, catches the peer up
-//! from the table after an overflow, sends ACKs and PINGs. Entries applied from the peer never
+//! frames and counts them for ACKs, runs the peer's incr/decr requests and completes this
+//! node's; the sender (a thread of its own) sends the link-up sync (`Cache::scan_since`, the
+//! flush state, SYNC_END), then drains the queue, catches the peer up from the table after an
+//! overflow, sends ACKs, PINGs and the DELTA frames of `delta`'s outbox. Entries applied from the peer never
 //! reach the queue (`Cache::apply` does not tell the sink), so nothing is sent back.
 //!
 //! Watermarks: the sender keeps, per batch of frames not yet acknowledged, a version floor
@@ -80,6 +81,7 @@ pub fn run(link: &Arc<Link>, stream: TcpStream, peer: Hello, floor: Option<u64>,
                 log::line(log::WARN, format_args!("replication: link lost: {why}"));
             }
             flags.closed.store(true, Ordering::Release);
+            link.deltas.close();
             let _ = stream.shutdown(Shutdown::Both);
             link.queue.wake();
             // A sender that panicked leaves no floor: the next sync is a full one.
@@ -131,6 +133,8 @@ fn receive(link: &Link, stream: &TcpStream, flags: &SessionFlags) -> Result<(), 
                 link.queue.wake();
             }
             Frame::Ping => {}
+            Frame::DeltaReq(req) => link.run_delta(req),
+            Frame::DeltaResp(resp) => link.deltas.answer(resp),
             Frame::Hello(_) => return Err("a second HELLO".to_string()),
         }
         if data {
@@ -206,11 +210,19 @@ impl Sender<'_> {
             while self.inflight.front().is_some_and(|(n, _)| *n <= acked) {
                 self.inflight.pop_front();
             }
+            let deltas = link.deltas.take_outbox();
+            for frame in &deltas {
+                self.send(frame)?;
+            }
             let to_ack = self.flags.to_ack.load(Ordering::Acquire);
-            if to_ack != self.acks_sent {
+            let ack = to_ack != self.acks_sent;
+            if ack {
                 self.send(&Frame::Ack(to_ack))?;
-                self.out.flush()?;
                 self.acks_sent = to_ack;
+            }
+            // A client waits for each DELTA frame: they go out at once, as ACKs do.
+            if ack || !deltas.is_empty() {
+                self.out.flush()?;
             }
             let (depth, owed) = link.queue.depth();
             let drained = depth == 0 && !owed && self.inflight.is_empty();

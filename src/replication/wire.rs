@@ -12,20 +12,31 @@
 //!
 //! with a payload of at most `item_size_max + 1 KiB`. All integers are big-endian. Payloads:
 //!
-//! | type | name     | payload                                                               |
-//! |------|----------|-----------------------------------------------------------------------|
-//! | 1    | HELLO    | "MCREP", wire version u16 (1), instance id u64, max version held u64, |
-//! |      |          | highest version received from the instance in the next field u64,    |
-//! |      |          | the peer's instance id as last known u64 (0: none)                    |
-//! | 2    | ITEM     | key length u8 (1..=250), key, flags u32, absolute exptime u32,        |
-//! |      |          | version u64, value length u32, value                                  |
-//! | 3    | DELETE   | key length u8, key, version u64 (a tombstone)                         |
-//! | 4    | FLUSH    | applied threshold u64, pending threshold u64, pending unix time u32   |
-//! |      |          | (0: no pending flush)                                                 |
-//! | 5    | SYNC_END | empty: the sender's catch-up sync is complete                         |
-//! | 6    | ACK      | u64: data frames (ITEM, DELETE, FLUSH, SYNC_END) received so far on   |
-//! |      |          | this connection                                                      |
-//! | 7    | PING     | empty: keeps an idle link's read timeout from expiring                |
+//! | type | name       | payload                                                               |
+//! |------|------------|-----------------------------------------------------------------------|
+//! | 1    | HELLO      | "MCREP", wire version u16 (1), instance id u64, max version held u64, |
+//! |      |            | highest version received from the instance in the next field u64,     |
+//! |      |            | the peer's instance id as last known u64 (0: none)                    |
+//! | 2    | ITEM       | key length u8 (1..=250), key, flags u32, absolute exptime u32,        |
+//! |      |            | version u64, value length u32, value                                  |
+//! | 3    | DELETE     | key length u8, key, version u64 (a tombstone)                         |
+//! | 4    | FLUSH      | applied threshold u64, pending threshold u64, pending unix time u32   |
+//! |      |            | (0: no pending flush)                                                 |
+//! | 5    | SYNC_END   | empty: the sender's catch-up sync is complete                         |
+//! | 6    | ACK        | u64: data frames (ITEM, DELETE, FLUSH, SYNC_END) received so far on   |
+//! |      |            | this connection                                                       |
+//! | 7    | PING       | empty: keeps an idle link's read timeout from expiring                |
+//! | 8    | DELTA_REQ  | request id u64, op u8 (0 incr, 1 decr), amount u64, key length u8,    |
+//! |      |            | key: run this incr/decr here, the key's owner, and answer it          |
+//! | 9    | DELTA_RESP | request id u64, outcome u8 (0 value, 1 not found, 2 non-numeric,      |
+//! |      |            | 3 out of memory), value u64, the resulting item's version u64 (0: not |
+//! |      |            | held), flags u32, absolute exptime u32, value length u32, value; all  |
+//! |      |            | of it after the outcome is zero/empty unless the outcome is a value   |
+//!
+//! DELTA_REQ and DELTA_RESP are not data frames (ACKs do not count them): a response is an
+//! answer to one waiting client, while the key's new state also travels as an ITEM. A
+//! DELTA_REQ follows the requester's current ITEM or DELETE of the key (when it holds one),
+//! so the owner runs it on at least the state the requester's client has seen.
 //!
 //! The dialing end sends HELLO first; the accepting end answers with its own HELLO only after
 //! a valid one (a stranger learns nothing). Every other frame may then flow either way. A
@@ -34,6 +45,7 @@
 use std::io::{self, Read};
 
 use crate::storage::replica::{Entry, FlushState};
+use crate::storage::{DeltaOp, DeltaOutcome};
 
 /// The handshake's magic.
 pub const MAGIC: &[u8; 5] = b"MCREP";
@@ -54,6 +66,13 @@ const FLUSH: u8 = 4;
 const SYNC_END: u8 = 5;
 const ACK: u8 = 6;
 const PING: u8 = 7;
+const DELTA_REQ: u8 = 8;
+const DELTA_RESP: u8 = 9;
+
+const OUTCOME_VALUE: u8 = 0;
+const OUTCOME_NOT_FOUND: u8 = 1;
+const OUTCOME_NON_NUMERIC: u8 = 2;
+const OUTCOME_NO_MEMORY: u8 = 3;
 
 /// The handshake's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +82,32 @@ pub struct Hello {
     /// The highest version received from the instance `known_peer`.
     pub received: u64,
     pub known_peer: u64,
+}
+
+/// An incr/decr sent to the key's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaReq {
+    pub id: u64,
+    pub op: DeltaOp,
+    pub amount: u64,
+    pub key: Vec<u8>,
+}
+
+/// The item an owner's incr/decr left (the key is the request's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaItem {
+    pub version: u64,
+    pub flags: u32,
+    pub exptime: u32,
+    pub value: Vec<u8>,
+}
+
+/// The owner's answer to a `DeltaReq`. `item` is only ever set with a value outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaResp {
+    pub id: u64,
+    pub outcome: DeltaOutcome,
+    pub item: Option<DeltaItem>,
 }
 
 /// One frame.
@@ -75,6 +120,8 @@ pub enum Frame {
     SyncEnd,
     Ack(u64),
     Ping,
+    DeltaReq(DeltaReq),
+    DeltaResp(DeltaResp),
 }
 
 impl Frame {
@@ -148,6 +195,35 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             ACK
         }
         Frame::Ping => PING,
+        Frame::DeltaReq(req) => {
+            out.extend_from_slice(&req.id.to_be_bytes());
+            out.push(match req.op {
+                DeltaOp::Incr => 0,
+                DeltaOp::Decr => 1,
+            });
+            out.extend_from_slice(&req.amount.to_be_bytes());
+            push_key(out, &req.key);
+            DELTA_REQ
+        }
+        Frame::DeltaResp(resp) => {
+            out.extend_from_slice(&resp.id.to_be_bytes());
+            let (outcome, value) = match resp.outcome {
+                DeltaOutcome::Value(v) => (OUTCOME_VALUE, v),
+                DeltaOutcome::NotFound => (OUTCOME_NOT_FOUND, 0),
+                DeltaOutcome::NonNumeric => (OUTCOME_NON_NUMERIC, 0),
+                DeltaOutcome::NoMemory => (OUTCOME_NO_MEMORY, 0),
+            };
+            out.push(outcome);
+            out.extend_from_slice(&value.to_be_bytes());
+            let empty = DeltaItem { version: 0, flags: 0, exptime: 0, value: Vec::new() };
+            let item = resp.item.as_ref().filter(|_| outcome == OUTCOME_VALUE).unwrap_or(&empty);
+            out.extend_from_slice(&item.version.to_be_bytes());
+            out.extend_from_slice(&item.flags.to_be_bytes());
+            out.extend_from_slice(&item.exptime.to_be_bytes());
+            out.extend_from_slice(&(item.value.len() as u32).to_be_bytes());
+            out.extend_from_slice(&item.value);
+            DELTA_RESP
+        }
     };
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start] = kind;
@@ -162,7 +238,7 @@ fn push_key(out: &mut Vec<u8>, key: &[u8]) {
 /// Checks a header: the type and the payload length it announces.
 fn header(bytes: [u8; HEADER_LEN], max_payload: usize) -> Result<(u8, usize), WireError> {
     let kind = bytes[0];
-    if !(HELLO..=PING).contains(&kind) {
+    if !(HELLO..=DELTA_RESP).contains(&kind) {
         return Err(WireError::UnknownType(kind));
     }
     let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
@@ -212,6 +288,10 @@ impl<'a> Fields<'a> {
         Ok(bytes)
     }
 
+    fn u8(&mut self) -> Result<u8, WireError> {
+        self.array::<1>().map(|[b]| b)
+    }
+
     fn u32(&mut self) -> Result<u32, WireError> {
         self.array().map(u32::from_be_bytes)
     }
@@ -221,7 +301,7 @@ impl<'a> Fields<'a> {
     }
 
     fn key(&mut self) -> Result<Vec<u8>, WireError> {
-        let len = usize::from(self.array::<1>()?[0]);
+        let len = usize::from(self.u8()?);
         let key = self.take(len)?;
         let bad_byte = key.iter().any(|&b| b <= b' ' || b == 0x7f);
         if len == 0 || len > KEY_MAX || bad_byte {
@@ -268,6 +348,37 @@ fn parse(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
         SYNC_END => Frame::SyncEnd,
         ACK => Frame::Ack(f.u64()?),
         PING => Frame::Ping,
+        DELTA_REQ => {
+            let (id, op) = (f.u64()?, f.u8()?);
+            let op = match op {
+                0 => DeltaOp::Incr,
+                1 => DeltaOp::Decr,
+                _ => return Err(WireError::Malformed(kind)),
+            };
+            Frame::DeltaReq(DeltaReq { id, op, amount: f.u64()?, key: f.key()? })
+        }
+        DELTA_RESP => {
+            let (id, outcome, value) = (f.u64()?, f.u8()?, f.u64()?);
+            let (version, flags, exptime) = (f.u64()?, f.u32()?, f.u32()?);
+            let len = f.u32()? as usize;
+            let bytes = f.take(len)?.to_vec();
+            let item = (version != 0).then_some(DeltaItem { version, flags, exptime, value: bytes });
+            // Fields that a frame's outcome leaves unused must be zero, so that every
+            // response has exactly one encoding.
+            let unused_item = item.is_none() && (flags != 0 || exptime != 0 || len != 0);
+            let outcome = match outcome {
+                OUTCOME_VALUE => DeltaOutcome::Value(value),
+                _ if value != 0 || item.is_some() => return Err(WireError::Malformed(kind)),
+                OUTCOME_NOT_FOUND => DeltaOutcome::NotFound,
+                OUTCOME_NON_NUMERIC => DeltaOutcome::NonNumeric,
+                OUTCOME_NO_MEMORY => DeltaOutcome::NoMemory,
+                _ => return Err(WireError::Malformed(kind)),
+            };
+            if unused_item {
+                return Err(WireError::Malformed(kind));
+            }
+            Frame::DeltaResp(DeltaResp { id, outcome, item })
+        }
         other => return Err(WireError::UnknownType(other)),
     };
     f.end(frame)
@@ -275,8 +386,9 @@ fn parse(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{encode, header, parse, read_frame, Frame, Hello, ReadError, WireError, HEADER_LEN};
+    use super::{encode, header, parse, read_frame, DeltaItem, DeltaReq, DeltaResp, Frame, Hello, ReadError, WireError, HEADER_LEN};
     use crate::storage::replica::{Entry, FlushState};
+    use crate::storage::{DeltaOp, DeltaOutcome};
 
     const MAX: usize = 1024 * 1024 + 1024;
 
@@ -304,6 +416,17 @@ mod tests {
             Frame::SyncEnd,
             Frame::Ack(12345),
             Frame::Ping,
+            Frame::DeltaReq(DeltaReq { id: 1, op: DeltaOp::Incr, amount: u64::MAX, key: b"hits".to_vec() }),
+            Frame::DeltaReq(DeltaReq { id: u64::MAX, op: DeltaOp::Decr, amount: 0, key: vec![b'k'; 250] }),
+            Frame::DeltaResp(DeltaResp {
+                id: 1,
+                outcome: DeltaOutcome::Value(42),
+                item: Some(DeltaItem { version: 7 << 16, flags: u32::MAX, exptime: 1_800_000_000, value: b"42".to_vec() }),
+            }),
+            Frame::DeltaResp(DeltaResp { id: 2, outcome: DeltaOutcome::Value(0), item: None }),
+            Frame::DeltaResp(DeltaResp { id: 3, outcome: DeltaOutcome::NotFound, item: None }),
+            Frame::DeltaResp(DeltaResp { id: 4, outcome: DeltaOutcome::NonNumeric, item: None }),
+            Frame::DeltaResp(DeltaResp { id: 5, outcome: DeltaOutcome::NoMemory, item: None }),
         ]
     }
 
@@ -347,7 +470,7 @@ mod tests {
         let mut version = hello.clone();
         version[HEADER_LEN + 6] = 2;
         assert_eq!(decode(&version, MAX), Err(WireError::BadVersion(2)));
-        assert_eq!(decode(b"\x09\x00\x00\x00\x00", MAX), Err(WireError::UnknownType(9)));
+        assert_eq!(decode(b"\x0a\x00\x00\x00\x00", MAX), Err(WireError::UnknownType(10)));
         assert_eq!(decode(b"\x02\xff\xff\xff\xff", MAX), Err(WireError::TooLarge(u32::MAX as usize)));
         // A PING with a payload, a key of length 0, a value longer than the frame.
         assert_eq!(decode(b"\x07\x00\x00\x00\x01z", MAX), Err(WireError::Malformed(7)));
@@ -361,6 +484,31 @@ mod tests {
         let mut spaced = Vec::new();
         encode(&Frame::Entry(Entry::Deleted { key: b"a b".to_vec(), version: 1 }), &mut spaced);
         assert_eq!(decode(&spaced, MAX), Err(WireError::Malformed(3)));
+    }
+
+    #[test]
+    fn delta_frames_pin_their_layout_and_refuse_bad_fields() {
+        let mut req = Vec::new();
+        encode(&Frame::DeltaReq(DeltaReq { id: 2, op: DeltaOp::Decr, amount: 3, key: b"k".to_vec() }), &mut req);
+        assert_eq!(req, b"\x08\x00\x00\x00\x13\0\0\0\0\0\0\0\x02\x01\0\0\0\0\0\0\0\x03\x01k");
+        let mut op = req.clone();
+        op[HEADER_LEN + 8] = 2;
+        assert_eq!(decode(&op, MAX), Err(WireError::Malformed(8)));
+        let mut resp = Vec::new();
+        encode(&Frame::DeltaResp(DeltaResp { id: 1, outcome: DeltaOutcome::NotFound, item: None }), &mut resp);
+        assert_eq!(resp.len(), HEADER_LEN + 37);
+        assert_eq!(&resp[..HEADER_LEN + 9], b"\x09\x00\x00\x00\x25\0\0\0\0\0\0\0\x01\x01");
+        // An unknown outcome; a miss that carries a value, or an item; an item's fields
+        // without its version.
+        for (at, byte) in [(8, 4), (16, 1), (24, 1), (28, 1)] {
+            let mut bad = resp.clone();
+            bad[HEADER_LEN + at] = byte;
+            assert_eq!(decode(&bad, MAX), Err(WireError::Malformed(9)), "byte {at}");
+        }
+        let mut no_item = resp.clone();
+        no_item[HEADER_LEN + 8] = 0;
+        no_item[HEADER_LEN + 28] = 1;
+        assert_eq!(decode(&no_item, MAX), Err(WireError::Malformed(9)));
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Shared {
     }
 
     fn context(&self) -> Context<'_> {
-        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns, replication: Some(&self.replication) }
+        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns, replication: Some(&self.replication), deltas: Some(&self.replication) }
     }
 
     fn stopping(&self) -> bool {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::item::{self, Item};
 use super::table::Stripe;
-use super::{clock, Cache, Slot};
+use super::{clock, Cache, DeltaOp, DeltaOutcome, Slot};
 
 /// One key's replicable state: its item, or its deletion, with the version that orders it.
 /// Versions are `clock::stamp`s: unique across the pair, and later writes have larger ones.
@@ -58,6 +58,15 @@ pub trait MutationSink: Send + Sync {
     fn mutated(&self, key: &[u8]);
     /// A `flush_all` changed the flush state.
     fn flushed(&self, state: FlushState);
+}
+
+/// Where a client's incr/decr runs: declared here, below the protocol that calls it and the
+/// replication that implements it. The replication sends the delta of a key the peer owns to
+/// the peer, so that increments made on both nodes at once are all counted.
+pub trait DeltaRouter: Send + Sync {
+    /// The outcome of the delta run by the key's owner (its resulting item already applied
+    /// here), or None: run it locally (this node owns the key, or no peer answered in time).
+    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome>;
 }
 
 impl Cache {
