@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{binary, is_root, show};
+use crate::common::{is_root, show};
 
 /// Node A's address; B's; the proxy's. All of 127.0.0.0/8 is on loopback on Linux. No node
 /// listens on 127.0.0.1: the tests' ports lie in the kernel's ephemeral range, and other
@@ -120,7 +120,9 @@ impl Node {
             args.extend(["-X".into(), repl_port.to_string(), "-x".into(), peer.to_string()]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
-        Node::spawn_program(&binary(), addr, port, repl_port, &args)
+        // Always memcachedrep: a pair needs its replication, whatever server the other tests use.
+        let ours = std::path::PathBuf::from(env!("CARGO_BIN_EXE_memcachedrep"));
+        Node::spawn_program(&ours, addr, port, repl_port, &args)
     }
 
     /// Starts any memcached-compatible program (e.g. Debian's memcached, for a benchmark's
