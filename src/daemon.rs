@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -209,6 +209,21 @@ pub fn bind_tcp_unlistened(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     bind_socket(&socket, &addr)?;
     Ok(TcpListener::from(socket))
+}
+
+/// Binds a UDP socket (close-on-exec; IPV6_V6ONLY for IPv6, so that the IPv4 socket can
+/// share the port): std cannot set the option before binding.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket takes only numbers.
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` is a socket just created and owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    if addr.is_ipv6() {
+        set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    bind_socket(&socket, &addr)?;
+    Ok(UdpSocket::from(socket))
 }
 
 /// Connects to `addr` within `timeout`, from `source` (any port) when given: std cannot bind

@@ -5,7 +5,7 @@
 //! 1. block SIGINT/SIGTERM/SIGHUP before any thread exists, so only `sigwait` sees them;
 //! 2. settings, log level, the open-files and core limits, the root check;
 //! 3. the cache (it must not start threads: the daemon's fork follows);
-//! 4. the listeners, bound but not listening, so a busy port fails the starting command
+//! 4. the UDP sockets (`-U`), then the listeners, bound but not listening, so a busy port fails the starting command
 //!    before anything else while clients are still refused; then the replication port
 //!    (`-X`, listening: only the peer is accepted, once the threads run);
 //! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
@@ -13,7 +13,7 @@
 //! 6. the signal thread (`sigwait`), which tells the main thread of a stop; replication
 //!    (`-x`): its threads, then the wait for the peer's copy (`wait_joined`, on a thread of
 //!    its own, so that a stop during the wait ends it at once and the node exits);
-//! 7. listen on the client ports, the server threads; then the main thread waits for the
+//! 7. listen on the client ports, the server threads, the UDP threads; then the main thread waits for the
 //!    stop, stops accepting clients, delivers the replication queue (bounded) and exits.
 
 mod config;
@@ -67,11 +67,10 @@ fn main() {
         fail(None, EX_USAGE, "can't run as root without the -u switch");
     }
     let cache = Cache::new(&cache_config(&settings)).unwrap_or_else(|line| fail(None, EX_USAGE, &line));
+    // UDP first, as memcached binds it.
+    let udp = server::udp::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     let listeners = server::listener::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     let repl_ports = Replication::bind(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
-    if settings.udp_port != 0 {
-        log::line(log::WARN, format_args!("UDP is not supported: -U {} ignored", settings.udp_port));
-    }
     // A relative pidfile path must survive the daemon's chdir to /.
     let pid_file = settings.pid_file.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     let report = if settings.daemonize { daemonize(&settings) } else { None };
@@ -113,6 +112,9 @@ fn main() {
         Ok(running) => running,
         Err(e) => fail(report, EX_OSERR, &format!("failed to start the server threads: {}", daemon::strerror(&e))),
     };
+    if let Err(e) = server::udp::start(&shared, udp) {
+        fail(report, EX_OSERR, &format!("failed to start the UDP threads: {}", daemon::strerror(&e)));
+    }
     if let Some(report) = report {
         report.ready();
     }

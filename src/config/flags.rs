@@ -64,14 +64,10 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "udp-port",
         arg: "<num>",
         default: "0, off",
-        help: "UDP port to listen on; UDP is not served yet, so only 0 is accepted",
+        help: "UDP port to listen on",
         status: EX_USAGE,
         apply: Apply::Value(|d, v| {
-            let port = integer(v).and_then(|p| u16::try_from(p).ok()).ok_or(Bad::Malformed)?;
-            if port != 0 {
-                return Err(Bad::Words("UDP is not served yet: only -U 0 is accepted".into()));
-            }
-            d.s.udp_port = port;
+            d.s.udp_port = integer(v).and_then(|p| u16::try_from(p).ok()).ok_or(Bad::Malformed)?;
             Ok(())
         }),
     },

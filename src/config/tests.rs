@@ -309,7 +309,6 @@ fn values_memcached_would_misread_are_refused_naming_the_flag() {
 
 #[test]
 fn unsupported_features_are_refused_plainly() {
-    assert_eq!(refused("-U 11211"), ("UDP is not served yet: only -U 0 is accepted (-U 11211)".into(), 64));
     assert_eq!(refused("-B binary").0, "the binary protocol is not served yet: use ascii or auto (-B binary)");
     assert_eq!(refused("-o ext_path=/tmp/x:64m").0, "-o ext_path: extstore (external storage) is not supported");
     assert_eq!(refused("-o ssl_key=x").0, "-o ssl_key: TLS is not supported");
@@ -318,6 +317,8 @@ fn unsupported_features_are_refused_plainly() {
     assert_eq!(refused("-t 1000").0, "Number of threads must be at most 256 (-t 1000)");
     assert_eq!(refused("-p 1 extra").0, "memcachedrep: unexpected argument \"extra\"");
     assert_eq!(run("-U 0 -B auto").udp_port, 0);
+    assert_eq!(run("-U 11211").udp_port, 11211);
+    assert_eq!(refused("-U 70000").0, "Invalid value for -U (--udp-port): \"70000\"");
 }
 
 #[test]

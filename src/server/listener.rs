@@ -201,7 +201,7 @@ fn bind_addresses(addrs: &[SocketAddr]) -> io::Result<Vec<Listener>> {
     }
 }
 
-fn forgivable(e: &io::Error, addr: SocketAddr) -> bool {
+pub(super) fn forgivable(e: &io::Error, addr: SocketAddr) -> bool {
     let v6_missing =
         addr.is_ipv6() && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT));
     e.kind() == io::ErrorKind::AddrInUse || v6_missing

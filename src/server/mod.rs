@@ -12,10 +12,13 @@
 //! `-c` caps open client connections. With `-o maxconns_fast` (the default) a client over the
 //! cap is told "ERROR Too many open connections" and closed (`rejected_connections`); without
 //! it the accept threads stop accepting until a connection closes (`listen_disabled_num`).
+//!
+//! `-U` (UDP, `udp.rs`) has no connections: a few threads per socket answer each datagram.
 
 pub mod connection;
 pub mod listener;
 pub mod pool;
+pub mod udp;
 
 use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

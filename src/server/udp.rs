@@ -1,0 +1,288 @@
+//! `-U`: the text protocol over UDP, framed as memcached 1.6 frames it.
+//!
+//! Every datagram, both ways, starts with an 8-byte header of four big-endian u16: the
+//! request id, the sequence number, the number of datagrams, and a reserved 0. A request is
+//! one datagram (a header announcing more than one is dropped, as memcached drops it); the
+//! client's sequence number and reserved field are not looked at. Datagrams of 8 bytes or
+//! less are dropped without a word.
+//!
+//! Each command of a request is answered on its own, and a get value by value, as memcached
+//! 1.6 frames its response objects: each value alone, "END" with the last value when the
+//! last key was found (else alone), and a bare header (count 0) first when the first key was
+//! missed but the last found. An answer is cut into datagrams of `DATAGRAM` bytes, each with
+//! the request id, its sequence number from 0 and the answer's count. `noreply` sends
+//! nothing; `quit` sends a bare header and ends the request.
+//!
+//! Where this differs from memcached, on purpose: a command cut off by the end of its
+//! datagram is dropped (memcached keeps it for the next datagram, from anyone); a multi-get
+//! whose first and last keys both miss gets its "END" (memcached sends nothing); and for a
+//! get over `SPILL_AT` (256 KiB) the bare header follows the values already sent.
+//!
+//! Sockets: as for TCP, one per `-l` address (an entry's own port overrides `-U`, as in
+//! memcached) or 0.0.0.0 and [::]; bound before the daemon's fork and `-u`, served once the
+//! node may serve clients. Each socket is read by `-t` threads, as each of memcached's worker
+//! threads reads every UDP socket. Memory per thread is the 64 KiB read buffer and one
+//! command's answer, of which a get holds at most `SPILL_AT` and one value.
+
+use std::cell::Cell;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use super::{listener, Shared, HANDLER_STACK};
+use crate::config::Settings;
+use crate::daemon;
+use crate::log;
+use crate::net;
+use crate::protocol::{execute, text, Next, Parsed, Request};
+use crate::stats::{Counter, LocalCounts};
+
+/// The frame header's size.
+const HEADER: usize = 8;
+/// memcached's datagrams are at most 1400 bytes, header included.
+const DATAGRAM: usize = 1400;
+/// Answer bytes per datagram after the header.
+const PAYLOAD: usize = DATAGRAM - HEADER;
+/// The largest datagram read: any UDP payload fits.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A bound UDP socket and its `stats conns`-style name.
+pub struct UdpListener {
+    socket: UdpSocket,
+    name: String,
+}
+
+/// Binds the UDP sockets `-U` asks for (none for `-U 0` or with `-s`, as memcached). The
+/// error is the line memcached prints.
+pub fn bind_all(settings: &Settings) -> Result<Vec<UdpListener>, String> {
+    let port = settings.udp_port;
+    if port == 0 || settings.socket_path.is_some() {
+        return Ok(Vec::new());
+    }
+    let fail = |e: io::Error| format!("failed to listen on UDP port {port}: {}", daemon::strerror(&e));
+    if settings.listen.is_empty() {
+        let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];
+        return bind_addresses(&any).map_err(fail);
+    }
+    let mut bound = Vec::new();
+    for entry in &settings.listen {
+        let mut more = net::resolve(entry, port).and_then(|addrs| bind_addresses(&addrs)).map_err(fail)?;
+        bound.append(&mut more);
+    }
+    Ok(bound)
+}
+
+/// Binds each address; a conflict is forgiven as for TCP when another address is bound.
+fn bind_addresses(addrs: &[SocketAddr]) -> io::Result<Vec<UdpListener>> {
+    let mut bound = Vec::new();
+    let mut forgiven = None;
+    for &addr in addrs {
+        match daemon::bind_udp(addr).and_then(|socket| Ok((socket.local_addr()?, socket))) {
+            Ok((local, socket)) => bound.push(UdpListener { socket, name: udp_name(local) }),
+            Err(e) if listener::forgivable(&e, addr) => forgiven = forgiven.or(Some(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    match (bound.is_empty(), forgiven) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(io::Error::new(io::ErrorKind::NotFound, "no address to listen on")),
+        (false, _) => Ok(bound),
+    }
+}
+
+/// memcached's form of a UDP address: "udp:1.2.3.4:5" or "udp6:[::1]:5".
+fn udp_name(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("udp:{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("udp6:[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Starts `-t` threads on each socket. They are not joined: like open TCP connections they
+/// end with the process.
+pub fn start(shared: &Arc<Shared>, sockets: Vec<UdpListener>) -> io::Result<()> {
+    for udp in sockets {
+        let udp = Arc::new(udp);
+        log::line(log::STATE, format_args!("<{} server listening (udp)", udp.socket.as_raw_fd()));
+        for _ in 0..shared.settings.threads.max(1) {
+            let (udp, shared) = (Arc::clone(&udp), Arc::clone(shared));
+            std::thread::Builder::new()
+                .name(format!("udp {}", udp.name))
+                .stack_size(HANDLER_STACK)
+                .spawn(move || serve(&udp.socket, &shared))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads datagrams for ever, answering each request.
+fn serve(socket: &UdpSocket, shared: &Shared) {
+    let mut buf = vec![0; READ_BUFFER];
+    let mut local = LocalCounts::default();
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            // A failed read (an ICMP error reported for an earlier send, a signal) concerns
+            // no request: read the next one.
+            Err(_) => continue,
+        };
+        if n <= HEADER {
+            continue;
+        }
+        local.add(Counter::BytesRead, n as u64);
+        let datagram = &buf[..n];
+        let id = [datagram[0], datagram[1]];
+        if datagram[4..6] == [0, 1] {
+            answer_request(&datagram[HEADER..], id, socket, peer, shared, &mut local);
+        }
+        local.fold_into(&shared.stats);
+    }
+}
+
+/// Executes every command of one request, sending each command's answer.
+fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: SocketAddr, shared: &Shared, local: &mut LocalCounts) {
+    let ctx = shared.context();
+    let cache = &shared.cache;
+    let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
+    let mut out = Vec::new();
+    let reply = Reply { id, socket, peer, written: Cell::new(0) };
+    while !input.is_empty() {
+        let (used, go_on) = match text::parse(input, &shared.limits, &item_fits) {
+            Parsed::Incomplete => break,
+            Parsed::Command { request, consumed, swallow } => {
+                let keys = match &request {
+                    Request::Get { keys, .. } => keys.first().zip(keys.last()).map(|(first, last)| (first.to_vec(), last.to_vec())),
+                    _ => None,
+                };
+                let mut pending = Vec::new();
+                let mut gather = |part: &mut Vec<u8>| {
+                    pending.append(part);
+                    reply.send_all_but_last_value(&mut pending);
+                };
+                let next = execute::execute(request, &ctx, local, &mut out, &mut gather);
+                pending.append(&mut out);
+                reply.finish(&pending, keys.as_ref().map(|(first, last)| (first.as_slice(), last.as_slice())), next);
+                (consumed.saturating_add(swallow), next == Next::Continue && consumed > 0)
+            }
+            Parsed::Invalid { reply: line, consumed, swallow, close } => {
+                if !line.is_empty() {
+                    reply.send(format!("{line}\r\n").as_bytes());
+                }
+                (consumed.saturating_add(swallow), !close && consumed > 0)
+            }
+        };
+        input = &input[used.min(input.len())..];
+        if !go_on {
+            break;
+        }
+    }
+    local.add(Counter::BytesWritten, reply.written.get());
+}
+
+/// Where a request's answers go.
+struct Reply<'a> {
+    id: [u8; 2],
+    socket: &'a UdpSocket,
+    peer: SocketAddr,
+    /// Bytes sent, for `bytes_written` (a get's values go out while it runs).
+    written: Cell<u64>,
+}
+
+impl Reply<'_> {
+    /// A get's answer goes out as memcached frames it: each value on its own, the "END" line
+    /// with the last value when the last key was found, else on its own. This sends (and
+    /// drops) the values of `pending` that another value or "END" follows already.
+    fn send_all_but_last_value(&self, pending: &mut Vec<u8>) {
+        while let Some(len) = value_block(pending).filter(|&len| len < pending.len()) {
+            self.send(&pending[..len]);
+            pending.drain(..len);
+        }
+    }
+
+    /// Sends the rest of a command's answer. `quit` sends a bare header, as memcached does.
+    fn finish(&self, mut pending: &[u8], keys: Option<(&[u8], &[u8])>, next: Next) {
+        if next == Next::Close {
+            self.send_frames(&[]);
+            return;
+        }
+        let Some((first_key, last_key)) = keys else {
+            return self.send(pending);
+        };
+        // memcached sends a bare header first when the first key was missed but the last
+        // found.
+        if value_key(pending).is_none_or(|found| found != first_key) && value_key_of_last(pending) == Some(last_key) {
+            self.send_frames(&[]);
+        }
+        while let Some(len) = value_block(pending) {
+            let last_value = value_block(&pending[len..]).is_none();
+            if last_value && value_key(pending) == Some(last_key) {
+                break;
+            }
+            self.send(&pending[..len]);
+            pending = &pending[len..];
+        }
+        self.send(pending);
+    }
+
+    /// Sends one answer, if not empty.
+    fn send(&self, answer: &[u8]) {
+        if !answer.is_empty() {
+            self.send_frames(answer);
+        }
+    }
+
+    /// Sends `answer` in datagrams of `DATAGRAM` bytes, each with the request id, its
+    /// sequence number and the count (which, as in memcached, stops at u16::MAX).
+    fn send_frames(&self, answer: &[u8]) {
+        let total = u16::try_from(answer.len().div_ceil(PAYLOAD)).unwrap_or(u16::MAX);
+        let mut datagram = Vec::with_capacity(DATAGRAM);
+        let mut seq = 0u16;
+        let mut chunks = answer.chunks(PAYLOAD);
+        loop {
+            let chunk = chunks.next();
+            if chunk.is_none() && seq > 0 {
+                break;
+            }
+            datagram.clear();
+            datagram.extend_from_slice(&self.id);
+            datagram.extend_from_slice(&seq.to_be_bytes());
+            datagram.extend_from_slice(&total.to_be_bytes());
+            datagram.extend_from_slice(&[0, 0]);
+            datagram.extend_from_slice(chunk.unwrap_or_default());
+            // A lost datagram is UDP's risk, which the client's reassembly detects.
+            if self.socket.send_to(&datagram, self.peer).is_ok() {
+                self.written.set(self.written.get() + datagram.len() as u64);
+            }
+            seq = seq.wrapping_add(1);
+            if chunk.is_none() {
+                break;
+            }
+        }
+    }
+}
+
+/// The length of the whole "VALUE key flags bytes [cas]\r\n<data>\r\n" block at the start
+/// of `answer`, once all of it is there.
+fn value_block(answer: &[u8]) -> Option<usize> {
+    let line_end = answer.strip_prefix(b"VALUE ")?.windows(2).position(|w| w == b"\r\n")? + 6;
+    let bytes = answer[..line_end].split(|&b| b == b' ').nth(3)?;
+    let bytes: usize = std::str::from_utf8(bytes).ok()?.parse().ok()?;
+    let len = line_end + 2 + bytes + 2;
+    (len <= answer.len()).then_some(len)
+}
+
+/// The key of the last "VALUE" block of a whole get answer.
+fn value_key_of_last(mut answer: &[u8]) -> Option<&[u8]> {
+    let mut key = None;
+    while let Some(len) = value_block(answer) {
+        key = value_key(answer);
+        answer = &answer[len..];
+    }
+    key
+}
+
+/// The key of the "VALUE" block at the start of `answer`.
+fn value_key(answer: &[u8]) -> Option<&[u8]> {
+    answer.strip_prefix(b"VALUE ")?.split(|&b| b == b' ').next()
+}

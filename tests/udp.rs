@@ -1,0 +1,138 @@
+//! `-U`: the text protocol over UDP with memcached's 8-byte frame header, answers cut into
+//! datagrams of 1400 bytes (header included), and datagrams it must drop. Also runs against memcached
+//! (`MEMCACHEDREP_TEST_SERVER=/usr/bin/memcached`).
+
+mod common;
+
+use std::net::UdpSocket;
+use common::{free_port, wait_until, Server, IO_TIMEOUT};
+
+/// Answer bytes per datagram after the header: memcached's datagrams are 1400 bytes whole.
+const PAYLOAD: usize = 1400 - 8;
+
+/// A server with UDP on a free port, and a client socket talking to it.
+fn start() -> (Server, UdpSocket) {
+    let udp_port = free_port().to_string();
+    let server = Server::start(&["-U", &udp_port]);
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    client.connect(("127.0.0.1", udp_port.parse::<u16>().unwrap())).expect("connect");
+    client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    (server, client)
+}
+
+fn frame(id: u16, seq: u16, total: u16, payload: &[u8]) -> Vec<u8> {
+    let mut datagram = Vec::new();
+    for field in [id, seq, total, 0] {
+        datagram.extend_from_slice(&field.to_be_bytes());
+    }
+    datagram.extend_from_slice(payload);
+    datagram
+}
+
+/// One datagram's header fields and payload.
+fn receive(client: &UdpSocket) -> ([u16; 4], Vec<u8>) {
+    let mut buf = vec![0; 65536];
+    let n = client.recv(&mut buf).expect("an answer datagram");
+    assert!(n >= 8, "short datagram of {n} bytes");
+    let field = |i: usize| u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]);
+    ([field(0), field(1), field(2), field(3)], buf[8..n].to_vec())
+}
+
+/// Sends one request and reassembles a whole answer by sequence number, checking that every
+/// datagram carries the request id and the same count.
+fn request(client: &UdpSocket, id: u16, payload: &[u8]) -> Vec<u8> {
+    client.send(&frame(id, 0, 1, payload)).unwrap();
+    let ([rid, seq, total, reserved], first) = receive(client);
+    assert_eq!((rid, reserved), (id, 0));
+    let mut parts: Vec<Option<Vec<u8>>> = vec![None; usize::from(total)];
+    parts[usize::from(seq)] = Some(first);
+    for _ in 1..total {
+        let ([rid, seq, count, _], part) = receive(client);
+        assert_eq!((rid, count), (id, total));
+        assert!(parts[usize::from(seq)].replace(part).is_none(), "sequence number {seq} twice");
+    }
+    for (seq, part) in parts.iter().enumerate() {
+        let len = part.as_ref().expect("every sequence number").len();
+        if seq + 1 < parts.len() {
+            assert_eq!(len, PAYLOAD, "datagram {seq} not full");
+        }
+    }
+    parts.into_iter().flatten().flatten().collect()
+}
+
+#[test]
+fn set_and_get_over_udp() {
+    let (server, client) = start();
+    assert_eq!(request(&client, 1, b"set k 5 0 3\r\nabc\r\n"), b"STORED\r\n");
+    assert_eq!(request(&client, 2, b"get k\r\n"), b"VALUE k 5 3\r\nabc\r\nEND\r\n");
+    // The value is the same one TCP sees.
+    assert_eq!(server.connect().get("k"), Some(b"abc".to_vec()));
+    // Each command of a request is answered in its own datagram.
+    client.send(&frame(3, 0, 1, b"get k\r\nversion\r\n")).unwrap();
+    let (first, body) = receive(&client);
+    assert_eq!((first, body.as_slice()), ([3, 0, 1, 0], &b"VALUE k 5 3\r\nabc\r\nEND\r\n"[..]));
+    let (second, body) = receive(&client);
+    assert_eq!(second, [3, 0, 1, 0]);
+    assert!(body.starts_with(b"VERSION "), "{body:?}");
+}
+
+#[test]
+fn a_multi_get_is_framed_value_by_value() {
+    let (_server, client) = start();
+    assert_eq!(request(&client, 1, b"set k 0 0 1\r\nv\r\n"), b"STORED\r\n");
+    // Each value on its own; "END" with the last one when the last key was found.
+    client.send(&frame(2, 0, 1, b"get k nope k\r\n")).unwrap();
+    assert_eq!(receive(&client), ([2, 0, 1, 0], b"VALUE k 0 1\r\nv\r\n".to_vec()));
+    assert_eq!(receive(&client), ([2, 0, 1, 0], b"VALUE k 0 1\r\nv\r\nEND\r\n".to_vec()));
+    client.send(&frame(3, 0, 1, b"get k nope\r\n")).unwrap();
+    assert_eq!(receive(&client), ([3, 0, 1, 0], b"VALUE k 0 1\r\nv\r\n".to_vec()));
+    assert_eq!(receive(&client), ([3, 0, 1, 0], b"END\r\n".to_vec()));
+    // A first key missed and a last one found: memcached sends a bare header first.
+    client.send(&frame(4, 0, 1, b"get nope k\r\n")).unwrap();
+    assert_eq!(receive(&client), ([4, 0, 0, 0], Vec::new()));
+    assert_eq!(receive(&client), ([4, 0, 1, 0], b"VALUE k 0 1\r\nv\r\nEND\r\n".to_vec()));
+    // quit answers a bare header and ends the request.
+    client.send(&frame(5, 0, 1, b"quit\r\nget k\r\n")).unwrap();
+    assert_eq!(receive(&client), ([5, 0, 0, 0], Vec::new()));
+    assert_eq!(request(&client, 6, b"get nope\r\n"), b"END\r\n");
+}
+
+#[test]
+fn a_large_value_comes_back_in_numbered_datagrams() {
+    let (server, client) = start();
+    let value: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    server.connect().set("big", 0, 0, &value);
+    let answer = request(&client, 0xBEEF, b"get big\r\n");
+    let mut expected = b"VALUE big 0 10000\r\n".to_vec();
+    expected.extend_from_slice(&value);
+    expected.extend_from_slice(b"\r\nEND\r\n");
+    assert_eq!(answer.len(), expected.len());
+    assert!(answer == expected, "reassembled answer differs");
+    assert_eq!(expected.len().div_ceil(PAYLOAD), 8);
+}
+
+#[test]
+fn bad_datagrams_do_no_harm() {
+    let (server, client) = start();
+    let mut tcp = server.connect();
+    let read_before: u64 = tcp.stat("", "bytes_read").parse().unwrap();
+    // Too short for a header, a bare header, a request announced in two datagrams: dropped.
+    client.send(b"abc").unwrap();
+    client.send(&frame(9, 0, 0, b"")).unwrap();
+    client.send(&frame(9, 0, 2, b"set x 0 0 1\r\nx\r\n")).unwrap();
+    // A command cut off by the end of its datagram: dropped too.
+    client.send(&frame(9, 0, 1, b"get x")).unwrap();
+    // Garbage gets memcached's answer.
+    assert_eq!(request(&client, 10, b"\x01\x02garbage\r\n"), b"ERROR\r\n");
+    assert_eq!(request(&client, 11, b"get x\r\n"), b"END\r\n");
+    // The datagrams read are counted, whole; those of 8 bytes or less are not.
+    let read = frame(9, 0, 2, b"set x 0 0 1\r\nx\r\n").len() + 8 + 5 + 8 + 11 + 8 + 7;
+    // Every `stats` over TCP reads its own 7 bytes as well.
+    let mut polls = 0;
+    wait_until("bytes_read to count the datagrams", IO_TIMEOUT, || {
+        polls += 1;
+        let now: u64 = tcp.stat("", "bytes_read").parse().unwrap();
+        now >= read_before + read as u64 + 7 * polls
+    });
+    assert_eq!(tcp.cmd("version").split(' ').next(), Some("VERSION"));
+}
