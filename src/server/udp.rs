@@ -65,6 +65,8 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<UdpListener>, String> {
         let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];
         return bind_addresses(&any).map_err(fail);
     }
+    // With -l, memcached names the interfaces, as for TCP.
+    let fail = |e: io::Error| format!("failed to listen on one of interface(s) {}: {}", settings.listen.join(","), daemon::strerror(&e));
     let mut bound = Vec::new();
     for entry in &settings.listen {
         let mut more = net::resolve(entry, port).and_then(|addrs| bind_addresses(&addrs)).map_err(fail)?;
