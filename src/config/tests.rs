@@ -310,7 +310,6 @@ fn values_memcached_would_misread_are_refused_naming_the_flag() {
 #[test]
 fn unsupported_features_are_refused_plainly() {
     assert_eq!(refused("-U 11211"), ("UDP is not served yet: only -U 0 is accepted (-U 11211)".into(), 64));
-    assert_eq!(refused("-B binary").0, "the binary protocol is not served yet: use ascii or auto (-B binary)");
     assert_eq!(refused("-o ext_path=/tmp/x:64m").0, "-o ext_path: extstore (external storage) is not supported");
     assert_eq!(refused("-o ssl_key=x").0, "-o ssl_key: TLS is not supported");
     assert_eq!(refused("-A"), ("memcachedrep: -A (--enable-shutdown) is not supported".into(), 1));
