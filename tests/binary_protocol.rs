@@ -340,6 +340,9 @@ fn incr_decr_create_with_initial_value_unless_told_not_to() {
     assert_eq!((r.status, r.text()), (NON_NUMERIC, "Non-numeric server-side value for incr or decr".into()));
 }
 
+/// (opcode, status, extras, key, value as text).
+type Shape = (u8, u16, Vec<u8>, Vec<u8>, String);
+
 #[test]
 fn touch_and_gat_family() {
     let (_s, mut c) = start();
@@ -359,8 +362,7 @@ fn touch_and_gat_family() {
             req(GAT, "nx").extras(&ex),
         ],
     );
-    let shape: Vec<(u8, u16, Vec<u8>, Vec<u8>, String)> =
-        got.iter().map(|r| (r.op, r.status, r.extras.clone(), r.key.clone(), r.text())).collect();
+    let shape: Vec<Shape> = got.iter().map(|r| (r.op, r.status, r.extras.clone(), r.key.clone(), r.text())).collect();
     let flags = 9u32.to_be_bytes().to_vec();
     assert_eq!(
         shape,

@@ -308,6 +308,13 @@ fn values_memcached_would_misread_are_refused_naming_the_flag() {
 }
 
 #[test]
+fn binary_protocol_is_accepted() {
+    let s = run("-B binary");
+    assert_eq!(s.protocol, Protocol::Binary);
+    assert_eq!(stat(&s, "binding_protocol"), "binary");
+}
+
+#[test]
 fn unsupported_features_are_refused_plainly() {
     assert_eq!(refused("-U 11211"), ("UDP is not served yet: only -U 0 is accepted (-U 11211)".into(), 64));
     assert_eq!(refused("-o ext_path=/tmp/x:64m").0, "-o ext_path: extstore (external storage) is not supported");
