@@ -50,6 +50,7 @@ const INVALID: u16 = 0x04;
 const NOT_STORED: u16 = 0x05;
 const NON_NUMERIC: u16 = 0x06;
 const UNKNOWN: u16 = 0x81;
+const OUT_OF_MEMORY: u16 = 0x82;
 
 /// One request packet.
 struct Req<'a> {
@@ -509,4 +510,18 @@ fn protocol_flag_chooses_what_a_connection_speaks() {
     t.send(b"get a\r\n");
     t.send(&req(NOOP, "").bytes());
     assert!(t.is_closed(), "-B binary closes a text connection");
+}
+
+#[test]
+fn a_store_without_memory_is_out_of_memory() {
+    let server = Server::start(&["-M", "-m", "2"]);
+    let mut c = server.connect();
+    let value = vec![b'x'; 100_000];
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let sets: Vec<Req> = keys.iter().map(|k| req(SETQ, k).extras(&store_extras(0, 0)).value(&value)).collect();
+    let failed = pipeline(&mut c, &sets);
+    assert!(!failed.is_empty(), "2 MB cannot hold 6 MB");
+    for r in &failed {
+        assert_eq!((r.op, r.status, r.text().as_str()), (SETQ, OUT_OF_MEMORY, "Out of memory allocating item"));
+    }
 }

@@ -248,7 +248,11 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
         StoreOutcome::Exists => KEY_EEXISTS,
         StoreOutcome::NotFound => KEY_ENOENT,
         StoreOutcome::TooLarge => E2BIG,
-        StoreOutcome::NoMemory => ENOMEM,
+        StoreOutcome::NoMemory => {
+            // A store says what it could not allocate; other commands say only the status.
+            respond(out, op, p.opaque, ENOMEM, 0, &[], &[], b"Out of memory allocating item");
+            return;
+        }
     };
     error(out, op, p.opaque, status);
 }
