@@ -443,11 +443,23 @@ fn stat_groups_are_key_value_packets() {
 fn binary_commands_count_in_text_stats() {
     let (server, mut c) = start();
     set(&mut c, "s", 0, b"1");
-    let _ = pipeline(&mut c, &[req(GET, "s"), req(GETQ, "nx"), req(DELETE, "nx"), req(INCR, "nx").extras(&delta_extras(1, 0, 0xffff_ffff))]);
+    let _ = pipeline(
+        &mut c,
+        &[
+            req(GET, "s"),
+            req(GETQ, "nx"),
+            req(DELETE, "nx"),
+            req(INCR, "nx").extras(&delta_extras(1, 0, 0xffff_ffff)),
+            req(INCR, "made").extras(&delta_extras(1, 0, 0)),
+            req(DECR, "made2").extras(&delta_extras(1, 0, 0)),
+            req(TOUCH, "s").extras(&0u32.to_be_bytes()),
+            req(GAT, "nx").extras(&0u32.to_be_bytes()),
+        ],
+    );
     // The connection counts a batch once it is answered: the next answer means that happened.
     assert_eq!(call(&mut c, req(NOOP, "")).status, 0);
     let mut text = server.connect();
-    for (name, value) in [("cmd_get", "2"), ("get_hits", "1"), ("get_misses", "1"), ("cmd_set", "1"), ("delete_misses", "1"), ("incr_misses", "1")] {
+    for (name, value) in [("cmd_get", "2"), ("get_hits", "1"), ("get_misses", "1"), ("cmd_set", "1"), ("delete_misses", "1"), ("incr_misses", "1"), ("decr_misses", "0"), ("cmd_touch", "2"), ("touch_hits", "1"), ("touch_misses", "1")] {
         assert_eq!(text.stat("", name), value, "{name}");
     }
 }

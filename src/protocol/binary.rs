@@ -295,8 +295,8 @@ fn delta(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     }
     let run = || ctx.deltas.and_then(|router| router.delta(p.key, kind, amount)).unwrap_or_else(|| ctx.cache.delta(p.key, kind, amount));
     let mut outcome = run();
+    // Creating from the initial value counts as neither hit nor miss, as in memcached.
     if outcome == DeltaOutcome::NotFound && expiry != NO_CREATE {
-        local.add(misses, 1);
         let exptime = clock::absolute_expiry(i64::from(expiry), clock::now());
         let text = initial.to_string();
         outcome = match ctx.cache.store(StoreMode::Add, p.key, 0, exptime, text.as_bytes()) {
