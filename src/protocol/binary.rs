@@ -70,8 +70,12 @@ pub fn handle(input: &[u8], max_body: usize, ctx: &Context, local: &mut LocalCou
     cas_bytes.copy_from_slice(&input[16..24]);
     let cas = u64::from_be_bytes(cas_bytes);
     if key_len + extras_len > body_len {
+        // memcached reads the body before it refuses the request and closes.
+        if input.len() < HEADER + body_len && body_len <= max_body {
+            return Handled::Incomplete;
+        }
         error(out, opcode, opaque, UNKNOWN_COMMAND);
-        return Handled::Done { consumed: HEADER, swallow: body_len, next: Next::Close };
+        return Handled::Done { consumed: input.len(), swallow: 0, next: Next::Close };
     }
     if body_len > max_body {
         error(out, opcode, opaque, E2BIG);
