@@ -382,15 +382,13 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "protocol",
         arg: "<name>",
         default: "auto",
-        help: "protocol: ascii or auto, both serving the text protocol; binary is not served yet",
+        help: "protocol: ascii, binary, or auto (each connection's first byte chooses)",
         status: EX_USAGE,
         apply: Apply::Value(|d, v| {
             d.s.protocol = match v {
                 "auto" => Protocol::Auto,
                 "ascii" => Protocol::Ascii,
-                "binary" => {
-                    return Err(Bad::Words("the binary protocol is not served yet: use ascii or auto".into()))
-                }
+                "binary" => Protocol::Binary,
                 _ => {
                     return Err(Bad::Words(format!(
                         "Invalid value for binding protocol: {v} -- should be one of auto, binary, or ascii"

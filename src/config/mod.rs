@@ -35,6 +35,7 @@ pub const VERSION: &str = concat!("1.6.18-memcachedrep-", env!("CARGO_PKG_VERSIO
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Ascii,
+    Binary,
     Auto,
 }
 
@@ -246,6 +247,7 @@ impl Settings {
         };
         let protocol = match self.protocol {
             Protocol::Ascii => "ascii",
+            Protocol::Binary => "binary",
             Protocol::Auto => "auto-negotiate",
         };
         vec![

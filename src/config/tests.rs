@@ -308,8 +308,14 @@ fn values_memcached_would_misread_are_refused_naming_the_flag() {
 }
 
 #[test]
+fn binary_protocol_is_accepted() {
+    let s = run("-B binary");
+    assert_eq!(s.protocol, Protocol::Binary);
+    assert_eq!(stat(&s, "binding_protocol"), "binary");
+}
+
+#[test]
 fn unsupported_features_are_refused_plainly() {
-    assert_eq!(refused("-B binary").0, "the binary protocol is not served yet: use ascii or auto (-B binary)");
     assert_eq!(refused("-o ext_path=/tmp/x:64m").0, "-o ext_path: extstore (external storage) is not supported");
     assert_eq!(refused("-o ssl_key=x").0, "-o ssl_key: TLS is not supported");
     assert_eq!(refused("-A"), ("memcachedrep: -A (--enable-shutdown) is not supported".into(), 1));

@@ -97,7 +97,7 @@ pub fn execute(
 /// When a `flush_all [delay]` takes effect, as absolute unix seconds (0: now). A delay up to 30
 /// days is relative; a larger one is a unix time, which may be past: then only what was stored
 /// before it is invalid, as in memcached (where a time before its start flushes nothing).
-fn flush_time(delay: i64, now: u32) -> u32 {
+pub(super) fn flush_time(delay: i64, now: u32) -> u32 {
     match delay {
         d if d <= 0 => 0,
         d if d <= clock::MAX_RELATIVE_EXPTIME => now.saturating_add(d as u32),

@@ -6,8 +6,9 @@
 //! `storage::replica::DeltaRouter`.
 //!
 //! CONTRACT (fixed by the skeleton): the types and signatures in this file, `text::parse` and
-//! `execute::execute`.
+//! `execute::execute`. The binary protocol (`binary::handle`) parses and executes in one step.
 
+pub mod binary;
 pub mod execute;
 mod stats_reply;
 pub mod text;

@@ -3,6 +3,8 @@
 //! protocol parses) or of items (the protocol's `execute` uses the cache). The socket is a
 //! `listener::Stream`, as the listener accepted it.
 //!
+//! The protocol is `-B`'s, or under `auto` the first byte's: 0x80 opens a binary connection.
+//!
 //! Pipelining: one read may bring many commands, and one command may take many reads. Every
 //! complete command in the buffer is executed into one output buffer, which is written with
 //! one `write_all` when the input runs out, or earlier once it holds `SPILL_AT` bytes.
@@ -19,6 +21,8 @@ use std::time::Duration;
 use super::listener::Stream;
 use super::Shared;
 use crate::log;
+use crate::config::Protocol;
+use crate::protocol::binary::{self, Handled};
 use crate::protocol::{execute, text, Next, Parsed, SPILL_AT};
 use crate::stats::{ConnSlot, ConnState, Counter, LocalCounts};
 use crate::storage::clock;
@@ -78,6 +82,8 @@ struct Session<'a> {
     out: Vec<u8>,
     local: LocalCounts,
     max_buffer: usize,
+    /// Whether the connection speaks binary: fixed by `-B`, or under `auto` by its first byte.
+    binary: Option<bool>,
 }
 
 impl<'a> Session<'a> {
@@ -95,6 +101,11 @@ impl<'a> Session<'a> {
             out: Vec::new(),
             local: LocalCounts::default(),
             max_buffer,
+            binary: match shared.settings.protocol {
+                Protocol::Ascii => Some(false),
+                Protocol::Binary => Some(true),
+                Protocol::Auto => None,
+            },
         }
     }
 
@@ -123,6 +134,27 @@ impl<'a> Session<'a> {
                 break Step::ReadMore;
             }
             let input = &self.buf[self.start..self.end];
+            let binary = *self.binary.get_or_insert(input[0] == binary::REQUEST_MAGIC);
+            if binary {
+                let max_body = self.max_buffer - STORE_LINE_ROOM;
+                match binary::handle(input, max_body, &ctx, &mut self.local, &mut self.out) {
+                    Handled::Incomplete => break Step::ReadMore,
+                    Handled::Done { consumed, swallow, next } => {
+                        commands += 1;
+                        self.start += consumed.min(input.len());
+                        self.swallow = swallow;
+                        if next == Next::Close && swallow == 0 {
+                            break Step::Close;
+                        }
+                        self.close_after_swallow = next == Next::Close;
+                    }
+                }
+                if self.out.len() >= SPILL_AT {
+                    self.flush(stream)?;
+                    self.slot.set_state(ConnState::Parsing);
+                }
+                continue;
+            }
             match text::parse(input, &shared.limits, &item_fits) {
                 Parsed::Incomplete => break Step::ReadMore,
                 Parsed::Command { request, consumed, swallow } => {

@@ -188,6 +188,7 @@ impl Server {
 fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
     match protocol {
         Protocol::Ascii => ("ascii", "ascii"),
+        Protocol::Binary => ("binary", "binary"),
         Protocol::Auto => ("auto-negotiate", "auto-negotiating"),
     }
 }
