@@ -1,4 +1,4 @@
-//! `-U`: the text protocol over UDP with memcached's 8-byte frame header, answers cut into
+//! `-U`: the text and binary protocols over UDP with memcached's 8-byte frame header, answers cut into
 //! datagrams of 1400 bytes (header included), and datagrams it must drop. Also runs against memcached
 //! (`MEMCACHEDREP_TEST_SERVER=/usr/bin/memcached`).
 
@@ -135,4 +135,59 @@ fn bad_datagrams_do_no_harm() {
         now >= read_before + read as u64 + 7 * polls
     });
     assert_eq!(tcp.cmd("version").split(' ').next(), Some("VERSION"));
+}
+
+/// A binary request: opcode, key, extras and value, with opaque 7 and no CAS.
+fn binary(opcode: u8, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
+    let body = key.len() + extras.len() + value.len();
+    let mut packet = vec![0x80, opcode];
+    packet.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    packet.extend_from_slice(&(body as u32).to_be_bytes());
+    packet.extend_from_slice(&[0, 0, 0, 7]);
+    packet.extend_from_slice(&[0; 8]);
+    for part in [extras, key, value] {
+        packet.extend_from_slice(part);
+    }
+    packet
+}
+
+/// A binary answer's opcode, status and body, the CAS left out (it is the server's own).
+fn binary_answer(answer: &[u8]) -> (u8, u16, Vec<u8>) {
+    assert!(answer.len() >= 24 && answer[0] == 0x81, "{answer:?}");
+    assert_eq!(answer[12..16], [0, 0, 0, 7], "opaque");
+    let body = u32::from_be_bytes([answer[8], answer[9], answer[10], answer[11]]) as usize;
+    assert_eq!(answer.len(), 24 + body, "one whole answer");
+    (answer[1], u16::from_be_bytes([answer[6], answer[7]]), answer[24..].to_vec())
+}
+
+#[test]
+fn binary_requests_over_udp() {
+    let (server, client) = start();
+    // set k, flags 5: each binary answer is framed on its own.
+    let set = binary(0x01, b"k", &[0, 0, 0, 5, 0, 0, 0, 0], b"abc");
+    assert_eq!(binary_answer(&request(&client, 1, &set)), (0x01, 0, Vec::new()));
+    assert_eq!(binary_answer(&request(&client, 2, &binary(0x00, b"k", &[], &[]))), (0x00, 0, b"\0\0\0\x05abc".to_vec()));
+    assert_eq!(server.connect().get("k"), Some(b"abc".to_vec()));
+    // Several requests in one datagram: one answer each; a getq miss sends a bare header.
+    let mut payload = binary(0x09, b"nope", &[], &[]);
+    payload.extend_from_slice(&binary(0x00, b"nope", &[], &[]));
+    payload.extend_from_slice(&binary(0x0a, b"", &[], &[]));
+    client.send(&frame(3, 0, 1, &payload)).unwrap();
+    assert_eq!(receive(&client), ([3, 0, 0, 0], Vec::new()));
+    let ([id, seq, total, _], missed) = receive(&client);
+    assert_eq!((id, seq, total), (3, 0, 1));
+    assert_eq!(binary_answer(&missed), (0x00, 1, b"Not found".to_vec()));
+    let ([id, _, total, _], noop) = receive(&client);
+    assert_eq!((id, total), (3, 1));
+    assert_eq!(binary_answer(&noop), (0x0a, 0, Vec::new()));
+    // A value larger than a datagram comes back in numbered datagrams.
+    let value = vec![b'x'; 3000];
+    let set = binary(0x01, b"big", &[0; 8], &value);
+    assert_eq!(binary_answer(&request(&client, 4, &set)).1, 0);
+    let mut expected = vec![0; 4];
+    expected.extend_from_slice(&value);
+    assert_eq!(binary_answer(&request(&client, 5, &binary(0x00, b"big", &[], &[]))), (0x00, 0, expected));
+    // Text still works on the same socket.
+    assert_eq!(request(&client, 6, b"get k\r\n"), b"VALUE k 5 3\r\nabc\r\nEND\r\n");
 }

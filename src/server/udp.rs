@@ -1,4 +1,4 @@
-//! `-U`: the text protocol over UDP, framed as memcached 1.6 frames it.
+//! `-U`: the text and binary protocols over UDP, framed as memcached 1.6 frames them.
 //!
 //! Every datagram, both ways, starts with an 8-byte header of four big-endian u16: the
 //! request id, the sequence number, the number of datagrams, and a reserved 0. A request is
@@ -12,6 +12,13 @@
 //! missed but the last found. An answer is cut into datagrams of `DATAGRAM` bytes, each with
 //! the request id, its sequence number from 0 and the answer's count. `noreply` sends
 //! nothing; `quit` sends a bare header and ends the request.
+//!
+//! A request whose payload starts with 0x80 is binary, whatever `-B` says (memcached 1.6.18
+//! also answers either protocol over UDP under `-B`): each binary request of the datagram goes
+//! through `binary::handle`, and each answer is framed on its own as above; a quiet request
+//! that answers nothing (a getq miss, a setq, quitq) still sends a bare header, as memcached
+//! does. A request cut off by the end of the datagram, bytes that are no binary request, an
+//! answer that leaves a body to discard, and quit end the datagram's requests.
 //!
 //! Where this differs from memcached, on purpose: a command cut off by the end of its
 //! datagram is dropped (memcached keeps it for the next datagram, from anyone); a multi-get
@@ -35,6 +42,7 @@ use crate::config::Settings;
 use crate::daemon;
 use crate::log;
 use crate::net;
+use crate::protocol::binary::{self, Handled};
 use crate::protocol::{execute, text, Next, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 
@@ -135,7 +143,9 @@ fn serve(socket: &UdpSocket, shared: &Shared) {
         local.add(Counter::BytesRead, n as u64);
         let datagram = &buf[..n];
         let id = [datagram[0], datagram[1]];
-        if datagram[4..6] == [0, 1] {
+        if datagram[4..6] == [0, 1] && datagram[HEADER] == binary::REQUEST_MAGIC {
+            answer_binary(&datagram[HEADER..], id, socket, peer, shared, &mut local);
+        } else if datagram[4..6] == [0, 1] {
             answer_request(&datagram[HEADER..], id, socket, peer, shared, &mut local);
         }
         local.fold_into(&shared.stats);
@@ -178,6 +188,28 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
         if !go_on {
             break;
         }
+    }
+    local.add(Counter::BytesWritten, reply.written.get());
+}
+
+/// Carries out every binary request of one datagram, sending each answer in its own frames.
+fn answer_binary(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: SocketAddr, shared: &Shared, local: &mut LocalCounts) {
+    let ctx = shared.context();
+    let mut out = Vec::new();
+    let reply = Reply { id, socket, peer, written: Cell::new(0) };
+    // memcached answers nothing to bytes after the last request that are no request.
+    while input.first() == Some(&binary::REQUEST_MAGIC) {
+        let Handled::Done { consumed, swallow, next } = binary::handle(input, shared.settings.item_size_max, &ctx, local, &mut out) else {
+            break;
+        };
+        // A silent answer is still a bare header, as memcached sends it.
+        reply.send_frames(&out);
+        out.clear();
+        // A body left to discard lies beyond this datagram: nothing after it is a request.
+        if next == Next::Close || swallow > 0 || consumed == 0 {
+            break;
+        }
+        input = &input[consumed.min(input.len())..];
     }
     local.add(Counter::BytesWritten, reply.written.get());
 }
