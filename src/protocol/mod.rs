@@ -9,6 +9,7 @@
 //! `execute::execute`.
 
 pub mod execute;
+pub mod meta;
 mod stats_reply;
 pub mod text;
 
@@ -59,6 +60,10 @@ pub enum Request<'a> {
     Version,
     Verbosity { level: u32, noreply: bool },
     Quit,
+    /// mg, ms, md, ma.
+    Meta(meta::MetaRequest<'a>),
+    /// mn: answers "MN".
+    MetaNoop,
 }
 
 /// The parser's verdict on the front of the read buffer.

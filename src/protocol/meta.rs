@@ -1,0 +1,429 @@
+//! memcached's meta commands (mg, ms, md, ma, mn): parses a meta command line (and the data
+//! block of `ms`) into a `MetaRequest`, and carries it out against the cache's facade, writing
+//! memcached 1.6.18's answer words (HD, VA, EN, NF, NS, EX, MN) and return flags in the order
+//! the request named them.
+//!
+//! Not supported (answered "CLIENT_ERROR invalid flag"): the flags that need per-item state the
+//! cache does not keep (mg h l N R E, md I, ms I) and `me`, which answers "ERROR". ms C only
+//! compares in set mode, ms c returns nothing, and md C reads then deletes (not atomic).
+
+use super::execute::push_u64;
+use super::{Context, Limits, Parsed, Request};
+use crate::stats::{Counter, LocalCounts};
+use crate::storage::clock;
+use crate::storage::{DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+
+const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
+const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
+const BAD_FLAG: &str = "CLIENT_ERROR invalid flag";
+const BAD_KEY: &str = "CLIENT_ERROR error decoding key";
+/// The flags memcached accepts on mg and ms (others: "CLIENT_ERROR invalid flag").
+const MG_MS_FLAGS: &[u8] = b"bcfhklqstuvCDFIJLMNOPRT";
+const ANY_FLAG: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Which meta command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCmd {
+    Get,
+    Set,
+    Delete,
+    Arith,
+}
+
+/// One meta command: its key (decoded when `base64`), its flag tokens in request order, and
+/// the data block of `ms`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MetaRequest<'a> {
+    pub cmd: MetaCmd,
+    pub key: Vec<u8>,
+    pub base64: bool,
+    pub flags: Vec<&'a [u8]>,
+    pub data: &'a [u8],
+}
+
+impl MetaRequest<'_> {
+    fn flag(&self, letter: u8) -> Option<&[u8]> {
+        self.flags.iter().find(|f| f[0] == letter).map(|f| &f[1..])
+    }
+
+    fn has(&self, letter: u8) -> bool {
+        self.flag(letter).is_some()
+    }
+
+    fn number(&self, letter: u8) -> Option<u64> {
+        self.flag(letter).and_then(unsigned)
+    }
+}
+
+fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
+    Parsed::Invalid { reply, consumed, swallow: 0, close: false }
+}
+
+/// Parses a meta command whose name `command` was the line's first token and `tokens` the
+/// rest; `consumed` ends the line.
+pub fn parse<'a>(
+    command: &[u8],
+    mut tokens: impl Iterator<Item = &'a [u8]>,
+    buf: &'a [u8],
+    limits: &Limits,
+    item_fits: &dyn Fn(usize, usize) -> bool,
+    consumed: usize,
+) -> Parsed<'a> {
+    let (cmd, allowed): (MetaCmd, &[u8]) = match command {
+        b"mn" => return Parsed::Command { request: Request::MetaNoop, consumed, swallow: 0 },
+        // mg and ms share memcached's list of known flags; md and ma ignore unknown ones.
+        b"mg" => (MetaCmd::Get, MG_MS_FLAGS),
+        b"ms" => (MetaCmd::Set, MG_MS_FLAGS),
+        b"md" => (MetaCmd::Delete, ANY_FLAG),
+        b"ma" => (MetaCmd::Arith, ANY_FLAG),
+        _ => return invalid("ERROR", consumed),
+    };
+    let Some(raw_key) = tokens.next() else {
+        return invalid("ERROR", consumed);
+    };
+    let mut len = 0;
+    if cmd == MetaCmd::Set {
+        match tokens.next().and_then(unsigned).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n <= i32::MAX as usize - 2 => len = n,
+            _ => return invalid(BAD_FORMAT, consumed),
+        }
+    }
+    // After a bad ms line, memcached still drops its data block.
+    let swallow = if cmd == MetaCmd::Set { len + 2 } else { 0 };
+    let refuse = |reply| Parsed::Invalid { reply, consumed, swallow, close: false };
+    let flags: Vec<&[u8]> = tokens.collect();
+    for flag in &flags {
+        if !allowed.contains(&flag[0]) {
+            return refuse(BAD_FLAG);
+        }
+    }
+    let mut request = MetaRequest { cmd, key: raw_key.to_vec(), base64: false, flags, data: &[] };
+    if request.has(b'b') {
+        match base64_decode(raw_key) {
+            Some(key) if !key.is_empty() => {
+                request.key = key;
+                request.base64 = true;
+            }
+            _ => return refuse(BAD_KEY),
+        }
+    }
+    if request.key.len() > limits.max_key {
+        return refuse(BAD_FORMAT);
+    }
+    if let Some(reply) = check_numbers(&request) {
+        return refuse(reply);
+    }
+    if cmd != MetaCmd::Set {
+        return Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 };
+    }
+    if !item_fits(request.key.len(), len) {
+        return Parsed::Command {
+            request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: request.has(b'q') },
+            consumed,
+            swallow,
+        };
+    }
+    let end = consumed + len + 2;
+    let Some(block) = buf.get(consumed..end) else {
+        return Parsed::Incomplete;
+    };
+    let (data, tail) = block.split_at(len);
+    if tail != b"\r\n" {
+        return invalid("CLIENT_ERROR bad data chunk", end);
+    }
+    request.data = data;
+    Parsed::Command { request: Request::Meta(request), consumed: end, swallow: 0 }
+}
+
+/// The answer to a flag whose number or mode is bad, as memcached words it per command.
+fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
+    let (numeric, bad): (&[u8], &'static str) = match request.cmd {
+        MetaCmd::Get => (b"T", BAD_TOKEN),
+        MetaCmd::Set => (b"TC", BAD_TOKEN),
+        MetaCmd::Delete => (b"TC", BAD_TOKEN),
+        MetaCmd::Arith => (b"NJDTC", "CLIENT_ERROR invalid or duplicate flag"),
+    };
+    for flag in &request.flags {
+        if numeric.contains(&flag[0]) && unsigned(&flag[1..]).is_none() {
+            return Some(bad);
+        }
+        if request.cmd == MetaCmd::Set && flag[0] == b'F' && unsigned(&flag[1..]).is_none() {
+            return Some(BAD_FORMAT);
+        }
+    }
+    match (request.cmd, request.flag(b'M')) {
+        (MetaCmd::Set, Some(m)) if !matches!(m, b"E" | b"A" | b"P" | b"R" | b"S" | b"e" | b"a" | b"p" | b"r" | b"s") => {
+            Some("CLIENT_ERROR invalid mode for ms M token")
+        }
+        (MetaCmd::Arith, Some(m)) if !matches!(m, b"I" | b"i" | b"+" | b"D" | b"d" | b"-") => Some("CLIENT_ERROR invalid mode for ma M token"),
+        _ => None,
+    }
+}
+
+/// A decimal number of the whole token.
+fn unsigned(token: &[u8]) -> Option<u64> {
+    if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(token).ok()?.parse().ok()
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding; None when malformed.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (i, quad) in text.chunks(4).enumerate() {
+        let last = i + 1 == text.len() / 4;
+        let pad = quad.iter().rev().take_while(|&&b| b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &b in &quad[..4 - pad] {
+            let v = BASE64.iter().position(|&c| c == b)? as u32;
+            bits = bits << 6 | v;
+        }
+        bits <<= 6 * pad as u32;
+        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+pub fn base64_encode(data: &[u8], out: &mut Vec<u8>) {
+    for chunk in data.chunks(3) {
+        let mut bits = 0u32;
+        for (i, &b) in chunk.iter().enumerate() {
+            bits |= u32::from(b) << (16 - 8 * i);
+        }
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(bits >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
+/// What an item showed a meta command, for its return flags.
+#[derive(Default)]
+struct Seen {
+    flags: u32,
+    cas: u64,
+    len: usize,
+    exptime: u32,
+}
+
+/// Appends the return flags `request` asked for, in its order; `echo` lists the letters
+/// this answer reports.
+fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
+    for flag in &request.flags {
+        if !echo.contains(&flag[0]) {
+            continue;
+        }
+        out.push(b' ');
+        out.push(flag[0]);
+        match flag[0] {
+            b'O' => out.extend_from_slice(&flag[1..]),
+            b'k' => {
+                if request.base64 {
+                    base64_encode(&request.key, out);
+                    out.extend_from_slice(b" b");
+                } else {
+                    out.extend_from_slice(&request.key);
+                }
+            }
+            b'c' => push_u64(out, seen.cas),
+            b'f' => push_u64(out, u64::from(seen.flags)),
+            b's' => push_u64(out, seen.len as u64),
+            b't' => match seen.exptime {
+                0 => out.extend_from_slice(b"-1"),
+                at => push_u64(out, u64::from(at.saturating_sub(clock::now()))),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn line(word: &str, request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
+    out.extend_from_slice(word.as_bytes());
+    return_flags(request, echo, seen, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Carries out a meta command and appends its answer.
+pub fn execute(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let quiet = request.has(b'q');
+    match request.cmd {
+        MetaCmd::Get => meta_get(request, quiet, ctx, local, out),
+        MetaCmd::Set => meta_set(request, quiet, ctx, local, out),
+        MetaCmd::Delete => meta_delete(request, quiet, ctx, local, out),
+        MetaCmd::Arith => meta_arith(request, quiet, ctx, local, out),
+    }
+}
+
+fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Seen, Vec<u8>)>) {
+    ctx.cache.get(key, touch, |item| {
+        (Seen { flags: item.flags, cas: item.cas, len: item.value.len(), exptime: item.exptime }, item.value.to_vec())
+    })
+}
+
+fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let touch = request.number(b'T').map(|t| clock::absolute_expiry(t as i64, clock::now()));
+    let (lookup, found) = seen_of(ctx, &request.key, touch);
+    match lookup {
+        Lookup::Expired => local.add(Counter::GetExpired, 1),
+        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
+        Lookup::Hit | Lookup::Miss => {}
+    }
+    if touch.is_some() {
+        local.add(Counter::CmdTouch, 1);
+        local.add(if found.is_some() { Counter::TouchHits } else { Counter::TouchMisses }, 1);
+    }
+    local.add(Counter::CmdGet, 1);
+    local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
+    let Some((seen, value)) = found else {
+        if !quiet {
+            out.extend_from_slice(b"EN\r\n");
+        }
+        return;
+    };
+    if request.has(b'v') {
+        out.extend_from_slice(b"VA ");
+        push_u64(out, value.len() as u64);
+        return_flags(request, b"cfkOst", &seen, out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&value);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        line("HD", request, b"cfkOst", &seen, out);
+    }
+}
+
+fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let mode = match request.flag(b'M') {
+        Some(b"E" | b"e") => StoreMode::Add,
+        Some(b"A" | b"a") => StoreMode::Append,
+        Some(b"P" | b"p") => StoreMode::Prepend,
+        Some(b"R" | b"r") => StoreMode::Replace,
+        _ => match request.number(b'C') {
+            Some(cas) => StoreMode::Cas(cas),
+            None => StoreMode::Set,
+        },
+    };
+    let flags = request.number(b'F').unwrap_or(0) as u32;
+    let exptime = clock::absolute_expiry(request.number(b'T').unwrap_or(0) as i64, clock::now());
+    let outcome = ctx.cache.store(mode, &request.key, flags, exptime, request.data);
+    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+        local.add(Counter::CmdSet, 1);
+    }
+    let word = match outcome {
+        StoreOutcome::Stored if quiet => return,
+        StoreOutcome::Stored => "HD",
+        StoreOutcome::NotStored => "NS",
+        StoreOutcome::Exists => "EX",
+        StoreOutcome::NotFound => "NF",
+        StoreOutcome::TooLarge => "SERVER_ERROR object too large for cache",
+        StoreOutcome::NoMemory => "SERVER_ERROR out of memory storing object",
+    };
+    line(word, request, b"kO", &Seen::default(), out);
+}
+
+fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    if let Some(cas) = request.number(b'C') {
+        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            line("EX", request, b"kO", &Seen::default(), out);
+            return;
+        }
+    }
+    if ctx.cache.delete(&request.key) == Lookup::Hit {
+        local.add(Counter::DeleteHits, 1);
+        if !quiet {
+            line("HD", request, b"kO", &Seen::default(), out);
+        }
+    } else {
+        local.add(Counter::DeleteMisses, 1);
+        line("NF", request, b"kO", &Seen::default(), out);
+    }
+}
+
+fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let op = match request.flag(b'M') {
+        Some(b"D" | b"d" | b"-") => DeltaOp::Decr,
+        _ => DeltaOp::Incr,
+    };
+    let (hits, misses) = match op {
+        DeltaOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
+        DeltaOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
+    };
+    let amount = request.number(b'D').unwrap_or(1);
+    let key = &request.key[..];
+    // Like text incr/decr: the key's owner runs it when the pair is linked.
+    let mut outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    if outcome == DeltaOutcome::NotFound {
+        if let Some(ttl) = request.number(b'N') {
+            let initial = request.number(b'J').unwrap_or(0);
+            let mut value = Vec::new();
+            push_u64(&mut value, initial);
+            let exptime = clock::absolute_expiry(request.number(b'T').map_or(ttl, |t| t) as i64, clock::now());
+            if ctx.cache.store(StoreMode::Add, key, 0, exptime, &value) == StoreOutcome::Stored {
+                outcome = DeltaOutcome::Value(initial);
+            }
+        }
+    }
+    let word = match outcome {
+        DeltaOutcome::Value(value) => {
+            local.add(hits, 1);
+            let seen = seen_of(ctx, key, None).1.map(|(seen, _)| seen).unwrap_or_default();
+            if request.has(b'v') {
+                let mut digits = Vec::new();
+                push_u64(&mut digits, value);
+                out.extend_from_slice(b"VA ");
+                push_u64(out, digits.len() as u64);
+                return_flags(request, b"tckO", &seen, out);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&digits);
+                out.extend_from_slice(b"\r\n");
+            } else if !quiet {
+                line("HD", request, b"tckO", &seen, out);
+            }
+            return;
+        }
+        DeltaOutcome::NotFound => {
+            local.add(misses, 1);
+            "NF"
+        }
+        DeltaOutcome::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
+        DeltaOutcome::NoMemory => "SERVER_ERROR out of memory",
+    };
+    if word.starts_with("CLIENT") || word.starts_with("SERVER") {
+        out.extend_from_slice(word.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        line(word, request, b"kO", &Seen::default(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{base64_decode, base64_encode};
+
+    #[test]
+    fn base64_round_trips() {
+        for (plain, coded) in [(&b""[..], &b""[..]), (b"a", b"YQ=="), (b"ab", b"YWI="), (b"abc", b"YWJj"), (b"\x00\xff\x10k", b"AP8Qaw==")] {
+            assert_eq!(base64_decode(coded).as_deref(), Some(plain));
+            let mut out = Vec::new();
+            base64_encode(plain, &mut out);
+            assert_eq!(out, coded);
+        }
+        for bad in [&b"YQ="[..], b"Y===", b"YQ==YQ==", b"Y!=="] {
+            assert_eq!(base64_decode(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Pins memcached 1.6.18's meta commands (mn, mg, ms, md, ma) byte for byte: answer words,
+//! return flags in request order, quiet mode, opaque, base64 keys and error answers. Each
+//! expectation was read off Debian's memcached (run with
+//! `MEMCACHEDREP_TEST_SERVER=/usr/bin/memcached` to re-check). Cas uniques are never pinned:
+//! tests read them from a reply. This file only talks to a server over TCP.
+
+mod common;
+
+use common::{show, Client, Server};
+use std::io::{ErrorKind, Read};
+use std::time::{Duration, Instant};
+
+/// A table row: what it pins, the bytes sent in one write, and the whole reply. `{k}` stands
+/// for a key unique to the row (its name).
+type Row<'a> = (&'a str, &'a [u8], &'a [u8]);
+
+const ROW_DEADLINE: Duration = Duration::from_secs(5);
+
+fn with_key(bytes: &[u8], key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(b"{k}") {
+            out.extend_from_slice(key.as_bytes());
+            rest = &rest[3..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+/// Everything the server sends before a final `VERSION ...` line.
+fn reply_before_version(client: &mut Client) -> Result<Vec<u8>, String> {
+    let end = Instant::now() + ROW_DEADLINE;
+    let mut buf = Vec::new();
+    loop {
+        if buf.ends_with(b"\r\n") {
+            let body = &buf[..buf.len() - 2];
+            let start = body.windows(2).rposition(|w| w == b"\r\n").map_or(0, |p| p + 2);
+            if body[start..].starts_with(b"VERSION ") {
+                buf.truncate(start);
+                return Ok(buf);
+            }
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no VERSION line; got {:?}", show(&buf)));
+        }
+        client.stream.set_read_timeout(Some(left)).expect("set_read_timeout");
+        let mut chunk = [0u8; 65536];
+        match client.stream.read(&mut chunk) {
+            Ok(0) => return Err(format!("connection closed; got {:?}", show(&buf))),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read: {e}; got {:?}", show(&buf))),
+        }
+    }
+}
+
+/// Sends `send` then `version` on a fresh connection; the reply before the version line must
+/// be exactly `expect`.
+fn try_check(server: &Server, name: &str, send: &[u8], expect: &[u8]) -> Result<(), String> {
+    let mut client = server.connect();
+    let mut request = send.to_vec();
+    request.extend_from_slice(b"version\r\n");
+    client.send(&request);
+    let outcome = reply_before_version(&mut client).and_then(|got| {
+        if got == expect {
+            Ok(())
+        } else {
+            Err(format!("got      {:?}\n  expected {:?}", show(&got), show(expect)))
+        }
+    });
+    outcome.map_err(|e| format!("row {name}: sent {:?}\n  {e}", show(send)))
+}
+
+/// Runs each row on its own connection with `{k}` replaced by its name; fails listing every
+/// row that did not answer as expected.
+fn check_table(server: &Server, rows: &[Row]) {
+    let failures: Vec<String> =
+        rows.iter().filter_map(|(name, send, expect)| try_check(server, name, &with_key(send, name), &with_key(expect, name)).err()).collect();
+    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+}
+
+#[test]
+fn noop_and_get() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("mn", b"mn\r\n", b"MN\r\n"),
+            ("mn_args", b"mn x y\r\n", b"MN\r\n"),
+            ("mg_miss", b"mg {k} v\r\nmg {k}\r\n", b"EN\r\nEN\r\n"),
+            ("mg_miss_quiet", b"mg {k} v q\r\nmn\r\n", b"MN\r\n"),
+            ("mg_no_key", b"mg\r\n", b"ERROR\r\n"),
+            ("mg_hit_hd", b"ms {k} 3\r\nabc\r\nmg {k}\r\n", b"HD\r\nHD\r\n"),
+            ("mg_flags", b"ms {k} 3 F5\r\nabc\r\nmg {k} v f k s t O9\r\n", b"HD\r\nVA 3 f5 k{k} s3 t-1 O9\r\nabc\r\n"),
+            ("mg_order", b"ms {k} 1 F7\r\nx\r\nmg {k} O1 s f k\r\n", b"HD\r\nHD O1 s1 f7 k{k}\r\n"),
+            ("mg_quiet_hit", b"ms {k} 1\r\nx\r\nmg {k} k v q\r\nmn\r\n", b"HD\r\nVA 1 k{k}\r\nx\r\nMN\r\n"),
+            ("mg_ttl", b"ms {k} 1 T100\r\nx\r\nmg {k} t\r\n", b"HD\r\nHD t100\r\n"),
+            ("mg_touch", b"ms {k} 1\r\nx\r\nmg {k} T100\r\nmg {k} t v\r\n", b"HD\r\nHD\r\nVA 1 t100\r\nx\r\n"),
+            ("mg_bad_flag", b"mg {k} x\r\nmg {k} zz\r\n", b"CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"),
+            ("mg_bad_ttl", b"mg {k} Tx\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),
+            ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn set_modes_and_errors() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ms_set", b"ms {k} 3\r\nabc\r\nmg {k} v\r\n", b"HD\r\nVA 3\r\nabc\r\n"),
+            ("ms_return", b"ms {k} 1 k O5 T0 F3\r\nx\r\nmg {k} f v\r\n", b"HD k{k} O5\r\nVA 1 f3\r\nx\r\n"),
+            (
+                "ms_modes",
+                b"ms {k} 1 ME\r\nx\r\nms {k} 1 ME\r\ny\r\nms {k} 1 MA\r\nz\r\nms {k} 1 MP\r\nw\r\nms {k} 1 MR\r\nr\r\nms {k} 1 MS\r\ns\r\nmg {k} v\r\n",
+                b"HD\r\nNS\r\nHD\r\nHD\r\nHD\r\nHD\r\nVA 1\r\ns\r\n",
+            ),
+            ("ms_replace_miss", b"ms {k} 1 MR\r\nx\r\nms {k} 1 MA\r\nx\r\nms {k} 1 MP q\r\nx\r\nmn\r\n", b"NS\r\nNS\r\nNS\r\nMN\r\n"),
+            ("ms_quiet", b"ms {k} 1 q\r\nx\r\nms {k} 1 q ME\r\nx\r\nmn\r\n", b"NS\r\nMN\r\n"),
+            ("ms_cas_bad", b"ms {k} 1\r\nx\r\nms {k} 1 C99999999\r\ny\r\nmg {k} v\r\n", b"HD\r\nEX\r\nVA 1\r\nx\r\n"),
+            ("ms_cas_miss", b"ms {k} 1 C99\r\ny\r\n", b"NF\r\n"),
+            ("ms_no_key", b"ms\r\n", b"ERROR\r\n"),
+            ("ms_no_len", b"ms {k}\r\nms {k} abc\r\n", b"CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\n"),
+            ("ms_bad_chunk", b"ms {k} 2\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
+            ("ms_bad_mode", b"ms {k} 3 MX\r\nabc\r\nmn\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n"),
+            ("ms_bad_flags", b"ms {k} 1 Fx\r\nx\r\nmn\r\n", b"CLIENT_ERROR bad command line format\r\nMN\r\n"),
+            ("ms_bad_ttl", b"ms {k} 1 Tx\r\nx\r\nmn\r\n", b"CLIENT_ERROR bad token in command line format\r\nMN\r\n"),
+            ("ms_bad_flag", b"ms {k} 1 E\r\nx\r\nmn\r\n", b"CLIENT_ERROR invalid flag\r\nMN\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn delete() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("md_hit", b"ms {k} 1\r\nx\r\nmd {k}\r\nmg {k} v\r\n", b"HD\r\nHD\r\nEN\r\n"),
+            ("md_miss", b"md {k}\r\nmd {k} q\r\nmd {k} O5 k\r\n", b"NF\r\nNF\r\nNF O5 k{k}\r\n"),
+            ("md_quiet", b"ms {k} 1\r\nx\r\nmd {k} q\r\nmn\r\nmg {k} v\r\n", b"HD\r\nMN\r\nEN\r\n"),
+            ("md_return", b"ms {k} 1\r\nx\r\nmd {k} k O7\r\n", b"HD\r\nHD k{k} O7\r\n"),
+            ("md_cas_bad", b"ms {k} 1\r\nx\r\nmd {k} C99999999\r\nmd {k} q\r\nmd {k} q\r\nmn\r\n", b"HD\r\nEX\r\nNF\r\nMN\r\n"),
+            ("md_no_key", b"md\r\n", b"ERROR\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn arithmetic() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ma_miss", b"ma {k}\r\nma {k} q\r\nmn\r\n", b"NF\r\nNF\r\nMN\r\n"),
+            (
+                "ma_ops",
+                b"ma {k} N0 J5\r\nma {k} v\r\nma {k} MD D10 v t\r\nma {k} M- v\r\nma {k} M+ D3 v O1 k\r\nma {k} MI\r\nma {k} q\r\nmn\r\nmg {k} v\r\n",
+                b"HD\r\nVA 1\r\n6\r\nVA 1 t-1\r\n0\r\nVA 1\r\n0\r\nVA 1 O1 k{k}\r\n3\r\nHD\r\nMN\r\nVA 1\r\n5\r\n",
+            ),
+            ("ma_autoviv_value", b"ma {k} N0 J13 v\r\nma {k} v\r\n", b"VA 2\r\n13\r\nVA 2\r\n14\r\n"),
+            ("ma_non_numeric", b"ms {k} 2\r\nxy\r\nma {k}\r\nma {k} q\r\n", b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+            ("ma_bad_mode", b"ma {k} Mx\r\n", b"CLIENT_ERROR invalid mode for ma M token\r\n"),
+            ("ma_bad_delta", b"ma {k} Dx\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn base64_keys() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("b64_set", b"ms YjY0 3 b k O1\r\nabc\r\nmg b64 v\r\nmg YjY0 b v k\r\n", b"HD kYjY0 b O1\r\nVA 3\r\nabc\r\nVA 3 kYjY0 b\r\nabc\r\n"),
+            ("b64_bad", b"mg YQ= b v\r\nms YQ= 1 b\r\nx\r\nmn\r\n", b"CLIENT_ERROR error decoding key\r\nCLIENT_ERROR error decoding key\r\nMN\r\n"),
+            ("b64_delete", b"ms b64d 1\r\nx\r\nmd YjY0ZA== b\r\nmg b64d\r\n", b"HD\r\nHD\r\nEN\r\n"),
+        ],
+    );
+}
+
+/// Reads the number after ` c` in a reply line.
+fn cas_in(line: &str) -> u64 {
+    let field = line.trim_end().split(' ').find(|f| f.starts_with('c')).unwrap_or_else(|| panic!("no c flag in {line:?}"));
+    field[1..].parse().expect("cas number")
+}
+
+#[test]
+fn cas_compare() {
+    let server = Server::start(&[]);
+    let mut client = server.connect();
+    client.send(b"ms casok 1\r\nx\r\n");
+    assert_eq!(client.line(), "HD\r\n");
+    client.send(b"mg casok c\r\n");
+    let cas = cas_in(&client.line());
+    client.send(b"mg casok c v\r\n");
+    let line = client.line();
+    assert_eq!(cas_in(&line), cas, "{line}");
+    assert_eq!(client.line(), "x\r\n");
+    client.send(format!("ms casok 1 C{cas}\r\ny\r\nmg casok c v\r\n").as_bytes());
+    assert_eq!(client.line(), "HD\r\n");
+    let line = client.line();
+    let new_cas = cas_in(&line);
+    assert_ne!(new_cas, cas);
+    assert_eq!(client.line(), "y\r\n");
+    client.send(format!("md casok C{cas}\r\nmd casok C{new_cas}\r\nmg casok\r\n").as_bytes());
+    assert_eq!(client.line(), "EX\r\n");
+    assert_eq!(client.line(), "HD\r\n");
+    assert_eq!(client.line(), "EN\r\n");
+    client.send(b"ma casn N0 J1 c v\r\n");
+    let line = client.line();
+    assert!(line.starts_with("VA 1 c"), "{line}");
+    assert_eq!(client.line(), "1\r\n");
+}
+
+#[test]
+fn meta_commands_are_not_counted() {
+    let server = Server::start(&[]);
+    let mut client = server.connect();
+    client.send(b"mn\r\nmg x v\r\nms x 1\r\n1\r\nma x\r\nmd x\r\n");
+    for expected in ["MN\r\n", "EN\r\n", "HD\r\n", "HD\r\n", "HD\r\n"] {
+        assert_eq!(client.line(), expected);
+    }
+    // memcached 1.6.18 serves meta commands without counting them here.
+    assert_eq!(client.stat("", "cmd_meta"), "0");
+}
