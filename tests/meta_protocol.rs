@@ -103,6 +103,8 @@ fn noop_and_get() {
             ("mg_touch", b"ms {k} 1\r\nx\r\nmg {k} T100\r\nmg {k} t v\r\n", b"HD\r\nHD\r\nVA 1 t100\r\nx\r\n"),
             ("mg_bad_flag", b"mg {k} x\r\nmg {k} zz\r\n", b"CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"),
             ("mg_bad_ttl", b"mg {k} Tx\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),
+            ("mg_hit_last", b"ms {k} 1\r\nx\r\nmg {k} h l v\r\nmg {k} h l v\r\nmg {k} l h\r\n", b"HD\r\nVA 1 h0 l0\r\nx\r\nVA 1 h1 l0\r\nx\r\nHD l0 h1\r\n"),
+            ("mg_miss_echo", b"mg {k} h l k O3 v\r\n", b"EN k{k} O3\r\n"),
             ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
         ],
     );

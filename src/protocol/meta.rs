@@ -217,6 +217,8 @@ struct Seen {
     cas: u64,
     len: usize,
     exptime: u32,
+    fetched: bool,
+    last_access: u32,
 }
 
 /// Appends the return flags `request` asked for, in its order; `echo` lists the letters
@@ -241,6 +243,8 @@ fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u
             b'c' => push_u64(out, seen.cas),
             b'f' => push_u64(out, u64::from(seen.flags)),
             b's' => push_u64(out, seen.len as u64),
+            b'h' => out.push(if seen.fetched { b'1' } else { b'0' }),
+            b'l' => push_u64(out, u64::from(clock::now().saturating_sub(seen.last_access))),
             b't' => match seen.exptime {
                 0 => out.extend_from_slice(b"-1"),
                 at => push_u64(out, u64::from(at.saturating_sub(clock::now()))),
@@ -269,9 +273,20 @@ pub fn execute(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, ou
 
 fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Seen, Vec<u8>)>) {
     ctx.cache.get(key, touch, |item| {
-        (Seen { flags: item.flags, cas: item.cas, len: item.value.len(), exptime: item.exptime }, item.value.to_vec())
+        let seen = Seen {
+            flags: item.flags,
+            cas: item.cas,
+            len: item.value.len(),
+            exptime: item.exptime,
+            fetched: item.fetched,
+            last_access: item.last_access,
+        };
+        (seen, item.value.to_vec())
     })
 }
+
+/// The return flags a hit of mg reports.
+const GET_ECHO: &[u8] = b"cfhklOst";
 
 fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     let touch = request.number(b'T').map(|t| clock::absolute_expiry(t as i64, clock::now()));
@@ -289,19 +304,19 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
     let Some((seen, value)) = found else {
         if !quiet {
-            out.extend_from_slice(b"EN\r\n");
+            line("EN", request, b"kO", &Seen::default(), out);
         }
         return;
     };
     if request.has(b'v') {
         out.extend_from_slice(b"VA ");
         push_u64(out, value.len() as u64);
-        return_flags(request, b"cfkOst", &seen, out);
+        return_flags(request, GET_ECHO, &seen, out);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&value);
         out.extend_from_slice(b"\r\n");
     } else {
-        line("HD", request, b"cfkOst", &seen, out);
+        line("HD", request, GET_ECHO, &seen, out);
     }
 }
 

@@ -166,10 +166,12 @@ pub struct ItemRef<'a> {
     pub flags: u32,
     /// 0 when cas is disabled.
     pub cas: u64,
-    /// Absolute unix seconds, 0 = never. The protocols do not show it; the storage tests pin
-    /// it, and replication ships it.
-    #[allow(dead_code)]
+    /// Absolute unix seconds, 0 = never (meta get's t flag; replication ships it).
     pub exptime: u32,
+    /// Whether a lookup had fetched the item before this one (meta get's h flag).
+    pub fetched: bool,
+    /// Unix seconds of the access before this one (meta get's l flag).
+    pub last_access: u32,
 }
 
 /// Cache-wide figures for `stats`.
@@ -408,8 +410,9 @@ impl Cache {
                 self.restamp_touched(it);
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
+            let fetched = (*it).iflags & item::FETCHED != 0;
+            let last_access = (*it).atime.swap(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
-            (*it).atime.store(now, Ordering::Relaxed);
             self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
             let view = ItemRef {
                 key: item::key(it),
@@ -417,6 +420,8 @@ impl Cache {
                 flags: (*it).flags,
                 cas: self.cas_of(it),
                 exptime: (*it).exptime,
+                fetched,
+                last_access,
             };
             (Lookup::Hit, Some(f(&view)))
         }

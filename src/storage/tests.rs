@@ -52,6 +52,18 @@ fn set_then_get_returns_value_flags_and_a_new_cas() {
 }
 
 #[test]
+fn get_reports_the_fetch_and_access_before_it() {
+    let c = cache();
+    let stored_at = clock::now();
+    set(&c, b"k", b"v");
+    let (_, first) = c.get(b"k", None, |it| (it.fetched, it.last_access));
+    let (_, second) = c.get(b"k", None, |it| (it.fetched, it.last_access));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(!first.0 && second.0, "fetched only after the first get");
+    assert!(first.1 >= stored_at && second.1 >= first.1 && second.1 <= clock::now());
+}
+
+#[test]
 fn cas_is_zero_when_disabled() {
     let mut cfg = config(8 << 20);
     cfg.use_cas = false;
