@@ -127,6 +127,7 @@ fn set_modes_and_errors() {
             ("ms_quiet", b"ms {k} 1 q\r\nx\r\nms {k} 1 q ME\r\nx\r\nmn\r\n", b"NS\r\nMN\r\n"),
             ("ms_cas_bad", b"ms {k} 1\r\nx\r\nms {k} 1 C99999999\r\ny\r\nmg {k} v\r\n", b"HD\r\nEX\r\nVA 1\r\nx\r\n"),
             ("ms_cas_miss", b"ms {k} 1 C99\r\ny\r\n", b"NF\r\n"),
+            ("ms_failed_cas_zero", b"ms {k} 1 c MR k\r\nx\r\nms {k} 1 C1 c\r\nx\r\n", b"NS c0 k{k}\r\nNF c0\r\n"),
             ("ms_no_key", b"ms\r\n", b"ERROR\r\n"),
             ("ms_no_len", b"ms {k}\r\nms {k} abc\r\n", b"CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\n"),
             ("ms_bad_chunk", b"ms {k} 2\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
@@ -197,10 +198,10 @@ fn cas_in(line: &str) -> u64 {
 fn cas_compare() {
     let server = Server::start(&[]);
     let mut client = server.connect();
-    client.send(b"ms casok 1\r\nx\r\n");
-    assert_eq!(client.line(), "HD\r\n");
-    client.send(b"mg casok c\r\n");
+    client.send(b"ms casok 1 c\r\nx\r\n");
     let cas = cas_in(&client.line());
+    client.send(b"mg casok c\r\n");
+    assert_eq!(cas_in(&client.line()), cas);
     client.send(b"mg casok c v\r\n");
     let line = client.line();
     assert_eq!(cas_in(&line), cas, "{line}");

@@ -5,7 +5,7 @@
 //!
 //! Not supported (answered "CLIENT_ERROR invalid flag"): the flags that need per-item state the
 //! cache does not keep (mg h l N R E, md I, ms I) and `me`, which answers "ERROR". ms C only
-//! compares in set mode, ms c returns nothing, and md C reads then deletes (not atomic).
+//! compares in set mode, and md C reads then deletes (not atomic).
 
 use super::execute::push_u64;
 use super::{Context, Limits, Parsed, Request};
@@ -333,7 +333,7 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     };
     let flags = request.number(b'F').unwrap_or(0) as u32;
     let exptime = clock::absolute_expiry(request.number(b'T').unwrap_or(0) as i64, clock::now());
-    let outcome = ctx.cache.store(mode, &request.key, flags, exptime, request.data);
+    let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
     if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
         local.add(Counter::CmdSet, 1);
     }
@@ -346,7 +346,7 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         StoreOutcome::TooLarge => "SERVER_ERROR object too large for cache",
         StoreOutcome::NoMemory => "SERVER_ERROR out of memory storing object",
     };
-    line(word, request, b"kO", &Seen::default(), out);
+    line(word, request, b"ckO", &Seen { cas, ..Seen::default() }, out);
 }
 
 fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {

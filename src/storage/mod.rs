@@ -430,15 +430,22 @@ impl Cache {
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        let (outcome, mutated) = self.store_silently(mode, key, flags, exptime, value);
+        self.store_with_cas(mode, key, flags, exptime, value).0
+    }
+
+    /// `store`, also giving the stored item's cas unique (0 unless stored), for meta set's c
+    /// flag: read under the same lock, so no later store can have replaced it.
+    pub fn store_with_cas(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> (StoreOutcome, u64) {
+        let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value);
         if mutated {
             self.notify(key);
         }
-        outcome
+        (outcome, cas)
     }
 
     /// `store` without telling the sink (its stripe lock is released on return); also says
-    /// whether the key changed (stored, or a failed `Set` dropped the old item).
+    /// whether the key changed (stored, or a failed `Set` dropped the old item), and the new
+    /// item's cas unique (0 unless stored).
     fn store_silently(
         &self,
         mode: StoreMode,
@@ -446,7 +453,7 @@ impl Cache {
         flags: u32,
         exptime: u32,
         value: &[u8],
-    ) -> (StoreOutcome, bool) {
+    ) -> (StoreOutcome, bool, u64) {
         let hash = self.hash(key);
         let mut guard = self.lock_stripe(hash);
         let stripe = &mut *guard;
@@ -461,16 +468,16 @@ impl Cache {
         let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
         if joining {
             if old.is_null() {
-                return (StoreOutcome::NotStored, false);
+                return (StoreOutcome::NotStored, false, 0);
             }
         } else if let Err(refused) = self.check_space(key.len(), value.len()) {
             // memcached sizes and allocates before it looks at the old item, so these answers
             // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
                 self.remove_live(stripe, hash, key, old, now);
-                return (refused, true);
+                return (refused, true, 0);
             }
-            return (refused, false);
+            return (refused, false, 0);
         }
         // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
         let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
@@ -478,19 +485,19 @@ impl Cache {
         let size = item::total_size(key.len(), vlen);
         let cls = match self.slabs.class_for(size) {
             Some(cls) if self.item_fits(key.len(), vlen) => cls,
-            _ => return (StoreOutcome::NotStored, false),
+            _ => return (StoreOutcome::NotStored, false, 0),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
         let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             if joining {
-                return (StoreOutcome::NotStored, false);
+                return (StoreOutcome::NotStored, false, 0);
             }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             if mode == StoreMode::Set && !old.is_null() {
                 self.remove_live(stripe, hash, key, old, now);
-                return (StoreOutcome::NoMemory, true);
+                return (StoreOutcome::NoMemory, true, 0);
             }
-            return (StoreOutcome::NoMemory, false);
+            return (StoreOutcome::NoMemory, false, 0);
         };
         let refused = match mode {
             StoreMode::Add if !old.is_null() => Some(StoreOutcome::NotStored),
@@ -506,7 +513,7 @@ impl Cache {
             let mut st = self.lock_class(cls);
             // SAFETY: `it` was taken above and never linked or shared.
             unsafe { Slabs::free_chunk(&mut st, it) };
-            return (outcome, false);
+            return (outcome, false, 0);
         }
         // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
         // `old` stays allocated (the walker skips it) while we read its value and header.
@@ -539,7 +546,7 @@ impl Cache {
             }
             self.link(stripe, found, it);
         }
-        (StoreOutcome::Stored, true)
+        (StoreOutcome::Stored, true, self.cas_of(it))
     }
 
     /// Removes the item; `Hit` if there was a live one.

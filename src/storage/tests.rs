@@ -64,6 +64,15 @@ fn get_reports_the_fetch_and_access_before_it() {
 }
 
 #[test]
+fn store_with_cas_gives_the_stored_items_unique() {
+    let c = cache();
+    let (outcome, unique) = c.store_with_cas(StoreMode::Set, b"k", 0, 0, b"v");
+    assert_eq!((outcome, unique), (StoreOutcome::Stored, cas(&c, b"k")));
+    assert_ne!(unique, 0);
+    assert_eq!(c.store_with_cas(StoreMode::Add, b"k", 0, 0, b"w"), (StoreOutcome::NotStored, 0));
+}
+
+#[test]
 fn cas_is_zero_when_disabled() {
     let mut cfg = config(8 << 20);
     cfg.use_cas = false;
