@@ -17,12 +17,17 @@ type Row<'a> = (&'a str, &'a [u8], &'a [u8]);
 const ROW_DEADLINE: Duration = Duration::from_secs(5);
 
 fn with_key(bytes: &[u8], key: &str) -> Vec<u8> {
+    replace(bytes, b"{k}", key.as_bytes())
+}
+
+/// `bytes` with every `from` replaced by `to`.
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
     while !rest.is_empty() {
-        if rest.starts_with(b"{k}") {
-            out.extend_from_slice(key.as_bytes());
-            rest = &rest[3..];
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
         } else {
             out.push(rest[0]);
             rest = &rest[1..];
@@ -76,11 +81,17 @@ fn try_check(server: &Server, name: &str, send: &[u8], expect: &[u8]) -> Result<
     outcome.map_err(|e| format!("row {name}: sent {:?}\n  {e}", show(send)))
 }
 
-/// Runs each row on its own connection with `{k}` replaced by its name; fails listing every
-/// row that did not answer as expected.
+/// Runs each row on its own connection with `{k}` replaced by its name and `KEY251` by a key
+/// one byte too long; fails listing every row that did not answer as expected.
 fn check_table(server: &Server, rows: &[Row]) {
-    let failures: Vec<String> =
-        rows.iter().filter_map(|(name, send, expect)| try_check(server, name, &with_key(send, name), &with_key(expect, name)).err()).collect();
+    let long = "k".repeat(251);
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|(name, send, expect)| {
+            let send = replace(&with_key(send, name), b"KEY251", long.as_bytes());
+            try_check(server, name, &send, &with_key(expect, name)).err()
+        })
+        .collect();
     assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
 }
 
@@ -105,6 +116,9 @@ fn noop_and_get() {
             ("mg_bad_ttl", b"mg {k} Tx\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),
             ("mg_hit_last", b"ms {k} 1\r\nx\r\nmg {k} h l v\r\nmg {k} h l v\r\nmg {k} l h\r\n", b"HD\r\nVA 1 h0 l0\r\nx\r\nVA 1 h1 l0\r\nx\r\nHD l0 h1\r\n"),
             ("mg_miss_echo", b"mg {k} h l k O3 v\r\n", b"EN k{k} O3\r\n"),
+            ("mg_ttl_order", b"ms {k} 1 T50\r\nx\r\nmg {k} t T100\r\nmg {k} T200 t\r\nmg {k} t\r\n", b"HD\r\nHD t50\r\nHD t200\r\nHD t200\r\n"),
+            ("mg_duplicate", b"mg {k} v v x\r\nmg {k} x v v\r\n", b"CLIENT_ERROR duplicate flag\r\nCLIENT_ERROR invalid flag\r\n"),
+            ("mg_key_too_long", b"mg KEY251 v\r\n", b"CLIENT_ERROR bad command line format\r\n"),
             ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
         ],
     );
@@ -128,6 +142,10 @@ fn set_modes_and_errors() {
             ("ms_cas_bad", b"ms {k} 1\r\nx\r\nms {k} 1 C99999999\r\ny\r\nmg {k} v\r\n", b"HD\r\nEX\r\nVA 1\r\nx\r\n"),
             ("ms_cas_miss", b"ms {k} 1 C99\r\ny\r\n", b"NF\r\n"),
             ("ms_failed_cas_zero", b"ms {k} 1 c MR k\r\nx\r\nms {k} 1 C1 c\r\nx\r\n", b"NS c0 k{k}\r\nNF c0\r\n"),
+            ("ms_negative_ttl", b"ms {k} 1 T-1 q\r\nx\r\nmg {k} v\r\nms {k} 1 T2147483648\r\nx\r\nmg {k}\r\n", b"EN\r\nHD\r\nEN\r\n"),
+            ("ms_duplicate", b"ms {k} 1 T1 T2\r\nx\r\nmn\r\n", b"CLIENT_ERROR duplicate flag\r\nMN\r\n"),
+            ("ms_key_too_long", b"ms KEY251 1\r\nx\r\nmn\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\nMN\r\n"),
+            ("ms_negative_flags", b"ms {k} 1 F-1\r\nx\r\nmg {k}\r\n", b"CLIENT_ERROR bad command line format\r\nEN\r\n"),
             ("ms_no_key", b"ms\r\n", b"ERROR\r\n"),
             ("ms_no_len", b"ms {k}\r\nms {k} abc\r\n", b"CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\n"),
             ("ms_bad_chunk", b"ms {k} 2\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
@@ -150,6 +168,8 @@ fn delete() {
             ("md_quiet", b"ms {k} 1\r\nx\r\nmd {k} q\r\nmn\r\nmg {k} v\r\n", b"HD\r\nMN\r\nEN\r\n"),
             ("md_return", b"ms {k} 1\r\nx\r\nmd {k} k O7\r\n", b"HD\r\nHD k{k} O7\r\n"),
             ("md_cas_bad", b"ms {k} 1\r\nx\r\nmd {k} C99999999\r\nmd {k} q\r\nmd {k} q\r\nmn\r\n", b"HD\r\nEX\r\nNF\r\nMN\r\n"),
+            ("md_bad_flags", b"md {k} q q\r\nmd {k} C1 C2\r\nmd {k} Cx\r\nmd {k} Tx\r\nmn\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nMN\r\n"),
+            ("md_key_too_long", b"md KEY251\r\n", b"CLIENT_ERROR bad command line format\r\n"),
             ("md_no_key", b"md\r\n", b"ERROR\r\n"),
         ],
     );
@@ -169,6 +189,9 @@ fn arithmetic() {
             ),
             ("ma_autoviv_value", b"ma {k} N0 J13 v\r\nma {k} v\r\n", b"VA 2\r\n13\r\nVA 2\r\n14\r\n"),
             ("ma_non_numeric", b"ms {k} 2\r\nxy\r\nma {k}\r\nma {k} q\r\n", b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+            ("ma_autoviv_ttl", b"ma {k} N50 J3 t v\r\nma {k}x N0 T70 t\r\nma {k}y N10 J1 C5 v\r\n", b"VA 1 t50\r\n3\r\nHD t70\r\nVA 1\r\n1\r\n"),
+            ("ma_cas_bad", b"ms {k} 1 F5\r\n1\r\nma {k} C99999999\r\nma {k} t f v\r\n", b"HD\r\nEX\r\nVA 1 t-1\r\n2\r\n"),
+            ("ma_duplicate", b"ma {k} q q\r\nma {k} D1 D2\r\nma {k} D18446744073709551616\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\n"),
             ("ma_bad_mode", b"ma {k} Mx\r\n", b"CLIENT_ERROR invalid mode for ma M token\r\n"),
             ("ma_bad_delta", b"ma {k} Dx\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\n"),
         ],

@@ -5,7 +5,8 @@
 //!
 //! Not supported (answered "CLIENT_ERROR invalid flag"): the flags that need per-item state the
 //! cache does not keep (mg h l N R E, md I, ms I) and `me`, which answers "ERROR". ms C only
-//! compares in set mode, and md C reads then deletes (not atomic).
+//! compares in set mode, and md C and ma C read the cas, then
+//! delete or add (not atomically).
 
 use super::execute::push_u64;
 use super::{Context, Limits, Parsed, Request};
@@ -17,6 +18,7 @@ const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
 const BAD_FLAG: &str = "CLIENT_ERROR invalid flag";
 const BAD_KEY: &str = "CLIENT_ERROR error decoding key";
+const BAD_ANY: &str = "CLIENT_ERROR invalid or duplicate flag";
 /// The flags memcached accepts on mg and ms (others: "CLIENT_ERROR invalid flag").
 const MG_MS_FLAGS: &[u8] = b"bcfhklqstuvCDFIJLMNOPRT";
 const ANY_FLAG: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -53,6 +55,16 @@ impl MetaRequest<'_> {
     fn number(&self, letter: u8) -> Option<u64> {
         self.flag(letter).and_then(unsigned)
     }
+
+    fn ttl(&self) -> Option<i64> {
+        self.flag(b'T').and_then(ttl)
+    }
+
+    /// Whether flag `first` comes before flag `then` in the request.
+    fn before(&self, first: u8, then: u8) -> bool {
+        let at = |letter: u8| self.flags.iter().position(|f| f[0] == letter);
+        matches!((at(first), at(then)), (Some(a), Some(b)) if a < b)
+    }
 }
 
 fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
@@ -81,6 +93,11 @@ pub fn parse<'a>(
     let Some(raw_key) = tokens.next() else {
         return invalid("ERROR", consumed);
     };
+    // A key too long even before decoding is refused before the data length is read, so an
+    // ms's data block is then parsed as a command, as in memcached.
+    if raw_key.len() > limits.max_key {
+        return invalid(BAD_FORMAT, consumed);
+    }
     let mut len = 0;
     if cmd == MetaCmd::Set {
         match tokens.next().and_then(unsigned).and_then(|n| usize::try_from(n).ok()) {
@@ -92,9 +109,15 @@ pub fn parse<'a>(
     let swallow = if cmd == MetaCmd::Set { len + 2 } else { 0 };
     let refuse = |reply| Parsed::Invalid { reply, consumed, swallow, close: false };
     let flags: Vec<&[u8]> = tokens.collect();
+    // mg and ms word a duplicate on its own; md and ma share one answer for all bad flags.
+    let duplicate = if matches!(cmd, MetaCmd::Get | MetaCmd::Set) { "CLIENT_ERROR duplicate flag" } else { BAD_ANY };
+    let mut seen = [false; 128];
     for flag in &flags {
         if !allowed.contains(&flag[0]) {
             return refuse(BAD_FLAG);
+        }
+        if std::mem::replace(&mut seen[usize::from(flag[0])], true) {
+            return refuse(duplicate);
         }
     }
     let mut request = MetaRequest { cmd, key: raw_key.to_vec(), base64: false, flags, data: &[] };
@@ -138,13 +161,16 @@ pub fn parse<'a>(
 /// The answer to a flag whose number or mode is bad, as memcached words it per command.
 fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
     let (numeric, bad): (&[u8], &'static str) = match request.cmd {
-        MetaCmd::Get => (b"T", BAD_TOKEN),
-        MetaCmd::Set => (b"TC", BAD_TOKEN),
-        MetaCmd::Delete => (b"TC", BAD_TOKEN),
-        MetaCmd::Arith => (b"NJDTC", "CLIENT_ERROR invalid or duplicate flag"),
+        MetaCmd::Get => (b"", BAD_TOKEN),
+        MetaCmd::Set => (b"C", BAD_TOKEN),
+        MetaCmd::Delete => (b"C", BAD_ANY),
+        MetaCmd::Arith => (b"NJDC", BAD_ANY),
     };
     for flag in &request.flags {
         if numeric.contains(&flag[0]) && unsigned(&flag[1..]).is_none() {
+            return Some(bad);
+        }
+        if flag[0] == b'T' && ttl(&flag[1..]).is_none() {
             return Some(bad);
         }
         if request.cmd == MetaCmd::Set && flag[0] == b'F' && unsigned(&flag[1..]).is_none() {
@@ -158,6 +184,21 @@ fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
         (MetaCmd::Arith, Some(m)) if !matches!(m, b"I" | b"i" | b"+" | b"D" | b"d" | b"-") => Some("CLIENT_ERROR invalid mode for ma M token"),
         _ => None,
     }
+}
+
+/// A TTL: a signed decimal that keeps its low 32 bits as a signed number, as text exptimes do.
+fn ttl(token: &[u8]) -> Option<i64> {
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: i64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    Some(i64::from(n as i32))
+}
+
+/// The absolute expiry of a TTL flag's value (0: never).
+fn expiry(ttl_value: i64) -> u32 {
+    clock::absolute_expiry(ttl_value, clock::now())
 }
 
 /// A decimal number of the whole token.
@@ -289,8 +330,18 @@ fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Se
 const GET_ECHO: &[u8] = b"cfhklOst";
 
 fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
-    let touch = request.number(b'T').map(|t| clock::absolute_expiry(t as i64, clock::now()));
-    let (lookup, found) = seen_of(ctx, &request.key, touch);
+    let touch = request.ttl().map(expiry);
+    // memcached applies the flags in order: a t before the T reports the TTL before it.
+    let (lookup, found) = match touch {
+        Some(exptime) if request.before(b't', b'T') => {
+            let found = seen_of(ctx, &request.key, None);
+            if found.0 == Lookup::Hit {
+                ctx.cache.touch(&request.key, exptime);
+            }
+            found
+        }
+        _ => seen_of(ctx, &request.key, touch),
+    };
     match lookup {
         Lookup::Expired => local.add(Counter::GetExpired, 1),
         Lookup::Flushed => local.add(Counter::GetFlushed, 1),
@@ -332,7 +383,7 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         },
     };
     let flags = request.number(b'F').unwrap_or(0) as u32;
-    let exptime = clock::absolute_expiry(request.number(b'T').unwrap_or(0) as i64, clock::now());
+    let exptime = expiry(request.ttl().unwrap_or(0));
     let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
     if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
         local.add(Counter::CmdSet, 1);
@@ -379,6 +430,13 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     };
     let amount = request.number(b'D').unwrap_or(1);
     let key = &request.key[..];
+    if let Some(cas) = request.number(b'C') {
+        let (_, found) = ctx.cache.get(key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            line("EX", request, b"kO", &Seen::default(), out);
+            return;
+        }
+    }
     // Like text incr/decr: the key's owner runs it when the pair is linked.
     let mut outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
     if outcome == DeltaOutcome::NotFound {
@@ -386,7 +444,7 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             let initial = request.number(b'J').unwrap_or(0);
             let mut value = Vec::new();
             push_u64(&mut value, initial);
-            let exptime = clock::absolute_expiry(request.number(b'T').map_or(ttl, |t| t) as i64, clock::now());
+            let exptime = expiry(request.ttl().unwrap_or(ttl as i64));
             if ctx.cache.store(StoreMode::Add, key, 0, exptime, &value) == StoreOutcome::Stored {
                 outcome = DeltaOutcome::Value(initial);
             }
