@@ -199,6 +199,27 @@ fn arithmetic() {
 }
 
 #[test]
+fn stale_and_win() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("vivify", b"mg {k} N30 v t s\r\nmg {k} v t\r\nmg {k} t\r\n", b"VA 0 t30 s0 W\r\n\r\nVA 0 t30 Z\r\n\r\nHD t30 Z\r\n"),
+            ("vivify_forever", b"mg {k} N0 s\r\n", b"HD s0 W\r\n"),
+            ("recache", b"ms {k} 1 T100\r\nx\r\nmg {k} R200 v t\r\nmg {k} v t\r\nmg {k} R50 t\r\n", b"HD\r\nVA 1 t100 W\r\nx\r\nVA 1 t100 Z\r\nx\r\nHD t100 Z\r\n"),
+            ("recache_not_yet", b"ms {k} 1 T100\r\nx\r\nmg {k} R50 v\r\nmg {k} R101 k\r\n", b"HD\r\nVA 1\r\nx\r\nHD k{k} W\r\n"),
+            ("recache_no_ttl", b"ms {k} 1\r\nx\r\nmg {k} R30 v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
+            (
+                "invalidate",
+                b"ms {k} 1\r\nx\r\nmd {k} I T30\r\nmg {k} v t\r\nmg {k} v\r\nms {k} 1\r\nz\r\nmg {k} v\r\n",
+                b"HD\r\nHD\r\nVA 1 t30 X W\r\nx\r\nVA 1 Z X\r\nx\r\nHD\r\nVA 1\r\nz\r\n",
+            ),
+            ("invalidate_quiet", b"md {k} I\r\nms {k} 1\r\nx\r\nmd {k} I q\r\nmn\r\nmg {k} s\r\nmg {k} s\r\n", b"NF\r\nHD\r\nMN\r\nHD s1 X W\r\nHD s1 Z X\r\n"),
+        ],
+    );
+}
+
+#[test]
 fn base64_keys() {
     let server = Server::start(&[]);
     check_table(

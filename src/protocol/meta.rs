@@ -3,9 +3,12 @@
 //! memcached 1.6.18's answer words (HD, VA, EN, NF, NS, EX, MN) and return flags in the order
 //! the request named them.
 //!
-//! Not supported (answered "CLIENT_ERROR invalid flag"): the flags that need per-item state the
-//! cache does not keep (mg h l N R E, md I, ms I) and `me`, which answers "ERROR". ms C only
-//! compares in set mode, and md C and ma C read the cas, then
+//! Stale/win: md I marks an item stale, mg N vivifies a miss, mg R asks for a recache below a
+//! TTL; the first client to see such an item gets W, later ones Z, and a stale one X. The marks
+//! live in the item (a new store clears them) and are not replicated.
+//!
+//! Not supported: `me` (answers "ERROR"), ms I, mg u (reads still bump), and remembering that a
+//! key arrived in base64. ms C only compares in set mode, and md C and ma C read the cas, then
 //! delete or add (not atomically).
 
 use super::execute::push_u64;
@@ -260,6 +263,8 @@ struct Seen {
     exptime: u32,
     fetched: bool,
     last_access: u32,
+    stale: bool,
+    win_sent: bool,
 }
 
 /// Appends the return flags `request` asked for, in its order; `echo` lists the letters
@@ -321,6 +326,8 @@ fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Se
             exptime: item.exptime,
             fetched: item.fetched,
             last_access: item.last_access,
+            stale: item.stale,
+            win_sent: item.win_sent,
         };
         (seen, item.value.to_vec())
     })
@@ -353,21 +360,58 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     }
     local.add(Counter::CmdGet, 1);
     local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
+    // N: a miss creates an empty item, and this client wins the right to fill it.
+    let vivify = request.flag(b'N').and_then(ttl);
+    let (found, vivified) = match (found, vivify) {
+        (None, Some(n)) => {
+            let added = ctx.cache.store(StoreMode::Add, &request.key, 0, expiry(n), b"") == StoreOutcome::Stored;
+            (seen_of(ctx, &request.key, None).1, added)
+        }
+        (found, _) => (found, false),
+    };
     let Some((seen, value)) = found else {
         if !quiet {
             line("EN", request, b"kO", &Seen::default(), out);
         }
         return;
     };
+    // R: an item whose TTL fell below the given one is due for a recache.
+    let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
+        seen.exptime != 0 && i64::from(seen.exptime.saturating_sub(clock::now())) < below
+    });
+    let contest = vivified || seen.stale || recache;
+    let won = contest && ctx.cache.claim_win(&request.key);
+    let lost = !won && (seen.win_sent || contest);
     if request.has(b'v') {
         out.extend_from_slice(b"VA ");
         push_u64(out, value.len() as u64);
         return_flags(request, GET_ECHO, &seen, out);
+        win_flags(won, lost, seen.stale, out);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&value);
         out.extend_from_slice(b"\r\n");
     } else {
-        line("HD", request, GET_ECHO, &seen, out);
+        out.extend_from_slice(b"HD");
+        return_flags(request, GET_ECHO, &seen, out);
+        win_flags(won, lost, seen.stale, out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// W (this client recaches), Z (another one does) and X (stale), in memcached's order.
+fn win_flags(won: bool, lost: bool, stale: bool, out: &mut Vec<u8>) {
+    if won {
+        if stale {
+            out.extend_from_slice(b" X");
+        }
+        out.extend_from_slice(b" W");
+        return;
+    }
+    if lost {
+        out.extend_from_slice(b" Z");
+    }
+    if stale {
+        out.extend_from_slice(b" X");
     }
 }
 
@@ -408,7 +452,13 @@ fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Lo
             return;
         }
     }
-    if ctx.cache.delete(&request.key) == Lookup::Hit {
+    // I: mark stale (and set the TTL given) instead of removing.
+    let outcome = if request.has(b'I') {
+        ctx.cache.invalidate(&request.key, request.ttl().map(expiry))
+    } else {
+        ctx.cache.delete(&request.key)
+    };
+    if outcome == Lookup::Hit {
         local.add(Counter::DeleteHits, 1);
         if !quiet {
             line("HD", request, b"kO", &Seen::default(), out);

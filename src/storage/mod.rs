@@ -172,6 +172,10 @@ pub struct ItemRef<'a> {
     pub fetched: bool,
     /// Unix seconds of the access before this one (meta get's l flag).
     pub last_access: u32,
+    /// Marked stale by `invalidate`.
+    pub stale: bool,
+    /// A client has won the right to recache it (`claim_win`).
+    pub win_sent: bool,
 }
 
 /// Cache-wide figures for `stats`.
@@ -422,6 +426,8 @@ impl Cache {
                 exptime: (*it).exptime,
                 fetched,
                 last_access,
+                stale: (*it).iflags & item::STALE != 0,
+                win_sent: (*it).iflags & item::WIN_SENT != 0,
             };
             (Lookup::Hit, Some(f(&view)))
         }
@@ -652,6 +658,48 @@ impl Cache {
             self.notify(key);
         }
         found
+    }
+
+    /// Meta get's win token: marks the live item as having a recacher and returns true, unless
+    /// one was already marked (false, as for a missing item). A new store clears it.
+    pub fn claim_win(&self, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
+            return false;
+        };
+        // SAFETY: `it` is linked in the stripe we hold; iflags change only under it.
+        unsafe {
+            let won = (*it).iflags & item::WIN_SENT == 0;
+            (*it).iflags |= item::WIN_SENT;
+            won
+        }
+    }
+
+    /// Meta delete's I flag: marks the live item stale (and without a recacher) instead of
+    /// removing it, setting its expiry when given. The mark is local: replication ships only
+    /// the new expiry.
+    pub fn invalidate(&self, key: &[u8], exptime: Option<u32>) -> Lookup {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let it = match self.find(&mut stripe, hash, key, clock::now()) {
+            Slot::Live(it) => it,
+            Slot::Dead(why) => return why,
+            Slot::Empty | Slot::Tomb(_) => return Lookup::Miss,
+        };
+        // SAFETY: `it` is linked in the stripe we hold.
+        unsafe {
+            (*it).iflags = ((*it).iflags | item::STALE) & !item::WIN_SENT;
+            if let Some(exptime) = exptime {
+                (*it).exptime = exptime;
+                self.restamp_touched(it);
+            }
+        }
+        drop(stripe);
+        if exptime.is_some() {
+            self.notify(key);
+        }
+        Lookup::Hit
     }
 
     /// `touch` under the stripe lock the caller holds.

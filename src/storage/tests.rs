@@ -73,6 +73,23 @@ fn store_with_cas_gives_the_stored_items_unique() {
 }
 
 #[test]
+fn win_is_claimed_once_and_a_store_clears_stale_and_win() {
+    let c = cache();
+    assert!(!c.claim_win(b"k"), "no item, no win");
+    set(&c, b"k", b"v");
+    assert!(c.claim_win(b"k"));
+    assert!(!c.claim_win(b"k"));
+    let until = clock::now() + 100;
+    assert_eq!(c.invalidate(b"k", Some(until)), Lookup::Hit);
+    let marks = |c: &Cache| c.get(b"k", None, |it| (it.stale, it.win_sent, it.exptime)).1;
+    assert_eq!(marks(&c), Some((true, false, until)));
+    assert!(c.claim_win(b"k"), "invalidating hands out a new win");
+    set(&c, b"k", b"w");
+    assert_eq!(marks(&c).map(|m| (m.0, m.1)), Some((false, false)));
+    assert_eq!(c.invalidate(b"nx", None), Lookup::Miss);
+}
+
+#[test]
 fn cas_is_zero_when_disabled() {
     let mut cfg = config(8 << 20);
     cfg.use_cas = false;
