@@ -256,6 +256,15 @@ fn cas_compare() {
     let new_cas = cas_in(&line);
     assert_ne!(new_cas, cas);
     assert_eq!(client.line(), "y\r\n");
+    for (mode, right) in [("ME", "NS"), ("MA", "HD"), ("MP", "HD"), ("MR", "HD"), ("MS", "HD")] {
+        client.send(b"ms casmode 1 c\r\nx\r\n");
+        let unique = cas_in(&client.line());
+        let wrong = if mode == "ME" { "NS" } else { "EX" };
+        client.send(format!("ms casmode 1 {mode} C{}\r\ny\r\nms casmode 1 {mode} C{unique}\r\ny\r\n", unique + 1000).as_bytes());
+        assert_eq!((client.line(), client.line()), (format!("{wrong}\r\n"), format!("{right}\r\n")), "mode {mode}");
+    }
+    client.send(b"ms casgone 1 C5 ME\r\nx\r\nms casgone2 1 C5 MA\r\nx\r\nms casgone3 1 C5 MR\r\nx\r\n");
+    assert_eq!((client.line(), client.line(), client.line()), ("HD\r\n".into(), "NS\r\n".into(), "NF\r\n".into()));
     client.send(format!("md casok C{cas}\r\nmd casok C{new_cas}\r\nmg casok\r\n").as_bytes());
     assert_eq!(client.line(), "EX\r\n");
     assert_eq!(client.line(), "HD\r\n");

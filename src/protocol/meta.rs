@@ -8,7 +8,7 @@
 //! live in the item (a new store clears them) and are not replicated.
 //!
 //! Not supported: `me` (answers "ERROR"), ms I, mg u (reads still bump), and remembering that a
-//! key arrived in base64. ms C only compares in set mode, and md C and ma C read the cas, then
+//! key arrived in base64. ms C with append or prepend, md C and ma C read the cas, then store,
 //! delete or add (not atomically).
 
 use super::execute::push_u64;
@@ -416,16 +416,23 @@ fn win_flags(won: bool, lost: bool, stale: bool, out: &mut Vec<u8>) {
 }
 
 fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
-    let mode = match request.flag(b'M') {
-        Some(b"E" | b"e") => StoreMode::Add,
-        Some(b"A" | b"a") => StoreMode::Append,
-        Some(b"P" | b"p") => StoreMode::Prepend,
-        Some(b"R" | b"r") => StoreMode::Replace,
-        _ => match request.number(b'C') {
-            Some(cas) => StoreMode::Cas(cas),
-            None => StoreMode::Set,
-        },
+    let compare = request.number(b'C');
+    // C makes a set or replace a cas; add ignores it; append and prepend check it first.
+    let mode = match (request.flag(b'M'), compare) {
+        (Some(b"E" | b"e"), _) => StoreMode::Add,
+        (Some(b"A" | b"a"), _) => StoreMode::Append,
+        (Some(b"P" | b"p"), _) => StoreMode::Prepend,
+        (Some(b"R" | b"r"), None) => StoreMode::Replace,
+        (_, Some(cas)) => StoreMode::Cas(cas),
+        (_, None) => StoreMode::Set,
     };
+    if let (StoreMode::Append | StoreMode::Prepend, Some(cas)) = (mode, compare) {
+        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            line("EX", request, b"ckO", &Seen::default(), out);
+            return;
+        }
+    }
     let flags = request.number(b'F').unwrap_or(0) as u32;
     let exptime = expiry(request.ttl().unwrap_or(0));
     let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
