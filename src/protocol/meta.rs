@@ -354,12 +354,12 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         Lookup::Flushed => local.add(Counter::GetFlushed, 1),
         Lookup::Hit | Lookup::Miss => {}
     }
-    if touch.is_some() {
+    // memcached counts a hit with T as a touch only, and a miss with T as a get miss.
+    let touched = touch.is_some() && found.is_some();
+    if touched {
         local.add(Counter::CmdTouch, 1);
-        local.add(if found.is_some() { Counter::TouchHits } else { Counter::TouchMisses }, 1);
+        local.add(Counter::TouchHits, 1);
     }
-    local.add(Counter::CmdGet, 1);
-    local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
     // N: a miss creates an empty item, and this client wins the right to fill it.
     let vivify = request.flag(b'N').and_then(ttl);
     let (found, vivified) = match (found, vivify) {
@@ -369,6 +369,11 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         }
         (found, _) => (found, false),
     };
+    // A vivified miss counts as a hit, as in memcached.
+    if !touched {
+        local.add(Counter::CmdGet, 1);
+        local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
+    }
     let Some((seen, value)) = found else {
         if !quiet {
             line("EN", request, b"kO", &Seen::default(), out);
@@ -439,6 +444,14 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
         local.add(Counter::CmdSet, 1);
     }
+    if let StoreMode::Cas(_) = mode {
+        match outcome {
+            StoreOutcome::Stored => local.add(Counter::CasHits, 1),
+            StoreOutcome::Exists => local.add(Counter::CasBadval, 1),
+            StoreOutcome::NotFound => local.add(Counter::CasMisses, 1),
+            StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
+        }
+    }
     let word = match outcome {
         StoreOutcome::Stored if quiet => return,
         StoreOutcome::Stored => "HD",
@@ -455,23 +468,28 @@ fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Lo
     if let Some(cas) = request.number(b'C') {
         let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
         if found.is_some_and(|unique| unique != cas) {
+            // memcached counts the refused delete as a miss.
+            local.add(Counter::DeleteMisses, 1);
             line("EX", request, b"kO", &Seen::default(), out);
             return;
         }
     }
     // I: mark stale (and set the TTL given) instead of removing.
-    let outcome = if request.has(b'I') {
-        ctx.cache.invalidate(&request.key, request.ttl().map(expiry))
+    // memcached counts no invalidation as a delete.
+    let (outcome, counted) = if request.has(b'I') {
+        (ctx.cache.invalidate(&request.key, request.ttl().map(expiry)), false)
     } else {
-        ctx.cache.delete(&request.key)
+        (ctx.cache.delete(&request.key), true)
     };
-    if outcome == Lookup::Hit {
-        local.add(Counter::DeleteHits, 1);
+    let hit = outcome == Lookup::Hit;
+    if counted {
+        local.add(if hit { Counter::DeleteHits } else { Counter::DeleteMisses }, 1);
+    }
+    if hit {
         if !quiet {
             line("HD", request, b"kO", &Seen::default(), out);
         }
     } else {
-        local.add(Counter::DeleteMisses, 1);
         line("NF", request, b"kO", &Seen::default(), out);
     }
 }
@@ -496,8 +514,11 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     }
     // Like text incr/decr: the key's owner runs it when the pair is linked.
     let mut outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
+    let mut counted = true;
     if outcome == DeltaOutcome::NotFound {
         if let Some(ttl) = request.number(b'N') {
+            counted = false;
             let initial = request.number(b'J').unwrap_or(0);
             let mut value = Vec::new();
             push_u64(&mut value, initial);
@@ -509,8 +530,15 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     }
     let word = match outcome {
         DeltaOutcome::Value(value) => {
-            local.add(hits, 1);
-            let seen = seen_of(ctx, key, None).1.map(|(seen, _)| seen).unwrap_or_default();
+            if counted {
+                local.add(hits, 1);
+            }
+            // Only t and c need the item again (a read marks it fetched).
+            let seen = if request.has(b't') || request.has(b'c') {
+                seen_of(ctx, key, None).1.map(|(seen, _)| seen).unwrap_or_default()
+            } else {
+                Seen::default()
+            };
             if request.has(b'v') {
                 let mut digits = Vec::new();
                 push_u64(&mut digits, value);
@@ -526,7 +554,9 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             return;
         }
         DeltaOutcome::NotFound => {
-            local.add(misses, 1);
+            if counted {
+                local.add(misses, 1);
+            }
             "NF"
         }
         DeltaOutcome::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
