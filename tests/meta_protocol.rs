@@ -119,7 +119,8 @@ fn noop_and_get() {
             ("mg_ttl_order", b"ms {k} 1 T50\r\nx\r\nmg {k} t T100\r\nmg {k} T200 t\r\nmg {k} t\r\n", b"HD\r\nHD t50\r\nHD t200\r\nHD t200\r\n"),
             ("mg_duplicate", b"mg {k} v v x\r\nmg {k} x v v\r\n", b"CLIENT_ERROR duplicate flag\r\nCLIENT_ERROR invalid flag\r\n"),
             ("mg_key_too_long", b"mg KEY251 v\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-            ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
+            ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u h l v\r\nmg {k} u h\r\nmg {k} h\r\nmg {k} h\r\n", b"HD\r\nVA 1 h0 l0\r\nx\r\nHD h0\r\nHD h0\r\nHD h1\r\n"),
+            ("mg_unbump_touch", b"ms {k} 1 T100\r\nx\r\nmg {k} u T10 t\r\nmg {k} t\r\n", b"HD\r\nHD t10\r\nHD t10\r\n"),
         ],
     );
 }

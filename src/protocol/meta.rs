@@ -7,15 +7,15 @@
 //! TTL; the first client to see such an item gets W, later ones Z, and a stale one X. The marks
 //! live in the item (a new store clears them) and are not replicated.
 //!
-//! Not supported: `me` (answers "ERROR"), ms I, mg u (reads still bump), and remembering that a
-//! key arrived in base64. ms C with append or prepend, md C and ma C read the cas, then store,
-//! delete or add (not atomically).
+//! Not supported: `me` (answers "ERROR"), ms I, and remembering that a key arrived in base64.
+//! ms C with append or prepend, md C and ma C read the cas, then store, delete or add (not
+//! atomically).
 
 use super::execute::push_u64;
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
-use crate::storage::{DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+use crate::storage::{DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOutcome};
 
 const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
@@ -318,7 +318,12 @@ pub fn execute(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, ou
 }
 
 fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Seen, Vec<u8>)>) {
-    ctx.cache.get(key, touch, |item| {
+    read(ctx, key, touch, true)
+}
+
+/// Reads the item; `bump` false leaves it unmarked (mg u).
+fn read(ctx: &Context, key: &[u8], touch: Option<u32>, bump: bool) -> (Lookup, Option<(Seen, Vec<u8>)>) {
+    let look = |item: &ItemRef| {
         let seen = Seen {
             flags: item.flags,
             cas: item.cas,
@@ -330,7 +335,12 @@ fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Se
             win_sent: item.win_sent,
         };
         (seen, item.value.to_vec())
-    })
+    };
+    if bump {
+        ctx.cache.get(key, touch, look)
+    } else {
+        ctx.cache.get_unbumped(key, touch, look)
+    }
 }
 
 /// The return flags a hit of mg reports.
@@ -339,15 +349,16 @@ const GET_ECHO: &[u8] = b"cfhklOst";
 fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     let touch = request.ttl().map(expiry);
     // memcached applies the flags in order: a t before the T reports the TTL before it.
+    let bump = !request.has(b'u');
     let (lookup, found) = match touch {
         Some(exptime) if request.before(b't', b'T') => {
-            let found = seen_of(ctx, &request.key, None);
+            let found = read(ctx, &request.key, None, bump);
             if found.0 == Lookup::Hit {
                 ctx.cache.touch(&request.key, exptime);
             }
             found
         }
-        _ => seen_of(ctx, &request.key, touch),
+        _ => read(ctx, &request.key, touch, bump),
     };
     match lookup {
         Lookup::Expired => local.add(Counter::GetExpired, 1),

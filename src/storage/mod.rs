@@ -383,7 +383,7 @@ impl Cache {
     pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, f);
+        let found = self.do_get(&mut stripe, hash, key, touch, true, f);
         drop(stripe);
         if touch.is_some() && found.0 == Lookup::Hit {
             self.notify(key);
@@ -391,13 +391,28 @@ impl Cache {
         found
     }
 
-    /// `get` under the stripe lock the caller holds.
+    /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
+    /// get's u flag); a touch still applies.
+    pub fn get_unbumped<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let found = self.do_get(&mut stripe, hash, key, touch, false, f);
+        drop(stripe);
+        if touch.is_some() && found.0 == Lookup::Hit {
+            self.notify(key);
+        }
+        found
+    }
+
+    /// `get` under the stripe lock the caller holds; `bump` marks the item fetched, active and
+    /// accessed now.
     fn do_get<R>(
         &self,
         stripe: &mut Stripe,
         hash: u32,
         key: &[u8],
         touch: Option<u32>,
+        bump: bool,
         f: impl FnOnce(&ItemRef) -> R,
     ) -> (Lookup, Option<R>) {
         let now = clock::now();
@@ -415,8 +430,11 @@ impl Cache {
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
             let fetched = (*it).iflags & item::FETCHED != 0;
-            let last_access = (*it).atime.swap(now, Ordering::Relaxed);
-            (*it).iflags |= item::FETCHED | item::ACTIVE;
+            let last_access = (*it).atime.load(Ordering::Relaxed);
+            if bump {
+                (*it).atime.store(now, Ordering::Relaxed);
+                (*it).iflags |= item::FETCHED | item::ACTIVE;
+            }
             self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
             let view = ItemRef {
                 key: item::key(it),

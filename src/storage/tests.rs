@@ -64,6 +64,16 @@ fn get_reports_the_fetch_and_access_before_it() {
 }
 
 #[test]
+fn an_unbumped_get_leaves_the_fetched_mark() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(false)));
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(false)));
+    get(&c, b"k");
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(true)));
+}
+
+#[test]
 fn store_with_cas_gives_the_stored_items_unique() {
     let c = cache();
     let (outcome, unique) = c.store_with_cas(StoreMode::Set, b"k", 0, 0, b"v");
