@@ -220,6 +220,28 @@ fn stale_and_win() {
     );
 }
 
+/// The finer points of memcached's flag checks and quiet mode.
+#[test]
+fn flag_checks_and_quiet() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("opaque_limit", b"mg {k} O1234567890123456789012345678901 v\r\nmg {k} O12345678901234567890123456789012 v\r\n", b"EN O1234567890123456789012345678901\r\nCLIENT_ERROR opaque token too long\r\n"),
+            ("ms_mode_case", b"ms {k} 1 Ms\r\nx\r\nms {k} 1 Me\r\nx\r\nms {k} 1 MEE\r\nx\r\nms {k} 1 M\r\nx\r\nmn\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\nCLIENT_ERROR invalid mode for ms M token\r\nCLIENT_ERROR incorrect length for M token\r\nCLIENT_ERROR incorrect length for M token\r\nMN\r\n"),
+            ("ma_mode_case", b"ma {k} Mi\r\nma {k} Md\r\nma {k} MII\r\nma {k} M\r\nma {k} M+\r\n", b"CLIENT_ERROR invalid mode for ma M token\r\nCLIENT_ERROR invalid mode for ma M token\r\nCLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nNF\r\n"),
+            ("md_unknown", b"md {k} x\r\nmd {k} a\r\nmd {k} 1\r\nmd {k} v\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nNF\r\n"),
+            ("ma_unknown", b"ma {k} x1\r\nma {k} z\r\nma {k} v\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nNF\r\n"),
+            ("md_ma_bad_base64", b"md zz b\r\nma zz b\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\n"),
+            ("ma_quiet", b"ms {k} 1\r\n5\r\nma {k} q v\r\nma {k} q\r\nmn\r\nmg {k} v\r\n", b"HD\r\nMN\r\nVA 1\r\n7\r\n"),
+            ("ma_quiet_creates", b"ma {k} N0 J5 q v\r\nmn\r\nma {k} q v t\r\nmn\r\nmg {k} v\r\n", b"VA 1\r\n5\r\nMN\r\nMN\r\nVA 1\r\n6\r\n"),
+            ("ms_quiet_bad_chunk", b"ms {k} 2 q\r\nabc\r\nmn\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nMN\r\n"),
+            ("ms_empty", b"ms {k} 0\r\n\r\nmg {k} v s\r\n", b"HD\r\nVA 0 s0\r\n\r\n"),
+            ("vivify_quiet", b"mg {k} N5 q v\r\nmg {k} q v\r\nmn\r\n", b"VA 0 W\r\n\r\nVA 0 Z\r\n\r\nMN\r\n"),
+        ],
+    );
+}
+
 #[test]
 fn base64_keys() {
     let server = Server::start(&[]);

@@ -22,9 +22,10 @@ const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
 const BAD_FLAG: &str = "CLIENT_ERROR invalid flag";
 const BAD_KEY: &str = "CLIENT_ERROR error decoding key";
 const BAD_ANY: &str = "CLIENT_ERROR invalid or duplicate flag";
-/// The flags memcached accepts on mg and ms (others: "CLIENT_ERROR invalid flag").
-const MG_MS_FLAGS: &[u8] = b"bcfhklqstuvCDFIJLMNOPRT";
-const ANY_FLAG: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// The flags memcached knows, on every meta command.
+const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvCDFIJLMNOPRT";
+/// The longest O token, letter included.
+const MAX_OPAQUE: usize = 32;
 
 /// Which meta command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +85,13 @@ pub fn parse<'a>(
     item_fits: &dyn Fn(usize, usize) -> bool,
     consumed: usize,
 ) -> Parsed<'a> {
-    let (cmd, allowed): (MetaCmd, &[u8]) = match command {
+    let (cmd, bad_flag): (MetaCmd, &'static str) = match command {
         b"mn" => return Parsed::Command { request: Request::MetaNoop, consumed, swallow: 0 },
-        // mg and ms share memcached's list of known flags; md and ma ignore unknown ones.
-        b"mg" => (MetaCmd::Get, MG_MS_FLAGS),
-        b"ms" => (MetaCmd::Set, MG_MS_FLAGS),
-        b"md" => (MetaCmd::Delete, ANY_FLAG),
-        b"ma" => (MetaCmd::Arith, ANY_FLAG),
+        // mg and ms word each bad flag; md and ma have one answer for all of them.
+        b"mg" => (MetaCmd::Get, BAD_FLAG),
+        b"ms" => (MetaCmd::Set, BAD_FLAG),
+        b"md" => (MetaCmd::Delete, BAD_ANY),
+        b"ma" => (MetaCmd::Arith, BAD_ANY),
         _ => return invalid("ERROR", consumed),
     };
     let Some(raw_key) = tokens.next() else {
@@ -116,11 +117,14 @@ pub fn parse<'a>(
     let duplicate = if matches!(cmd, MetaCmd::Get | MetaCmd::Set) { "CLIENT_ERROR duplicate flag" } else { BAD_ANY };
     let mut seen = [false; 128];
     for flag in &flags {
-        if !allowed.contains(&flag[0]) {
-            return refuse(BAD_FLAG);
+        if !KNOWN_FLAGS.contains(&flag[0]) {
+            return refuse(bad_flag);
         }
         if std::mem::replace(&mut seen[usize::from(flag[0])], true) {
             return refuse(duplicate);
+        }
+        if flag[0] == b'O' && flag.len() > MAX_OPAQUE {
+            return refuse("CLIENT_ERROR opaque token too long");
         }
     }
     let mut request = MetaRequest { cmd, key: raw_key.to_vec(), base64: false, flags, data: &[] };
@@ -130,7 +134,7 @@ pub fn parse<'a>(
                 request.key = key;
                 request.base64 = true;
             }
-            _ => return refuse(BAD_KEY),
+            _ => return refuse(if cmd == MetaCmd::Get || cmd == MetaCmd::Set { BAD_KEY } else { BAD_ANY }),
         }
     }
     if request.key.len() > limits.max_key {
@@ -181,10 +185,10 @@ fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
         }
     }
     match (request.cmd, request.flag(b'M')) {
-        (MetaCmd::Set, Some(m)) if !matches!(m, b"E" | b"A" | b"P" | b"R" | b"S" | b"e" | b"a" | b"p" | b"r" | b"s") => {
-            Some("CLIENT_ERROR invalid mode for ms M token")
-        }
-        (MetaCmd::Arith, Some(m)) if !matches!(m, b"I" | b"i" | b"+" | b"D" | b"d" | b"-") => Some("CLIENT_ERROR invalid mode for ma M token"),
+        (MetaCmd::Set, Some(m)) if m.len() != 1 => Some("CLIENT_ERROR incorrect length for M token"),
+        (MetaCmd::Set, Some(m)) if !matches!(m, b"E" | b"A" | b"P" | b"R" | b"S") => Some("CLIENT_ERROR invalid mode for ms M token"),
+        (MetaCmd::Arith, Some(m)) if m.len() != 1 => Some(BAD_ANY),
+        (MetaCmd::Arith, Some(m)) if !matches!(m, b"I" | b"+" | b"D" | b"-") => Some("CLIENT_ERROR invalid mode for ma M token"),
         _ => None,
     }
 }
@@ -435,10 +439,10 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     let compare = request.number(b'C');
     // C makes a set or replace a cas; add ignores it; append and prepend check it first.
     let mode = match (request.flag(b'M'), compare) {
-        (Some(b"E" | b"e"), _) => StoreMode::Add,
-        (Some(b"A" | b"a"), _) => StoreMode::Append,
-        (Some(b"P" | b"p"), _) => StoreMode::Prepend,
-        (Some(b"R" | b"r"), None) => StoreMode::Replace,
+        (Some(b"E"), _) => StoreMode::Add,
+        (Some(b"A"), _) => StoreMode::Append,
+        (Some(b"P"), _) => StoreMode::Prepend,
+        (Some(b"R"), None) => StoreMode::Replace,
         (_, Some(cas)) => StoreMode::Cas(cas),
         (_, None) => StoreMode::Set,
     };
@@ -507,7 +511,7 @@ fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Lo
 
 fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     let op = match request.flag(b'M') {
-        Some(b"D" | b"d" | b"-") => DeltaOp::Decr,
+        Some(b"D" | b"-") => DeltaOp::Decr,
         _ => DeltaOp::Incr,
     };
     let (hits, misses) = match op {
@@ -550,6 +554,10 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             } else {
                 Seen::default()
             };
+            // q hides a change's answer, not a creation's.
+            if quiet && counted {
+                return;
+            }
             if request.has(b'v') {
                 let mut digits = Vec::new();
                 push_u64(&mut digits, value);
@@ -559,7 +567,7 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(&digits);
                 out.extend_from_slice(b"\r\n");
-            } else if !quiet {
+            } else {
                 line("HD", request, b"tckO", &seen, out);
             }
             return;
