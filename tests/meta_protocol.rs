@@ -243,6 +243,21 @@ fn flag_checks_and_quiet() {
 }
 
 #[test]
+fn too_large_is_always_answered() {
+    let server = Server::start(&[]);
+    let big = vec![b'x'; 1_100_000];
+    for (flags, before) in [("", ""), (" q", "ms {k} 1\r\nx\r\n"), (" MA", "ms {k} 1\r\nx\r\n")] {
+        let key = format!("big{}", flags.trim());
+        let mut send = before.replace("{k}", &key).into_bytes();
+        send.extend_from_slice(format!("ms {key} {}{flags}\r\n", big.len()).as_bytes());
+        send.extend_from_slice(&big);
+        send.extend_from_slice(format!("\r\nmg {key} v\r\n").as_bytes());
+        let expect = format!("{}SERVER_ERROR object too large for cache\r\nEN\r\n", if before.is_empty() { "" } else { "HD\r\n" });
+        try_check(&server, &key, &send, expect.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
 fn base64_keys() {
     let server = Server::start(&[]);
     check_table(

@@ -148,7 +148,8 @@ pub fn parse<'a>(
     }
     if !item_fits(request.key.len(), len) {
         return Parsed::Command {
-            request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: request.has(b'q') },
+            // q hides only success: the refusal is always answered.
+            request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: false },
             consumed,
             swallow,
         };
