@@ -2,6 +2,7 @@
 //! bytes; counts what `stats` reports into the handler's `LocalCounts`. It never parses and
 //! never touches a socket; the `stats` families are written by `stats_reply`.
 
+use super::meta;
 use super::stats_reply;
 use super::{Context, Next, Request, SPILL_AT};
 use crate::config;
@@ -90,6 +91,8 @@ pub fn execute(
             answer("OK", noreply, out);
         }
         Request::Quit => return Next::Close,
+        Request::Meta(request) => meta::execute(&request, ctx, local, out),
+        Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
     }
     Next::Continue
 }

@@ -10,6 +10,7 @@
 
 pub mod binary;
 pub mod execute;
+pub mod meta;
 mod stats_reply;
 pub mod text;
 
@@ -60,6 +61,10 @@ pub enum Request<'a> {
     Version,
     Verbosity { level: u32, noreply: bool },
     Quit,
+    /// mg, ms, md, ma.
+    Meta(meta::MetaRequest<'a>),
+    /// mn: answers "MN".
+    MetaNoop,
 }
 
 /// The parser's verdict on the front of the read buffer.

@@ -57,6 +57,10 @@ pub const ACTIVE: u8 = 4;
 /// A deletion remembered for replication: key only (vlen 0), version of the delete, exptime
 /// when it is forgotten. Invisible to clients and not counted as an item.
 pub const TOMBSTONE: u8 = 8;
+/// Meta protocol: one client has been told it won the right to recache the item.
+pub const WIN_SENT: u8 = 16;
+/// Meta protocol: invalidated by `md ... I`; served, marked stale, until replaced.
+pub const STALE: u8 = 32;
 
 /// Whether the item is a tombstone.
 ///

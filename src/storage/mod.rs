@@ -166,10 +166,16 @@ pub struct ItemRef<'a> {
     pub flags: u32,
     /// 0 when cas is disabled.
     pub cas: u64,
-    /// Absolute unix seconds, 0 = never. The protocols do not show it; the storage tests pin
-    /// it, and replication ships it.
-    #[allow(dead_code)]
+    /// Absolute unix seconds, 0 = never (meta get's t flag; replication ships it).
     pub exptime: u32,
+    /// Whether a lookup had fetched the item before this one (meta get's h flag).
+    pub fetched: bool,
+    /// Unix seconds of the access before this one (meta get's l flag).
+    pub last_access: u32,
+    /// Marked stale by `invalidate`.
+    pub stale: bool,
+    /// A client has won the right to recache it (`claim_win`).
+    pub win_sent: bool,
 }
 
 /// Cache-wide figures for `stats`.
@@ -377,7 +383,7 @@ impl Cache {
     pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, f);
+        let found = self.do_get(&mut stripe, hash, key, touch, true, f);
         drop(stripe);
         if touch.is_some() && found.0 == Lookup::Hit {
             self.notify(key);
@@ -385,13 +391,28 @@ impl Cache {
         found
     }
 
-    /// `get` under the stripe lock the caller holds.
+    /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
+    /// get's u flag); a touch still applies.
+    pub fn get_unbumped<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let found = self.do_get(&mut stripe, hash, key, touch, false, f);
+        drop(stripe);
+        if touch.is_some() && found.0 == Lookup::Hit {
+            self.notify(key);
+        }
+        found
+    }
+
+    /// `get` under the stripe lock the caller holds; `bump` marks the item fetched, active and
+    /// accessed now.
     fn do_get<R>(
         &self,
         stripe: &mut Stripe,
         hash: u32,
         key: &[u8],
         touch: Option<u32>,
+        bump: bool,
         f: impl FnOnce(&ItemRef) -> R,
     ) -> (Lookup, Option<R>) {
         let now = clock::now();
@@ -408,8 +429,12 @@ impl Cache {
                 self.restamp_touched(it);
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
-            (*it).iflags |= item::FETCHED | item::ACTIVE;
-            (*it).atime.store(now, Ordering::Relaxed);
+            let fetched = (*it).iflags & item::FETCHED != 0;
+            let last_access = (*it).atime.load(Ordering::Relaxed);
+            if bump {
+                (*it).atime.store(now, Ordering::Relaxed);
+                (*it).iflags |= item::FETCHED | item::ACTIVE;
+            }
             self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
             let view = ItemRef {
                 key: item::key(it),
@@ -417,6 +442,10 @@ impl Cache {
                 flags: (*it).flags,
                 cas: self.cas_of(it),
                 exptime: (*it).exptime,
+                fetched,
+                last_access,
+                stale: (*it).iflags & item::STALE != 0,
+                win_sent: (*it).iflags & item::WIN_SENT != 0,
             };
             (Lookup::Hit, Some(f(&view)))
         }
@@ -425,15 +454,22 @@ impl Cache {
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        let (outcome, mutated) = self.store_silently(mode, key, flags, exptime, value);
+        self.store_with_cas(mode, key, flags, exptime, value).0
+    }
+
+    /// `store`, also giving the stored item's cas unique (0 unless stored), for meta set's c
+    /// flag: read under the same lock, so no later store can have replaced it.
+    pub fn store_with_cas(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> (StoreOutcome, u64) {
+        let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value);
         if mutated {
             self.notify(key);
         }
-        outcome
+        (outcome, cas)
     }
 
     /// `store` without telling the sink (its stripe lock is released on return); also says
-    /// whether the key changed (stored, or a failed `Set` dropped the old item).
+    /// whether the key changed (stored, or a failed `Set` dropped the old item), and the new
+    /// item's cas unique (0 unless stored).
     fn store_silently(
         &self,
         mode: StoreMode,
@@ -441,7 +477,7 @@ impl Cache {
         flags: u32,
         exptime: u32,
         value: &[u8],
-    ) -> (StoreOutcome, bool) {
+    ) -> (StoreOutcome, bool, u64) {
         let hash = self.hash(key);
         let mut guard = self.lock_stripe(hash);
         let stripe = &mut *guard;
@@ -456,16 +492,16 @@ impl Cache {
         let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
         if joining {
             if old.is_null() {
-                return (StoreOutcome::NotStored, false);
+                return (StoreOutcome::NotStored, false, 0);
             }
         } else if let Err(refused) = self.check_space(key.len(), value.len()) {
             // memcached sizes and allocates before it looks at the old item, so these answers
             // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
                 self.remove_live(stripe, hash, key, old, now);
-                return (refused, true);
+                return (refused, true, 0);
             }
-            return (refused, false);
+            return (refused, false, 0);
         }
         // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
         let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
@@ -473,19 +509,19 @@ impl Cache {
         let size = item::total_size(key.len(), vlen);
         let cls = match self.slabs.class_for(size) {
             Some(cls) if self.item_fits(key.len(), vlen) => cls,
-            _ => return (StoreOutcome::NotStored, false),
+            _ => return (StoreOutcome::NotStored, false, 0),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
         let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             if joining {
-                return (StoreOutcome::NotStored, false);
+                return (StoreOutcome::NotStored, false, 0);
             }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             if mode == StoreMode::Set && !old.is_null() {
                 self.remove_live(stripe, hash, key, old, now);
-                return (StoreOutcome::NoMemory, true);
+                return (StoreOutcome::NoMemory, true, 0);
             }
-            return (StoreOutcome::NoMemory, false);
+            return (StoreOutcome::NoMemory, false, 0);
         };
         let refused = match mode {
             StoreMode::Add if !old.is_null() => Some(StoreOutcome::NotStored),
@@ -501,7 +537,7 @@ impl Cache {
             let mut st = self.lock_class(cls);
             // SAFETY: `it` was taken above and never linked or shared.
             unsafe { Slabs::free_chunk(&mut st, it) };
-            return (outcome, false);
+            return (outcome, false, 0);
         }
         // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
         // `old` stays allocated (the walker skips it) while we read its value and header.
@@ -534,7 +570,7 @@ impl Cache {
             }
             self.link(stripe, found, it);
         }
-        (StoreOutcome::Stored, true)
+        (StoreOutcome::Stored, true, self.cas_of(it))
     }
 
     /// Removes the item; `Hit` if there was a live one.
@@ -640,6 +676,48 @@ impl Cache {
             self.notify(key);
         }
         found
+    }
+
+    /// Meta get's win token: marks the live item as having a recacher and returns true, unless
+    /// one was already marked (false, as for a missing item). A new store clears it.
+    pub fn claim_win(&self, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
+            return false;
+        };
+        // SAFETY: `it` is linked in the stripe we hold; iflags change only under it.
+        unsafe {
+            let won = (*it).iflags & item::WIN_SENT == 0;
+            (*it).iflags |= item::WIN_SENT;
+            won
+        }
+    }
+
+    /// Meta delete's I flag: marks the live item stale (and without a recacher) instead of
+    /// removing it, setting its expiry when given. The mark is local: replication ships only
+    /// the new expiry.
+    pub fn invalidate(&self, key: &[u8], exptime: Option<u32>) -> Lookup {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let it = match self.find(&mut stripe, hash, key, clock::now()) {
+            Slot::Live(it) => it,
+            Slot::Dead(why) => return why,
+            Slot::Empty | Slot::Tomb(_) => return Lookup::Miss,
+        };
+        // SAFETY: `it` is linked in the stripe we hold.
+        unsafe {
+            (*it).iflags = ((*it).iflags | item::STALE) & !item::WIN_SENT;
+            if let Some(exptime) = exptime {
+                (*it).exptime = exptime;
+                self.restamp_touched(it);
+            }
+        }
+        drop(stripe);
+        if exptime.is_some() {
+            self.notify(key);
+        }
+        Lookup::Hit
     }
 
     /// `touch` under the stripe lock the caller holds.

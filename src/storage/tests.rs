@@ -52,6 +52,54 @@ fn set_then_get_returns_value_flags_and_a_new_cas() {
 }
 
 #[test]
+fn get_reports_the_fetch_and_access_before_it() {
+    let c = cache();
+    let stored_at = clock::now();
+    set(&c, b"k", b"v");
+    let (_, first) = c.get(b"k", None, |it| (it.fetched, it.last_access));
+    let (_, second) = c.get(b"k", None, |it| (it.fetched, it.last_access));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(!first.0 && second.0, "fetched only after the first get");
+    assert!(first.1 >= stored_at && second.1 >= first.1 && second.1 <= clock::now());
+}
+
+#[test]
+fn an_unbumped_get_leaves_the_fetched_mark() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(false)));
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(false)));
+    get(&c, b"k");
+    assert_eq!(c.get_unbumped(b"k", None, |it| it.fetched), (Lookup::Hit, Some(true)));
+}
+
+#[test]
+fn store_with_cas_gives_the_stored_items_unique() {
+    let c = cache();
+    let (outcome, unique) = c.store_with_cas(StoreMode::Set, b"k", 0, 0, b"v");
+    assert_eq!((outcome, unique), (StoreOutcome::Stored, cas(&c, b"k")));
+    assert_ne!(unique, 0);
+    assert_eq!(c.store_with_cas(StoreMode::Add, b"k", 0, 0, b"w"), (StoreOutcome::NotStored, 0));
+}
+
+#[test]
+fn win_is_claimed_once_and_a_store_clears_stale_and_win() {
+    let c = cache();
+    assert!(!c.claim_win(b"k"), "no item, no win");
+    set(&c, b"k", b"v");
+    assert!(c.claim_win(b"k"));
+    assert!(!c.claim_win(b"k"));
+    let until = clock::now() + 100;
+    assert_eq!(c.invalidate(b"k", Some(until)), Lookup::Hit);
+    let marks = |c: &Cache| c.get(b"k", None, |it| (it.stale, it.win_sent, it.exptime)).1;
+    assert_eq!(marks(&c), Some((true, false, until)));
+    assert!(c.claim_win(b"k"), "invalidating hands out a new win");
+    set(&c, b"k", b"w");
+    assert_eq!(marks(&c).map(|m| (m.0, m.1)), Some((false, false)));
+    assert_eq!(c.invalidate(b"nx", None), Lookup::Miss);
+}
+
+#[test]
 fn cas_is_zero_when_disabled() {
     let mut cfg = config(8 << 20);
     cfg.use_cas = false;

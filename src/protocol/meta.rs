@@ -1,0 +1,609 @@
+//! memcached's meta commands (mg, ms, md, ma, mn): parses a meta command line (and the data
+//! block of `ms`) into a `MetaRequest`, and carries it out against the cache's facade, writing
+//! memcached 1.6.18's answer words (HD, VA, EN, NF, NS, EX, MN) and return flags in the order
+//! the request named them.
+//!
+//! Stale/win: md I marks an item stale, mg N vivifies a miss, mg R asks for a recache below a
+//! TTL; the first client to see such an item gets W, later ones Z, and a stale one X. The marks
+//! live in the item (a new store clears them) and are not replicated.
+//!
+//! Not supported: `me` (answers "ERROR"), ms I, and remembering that a key arrived in base64.
+//! ms C with append or prepend, md C and ma C read the cas, then store, delete or add (not
+//! atomically).
+
+use super::execute::push_u64;
+use super::{Context, Limits, Parsed, Request};
+use crate::stats::{Counter, LocalCounts};
+use crate::storage::clock;
+use crate::storage::{DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOutcome};
+
+const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
+const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
+const BAD_FLAG: &str = "CLIENT_ERROR invalid flag";
+const BAD_KEY: &str = "CLIENT_ERROR error decoding key";
+const BAD_ANY: &str = "CLIENT_ERROR invalid or duplicate flag";
+/// The flags memcached knows, on every meta command.
+const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvCDFIJLMNOPRT";
+/// The longest O token, letter included.
+const MAX_OPAQUE: usize = 32;
+
+/// Which meta command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCmd {
+    Get,
+    Set,
+    Delete,
+    Arith,
+}
+
+/// One meta command: its key (decoded when `base64`), its flag tokens in request order, and
+/// the data block of `ms`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MetaRequest<'a> {
+    pub cmd: MetaCmd,
+    pub key: Vec<u8>,
+    pub base64: bool,
+    pub flags: Vec<&'a [u8]>,
+    pub data: &'a [u8],
+}
+
+impl MetaRequest<'_> {
+    fn flag(&self, letter: u8) -> Option<&[u8]> {
+        self.flags.iter().find(|f| f[0] == letter).map(|f| &f[1..])
+    }
+
+    fn has(&self, letter: u8) -> bool {
+        self.flag(letter).is_some()
+    }
+
+    fn number(&self, letter: u8) -> Option<u64> {
+        self.flag(letter).and_then(unsigned)
+    }
+
+    fn ttl(&self) -> Option<i64> {
+        self.flag(b'T').and_then(ttl)
+    }
+
+    /// Whether flag `first` comes before flag `then` in the request.
+    fn before(&self, first: u8, then: u8) -> bool {
+        let at = |letter: u8| self.flags.iter().position(|f| f[0] == letter);
+        matches!((at(first), at(then)), (Some(a), Some(b)) if a < b)
+    }
+}
+
+fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
+    Parsed::Invalid { reply, consumed, swallow: 0, close: false }
+}
+
+/// Parses a meta command whose name `command` was the line's first token and `tokens` the
+/// rest; `consumed` ends the line.
+pub fn parse<'a>(
+    command: &[u8],
+    mut tokens: impl Iterator<Item = &'a [u8]>,
+    buf: &'a [u8],
+    limits: &Limits,
+    item_fits: &dyn Fn(usize, usize) -> bool,
+    consumed: usize,
+) -> Parsed<'a> {
+    let (cmd, bad_flag): (MetaCmd, &'static str) = match command {
+        b"mn" => return Parsed::Command { request: Request::MetaNoop, consumed, swallow: 0 },
+        // mg and ms word each bad flag; md and ma have one answer for all of them.
+        b"mg" => (MetaCmd::Get, BAD_FLAG),
+        b"ms" => (MetaCmd::Set, BAD_FLAG),
+        b"md" => (MetaCmd::Delete, BAD_ANY),
+        b"ma" => (MetaCmd::Arith, BAD_ANY),
+        _ => return invalid("ERROR", consumed),
+    };
+    let Some(raw_key) = tokens.next() else {
+        return invalid("ERROR", consumed);
+    };
+    // A key too long even before decoding is refused before the data length is read, so an
+    // ms's data block is then parsed as a command, as in memcached.
+    if raw_key.len() > limits.max_key {
+        return invalid(BAD_FORMAT, consumed);
+    }
+    let mut len = 0;
+    if cmd == MetaCmd::Set {
+        match tokens.next().and_then(unsigned).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n <= i32::MAX as usize - 2 => len = n,
+            _ => return invalid(BAD_FORMAT, consumed),
+        }
+    }
+    // After a bad ms line, memcached still drops its data block.
+    let swallow = if cmd == MetaCmd::Set { len + 2 } else { 0 };
+    let refuse = |reply| Parsed::Invalid { reply, consumed, swallow, close: false };
+    let flags: Vec<&[u8]> = tokens.collect();
+    // mg and ms word a duplicate on its own; md and ma share one answer for all bad flags.
+    let duplicate = if matches!(cmd, MetaCmd::Get | MetaCmd::Set) { "CLIENT_ERROR duplicate flag" } else { BAD_ANY };
+    let mut seen = [false; 128];
+    for flag in &flags {
+        if !KNOWN_FLAGS.contains(&flag[0]) {
+            return refuse(bad_flag);
+        }
+        if std::mem::replace(&mut seen[usize::from(flag[0])], true) {
+            return refuse(duplicate);
+        }
+        if flag[0] == b'O' && flag.len() > MAX_OPAQUE {
+            return refuse("CLIENT_ERROR opaque token too long");
+        }
+    }
+    let mut request = MetaRequest { cmd, key: raw_key.to_vec(), base64: false, flags, data: &[] };
+    if request.has(b'b') {
+        match base64_decode(raw_key) {
+            Some(key) if !key.is_empty() => {
+                request.key = key;
+                request.base64 = true;
+            }
+            _ => return refuse(if cmd == MetaCmd::Get || cmd == MetaCmd::Set { BAD_KEY } else { BAD_ANY }),
+        }
+    }
+    if request.key.len() > limits.max_key {
+        return refuse(BAD_FORMAT);
+    }
+    if let Some(reply) = check_numbers(&request) {
+        return refuse(reply);
+    }
+    if cmd != MetaCmd::Set {
+        return Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 };
+    }
+    if !item_fits(request.key.len(), len) {
+        return Parsed::Command {
+            // q hides only success: the refusal is always answered.
+            request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: false },
+            consumed,
+            swallow,
+        };
+    }
+    let end = consumed + len + 2;
+    let Some(block) = buf.get(consumed..end) else {
+        return Parsed::Incomplete;
+    };
+    let (data, tail) = block.split_at(len);
+    if tail != b"\r\n" {
+        return invalid("CLIENT_ERROR bad data chunk", end);
+    }
+    request.data = data;
+    Parsed::Command { request: Request::Meta(request), consumed: end, swallow: 0 }
+}
+
+/// The answer to a flag whose number or mode is bad, as memcached words it per command.
+fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
+    let (numeric, bad): (&[u8], &'static str) = match request.cmd {
+        MetaCmd::Get => (b"", BAD_TOKEN),
+        MetaCmd::Set => (b"C", BAD_TOKEN),
+        MetaCmd::Delete => (b"C", BAD_ANY),
+        MetaCmd::Arith => (b"NJDC", BAD_ANY),
+    };
+    for flag in &request.flags {
+        if numeric.contains(&flag[0]) && unsigned(&flag[1..]).is_none() {
+            return Some(bad);
+        }
+        if flag[0] == b'T' && ttl(&flag[1..]).is_none() {
+            return Some(bad);
+        }
+        if request.cmd == MetaCmd::Set && flag[0] == b'F' && unsigned(&flag[1..]).is_none() {
+            return Some(BAD_FORMAT);
+        }
+    }
+    match (request.cmd, request.flag(b'M')) {
+        (MetaCmd::Set, Some(m)) if m.len() != 1 => Some("CLIENT_ERROR incorrect length for M token"),
+        (MetaCmd::Set, Some(m)) if !matches!(m, b"E" | b"A" | b"P" | b"R" | b"S") => Some("CLIENT_ERROR invalid mode for ms M token"),
+        (MetaCmd::Arith, Some(m)) if m.len() != 1 => Some(BAD_ANY),
+        (MetaCmd::Arith, Some(m)) if !matches!(m, b"I" | b"+" | b"D" | b"-") => Some("CLIENT_ERROR invalid mode for ma M token"),
+        _ => None,
+    }
+}
+
+/// A TTL: a signed decimal that keeps its low 32 bits as a signed number, as text exptimes do.
+fn ttl(token: &[u8]) -> Option<i64> {
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: i64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    Some(i64::from(n as i32))
+}
+
+/// The absolute expiry of a TTL flag's value (0: never).
+fn expiry(ttl_value: i64) -> u32 {
+    clock::absolute_expiry(ttl_value, clock::now())
+}
+
+/// A decimal number of the whole token.
+fn unsigned(token: &[u8]) -> Option<u64> {
+    if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(token).ok()?.parse().ok()
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding; None when malformed.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (i, quad) in text.chunks(4).enumerate() {
+        let last = i + 1 == text.len() / 4;
+        let pad = quad.iter().rev().take_while(|&&b| b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &b in &quad[..4 - pad] {
+            let v = BASE64.iter().position(|&c| c == b)? as u32;
+            bits = bits << 6 | v;
+        }
+        bits <<= 6 * pad as u32;
+        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+pub fn base64_encode(data: &[u8], out: &mut Vec<u8>) {
+    for chunk in data.chunks(3) {
+        let mut bits = 0u32;
+        for (i, &b) in chunk.iter().enumerate() {
+            bits |= u32::from(b) << (16 - 8 * i);
+        }
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(bits >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
+/// What an item showed a meta command, for its return flags.
+#[derive(Default)]
+struct Seen {
+    flags: u32,
+    cas: u64,
+    len: usize,
+    exptime: u32,
+    fetched: bool,
+    last_access: u32,
+    stale: bool,
+    win_sent: bool,
+}
+
+/// Appends the return flags `request` asked for, in its order; `echo` lists the letters
+/// this answer reports.
+fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
+    for flag in &request.flags {
+        if !echo.contains(&flag[0]) {
+            continue;
+        }
+        out.push(b' ');
+        out.push(flag[0]);
+        match flag[0] {
+            b'O' => out.extend_from_slice(&flag[1..]),
+            b'k' => {
+                if request.base64 {
+                    base64_encode(&request.key, out);
+                    out.extend_from_slice(b" b");
+                } else {
+                    out.extend_from_slice(&request.key);
+                }
+            }
+            b'c' => push_u64(out, seen.cas),
+            b'f' => push_u64(out, u64::from(seen.flags)),
+            b's' => push_u64(out, seen.len as u64),
+            b'h' => out.push(if seen.fetched { b'1' } else { b'0' }),
+            b'l' => push_u64(out, u64::from(clock::now().saturating_sub(seen.last_access))),
+            b't' => match seen.exptime {
+                0 => out.extend_from_slice(b"-1"),
+                at => push_u64(out, u64::from(at.saturating_sub(clock::now()))),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn line(word: &str, request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
+    out.extend_from_slice(word.as_bytes());
+    return_flags(request, echo, seen, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Carries out a meta command and appends its answer.
+pub fn execute(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let quiet = request.has(b'q');
+    match request.cmd {
+        MetaCmd::Get => meta_get(request, quiet, ctx, local, out),
+        MetaCmd::Set => meta_set(request, quiet, ctx, local, out),
+        MetaCmd::Delete => meta_delete(request, quiet, ctx, local, out),
+        MetaCmd::Arith => meta_arith(request, quiet, ctx, local, out),
+    }
+}
+
+fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Seen, Vec<u8>)>) {
+    read(ctx, key, touch, true)
+}
+
+/// Reads the item; `bump` false leaves it unmarked (mg u).
+fn read(ctx: &Context, key: &[u8], touch: Option<u32>, bump: bool) -> (Lookup, Option<(Seen, Vec<u8>)>) {
+    let look = |item: &ItemRef| {
+        let seen = Seen {
+            flags: item.flags,
+            cas: item.cas,
+            len: item.value.len(),
+            exptime: item.exptime,
+            fetched: item.fetched,
+            last_access: item.last_access,
+            stale: item.stale,
+            win_sent: item.win_sent,
+        };
+        (seen, item.value.to_vec())
+    };
+    if bump {
+        ctx.cache.get(key, touch, look)
+    } else {
+        ctx.cache.get_unbumped(key, touch, look)
+    }
+}
+
+/// The return flags a hit of mg reports.
+const GET_ECHO: &[u8] = b"cfhklOst";
+
+fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let touch = request.ttl().map(expiry);
+    // memcached applies the flags in order: a t before the T reports the TTL before it.
+    let bump = !request.has(b'u');
+    let (lookup, found) = match touch {
+        Some(exptime) if request.before(b't', b'T') => {
+            let found = read(ctx, &request.key, None, bump);
+            if found.0 == Lookup::Hit {
+                ctx.cache.touch(&request.key, exptime);
+            }
+            found
+        }
+        _ => read(ctx, &request.key, touch, bump),
+    };
+    match lookup {
+        Lookup::Expired => local.add(Counter::GetExpired, 1),
+        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
+        Lookup::Hit | Lookup::Miss => {}
+    }
+    // memcached counts a hit with T as a touch only, and a miss with T as a get miss.
+    let touched = touch.is_some() && found.is_some();
+    if touched {
+        local.add(Counter::CmdTouch, 1);
+        local.add(Counter::TouchHits, 1);
+    }
+    // N: a miss creates an empty item, and this client wins the right to fill it.
+    let vivify = request.flag(b'N').and_then(ttl);
+    let (found, vivified) = match (found, vivify) {
+        (None, Some(n)) => {
+            let added = ctx.cache.store(StoreMode::Add, &request.key, 0, expiry(n), b"") == StoreOutcome::Stored;
+            (seen_of(ctx, &request.key, None).1, added)
+        }
+        (found, _) => (found, false),
+    };
+    // A vivified miss counts as a hit, as in memcached.
+    if !touched {
+        local.add(Counter::CmdGet, 1);
+        local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
+    }
+    let Some((seen, value)) = found else {
+        if !quiet {
+            line("EN", request, b"kO", &Seen::default(), out);
+        }
+        return;
+    };
+    // R: an item whose TTL fell below the given one is due for a recache.
+    let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
+        seen.exptime != 0 && i64::from(seen.exptime.saturating_sub(clock::now())) < below
+    });
+    let contest = vivified || seen.stale || recache;
+    let won = contest && ctx.cache.claim_win(&request.key);
+    let lost = !won && (seen.win_sent || contest);
+    if request.has(b'v') {
+        out.extend_from_slice(b"VA ");
+        push_u64(out, value.len() as u64);
+        return_flags(request, GET_ECHO, &seen, out);
+        win_flags(won, lost, seen.stale, out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&value);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(b"HD");
+        return_flags(request, GET_ECHO, &seen, out);
+        win_flags(won, lost, seen.stale, out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// W (this client recaches), Z (another one does) and X (stale), in memcached's order.
+fn win_flags(won: bool, lost: bool, stale: bool, out: &mut Vec<u8>) {
+    if won {
+        if stale {
+            out.extend_from_slice(b" X");
+        }
+        out.extend_from_slice(b" W");
+        return;
+    }
+    if lost {
+        out.extend_from_slice(b" Z");
+    }
+    if stale {
+        out.extend_from_slice(b" X");
+    }
+}
+
+fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let compare = request.number(b'C');
+    // C makes a set or replace a cas; add ignores it; append and prepend check it first.
+    let mode = match (request.flag(b'M'), compare) {
+        (Some(b"E"), _) => StoreMode::Add,
+        (Some(b"A"), _) => StoreMode::Append,
+        (Some(b"P"), _) => StoreMode::Prepend,
+        (Some(b"R"), None) => StoreMode::Replace,
+        (_, Some(cas)) => StoreMode::Cas(cas),
+        (_, None) => StoreMode::Set,
+    };
+    if let (StoreMode::Append | StoreMode::Prepend, Some(cas)) = (mode, compare) {
+        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            line("EX", request, b"ckO", &Seen::default(), out);
+            return;
+        }
+    }
+    let flags = request.number(b'F').unwrap_or(0) as u32;
+    let exptime = expiry(request.ttl().unwrap_or(0));
+    let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
+    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+        local.add(Counter::CmdSet, 1);
+    }
+    if let StoreMode::Cas(_) = mode {
+        match outcome {
+            StoreOutcome::Stored => local.add(Counter::CasHits, 1),
+            StoreOutcome::Exists => local.add(Counter::CasBadval, 1),
+            StoreOutcome::NotFound => local.add(Counter::CasMisses, 1),
+            StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
+        }
+    }
+    let word = match outcome {
+        StoreOutcome::Stored if quiet => return,
+        StoreOutcome::Stored => "HD",
+        StoreOutcome::NotStored => "NS",
+        StoreOutcome::Exists => "EX",
+        StoreOutcome::NotFound => "NF",
+        StoreOutcome::TooLarge => "SERVER_ERROR object too large for cache",
+        StoreOutcome::NoMemory => "SERVER_ERROR out of memory storing object",
+    };
+    line(word, request, b"ckO", &Seen { cas, ..Seen::default() }, out);
+}
+
+fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    if let Some(cas) = request.number(b'C') {
+        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            // memcached counts the refused delete as a miss.
+            local.add(Counter::DeleteMisses, 1);
+            line("EX", request, b"kO", &Seen::default(), out);
+            return;
+        }
+    }
+    // I: mark stale (and set the TTL given) instead of removing.
+    // memcached counts no invalidation as a delete.
+    let (outcome, counted) = if request.has(b'I') {
+        (ctx.cache.invalidate(&request.key, request.ttl().map(expiry)), false)
+    } else {
+        (ctx.cache.delete(&request.key), true)
+    };
+    let hit = outcome == Lookup::Hit;
+    if counted {
+        local.add(if hit { Counter::DeleteHits } else { Counter::DeleteMisses }, 1);
+    }
+    if hit {
+        if !quiet {
+            line("HD", request, b"kO", &Seen::default(), out);
+        }
+    } else {
+        line("NF", request, b"kO", &Seen::default(), out);
+    }
+}
+
+fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    let op = match request.flag(b'M') {
+        Some(b"D" | b"-") => DeltaOp::Decr,
+        _ => DeltaOp::Incr,
+    };
+    let (hits, misses) = match op {
+        DeltaOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
+        DeltaOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
+    };
+    let amount = request.number(b'D').unwrap_or(1);
+    let key = &request.key[..];
+    if let Some(cas) = request.number(b'C') {
+        let (_, found) = ctx.cache.get(key, None, |item| item.cas);
+        if found.is_some_and(|unique| unique != cas) {
+            line("EX", request, b"kO", &Seen::default(), out);
+            return;
+        }
+    }
+    // Like text incr/decr: the key's owner runs it when the pair is linked.
+    let mut outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
+    let mut counted = true;
+    if outcome == DeltaOutcome::NotFound {
+        if let Some(ttl) = request.number(b'N') {
+            counted = false;
+            let initial = request.number(b'J').unwrap_or(0);
+            let mut value = Vec::new();
+            push_u64(&mut value, initial);
+            let exptime = expiry(request.ttl().unwrap_or(ttl as i64));
+            if ctx.cache.store(StoreMode::Add, key, 0, exptime, &value) == StoreOutcome::Stored {
+                outcome = DeltaOutcome::Value(initial);
+            }
+        }
+    }
+    let word = match outcome {
+        DeltaOutcome::Value(value) => {
+            if counted {
+                local.add(hits, 1);
+            }
+            // Only t and c need the item again (a read marks it fetched).
+            let seen = if request.has(b't') || request.has(b'c') {
+                seen_of(ctx, key, None).1.map(|(seen, _)| seen).unwrap_or_default()
+            } else {
+                Seen::default()
+            };
+            // q hides a change's answer, not a creation's.
+            if quiet && counted {
+                return;
+            }
+            if request.has(b'v') {
+                let mut digits = Vec::new();
+                push_u64(&mut digits, value);
+                out.extend_from_slice(b"VA ");
+                push_u64(out, digits.len() as u64);
+                return_flags(request, b"tckO", &seen, out);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&digits);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                line("HD", request, b"tckO", &seen, out);
+            }
+            return;
+        }
+        DeltaOutcome::NotFound => {
+            if counted {
+                local.add(misses, 1);
+            }
+            "NF"
+        }
+        DeltaOutcome::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
+        DeltaOutcome::NoMemory => "SERVER_ERROR out of memory",
+    };
+    if word.starts_with("CLIENT") || word.starts_with("SERVER") {
+        out.extend_from_slice(word.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        line(word, request, b"kO", &Seen::default(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{base64_decode, base64_encode};
+
+    #[test]
+    fn base64_round_trips() {
+        for (plain, coded) in [(&b""[..], &b""[..]), (b"a", b"YQ=="), (b"ab", b"YWI="), (b"abc", b"YWJj"), (b"\x00\xff\x10k", b"AP8Qaw==")] {
+            assert_eq!(base64_decode(coded).as_deref(), Some(plain));
+            let mut out = Vec::new();
+            base64_encode(plain, &mut out);
+            assert_eq!(out, coded);
+        }
+        for bad in [&b"YQ="[..], b"Y===", b"YQ==YQ==", b"Y!=="] {
+            assert_eq!(base64_decode(bad), None, "{bad:?}");
+        }
+    }
+}
