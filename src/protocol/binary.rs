@@ -179,19 +179,7 @@ fn get(p: &Packet, touch: Option<u32>, ctx: &Context, local: &mut LocalCounts, o
         let value: &[u8] = if with_value { item.value } else { &[] };
         respond(out, op, p.opaque, SUCCESS, item.cas, &item.flags.to_be_bytes(), key, value);
     });
-    let hit = lookup == Lookup::Hit;
-    match lookup {
-        Lookup::Expired => local.add(Counter::GetExpired, 1),
-        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
-        Lookup::Hit | Lookup::Miss => {}
-    }
-    if touch.is_some() {
-        local.add(Counter::CmdTouch, 1);
-        local.add(if hit { Counter::TouchHits } else { Counter::TouchMisses }, 1);
-    } else {
-        local.add(Counter::CmdGet, 1);
-        local.add(if hit { Counter::GetHits } else { Counter::GetMisses }, 1);
-    }
+    let hit = execute::count_lookup(lookup, touch.is_some(), local);
     if !hit && !quiet(op) {
         // A miss of a k-form names the key instead of the message.
         if with_key {
@@ -225,22 +213,12 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
         return;
     }
     let exptime = clock::absolute_expiry(i64::from(exptime), clock::now());
-    let outcome = ctx.cache.store(mode, p.key, flags, exptime, p.value);
-    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
-        local.add(Counter::CmdSet, 1);
-    }
-    if let StoreMode::Cas(_) = mode {
-        match outcome {
-            StoreOutcome::Stored => local.add(Counter::CasHits, 1),
-            StoreOutcome::Exists => local.add(Counter::CasBadval, 1),
-            StoreOutcome::NotFound => local.add(Counter::CasMisses, 1),
-            StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
-        }
-    }
+    let (outcome, cas) = ctx.cache.store_with_cas(mode, p.key, flags, exptime, p.value);
+    execute::count_store(mode, outcome, local);
     let status = match outcome {
         StoreOutcome::Stored => {
             if !quiet(op) {
-                respond(out, op, p.opaque, SUCCESS, cas_of(ctx, p.key), &[], &[], &[]);
+                respond(out, op, p.opaque, SUCCESS, cas, &[], &[], &[]);
             }
             return;
         }

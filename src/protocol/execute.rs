@@ -153,19 +153,7 @@ fn get(
             out.extend_from_slice(item.value);
             out.extend_from_slice(b"\r\n");
         });
-        let hit = lookup == Lookup::Hit;
-        match lookup {
-            Lookup::Expired => local.add(Counter::GetExpired, 1),
-            Lookup::Flushed => local.add(Counter::GetFlushed, 1),
-            Lookup::Hit | Lookup::Miss => {}
-        }
-        if touch.is_some() {
-            local.add(Counter::CmdTouch, 1);
-            local.add(if hit { Counter::TouchHits } else { Counter::TouchMisses }, 1);
-        } else {
-            local.add(Counter::CmdGet, 1);
-            local.add(if hit { Counter::GetHits } else { Counter::GetMisses }, 1);
-        }
+        let hit = count_lookup(lookup, touch.is_some(), local);
         if detail {
             ctx.stats.record_prefix(key, ctx.settings.prefix_delimiter, PrefixOp::Get { hit });
         }
@@ -176,11 +164,33 @@ fn get(
     out.extend_from_slice(b"END\r\n");
 }
 
-fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: u32, data: &[u8], ctx: &Context, local: &mut LocalCounts) -> &'static str {
-    record_prefix(ctx, key, PrefixOp::Set);
-    let outcome = ctx.cache.store(mode, key, flags, exptime, data);
-    // memcached counts a set once its item is allocated: not when it is too large or no
-    // memory is left.
+/// Counts what a lookup found as memcached does (every protocol's retrievals): expired and
+/// flushed items, then the get or, for gat and touch, the touch counters. Returns whether it hit.
+pub(super) fn count_lookup(lookup: Lookup, touched: bool, local: &mut LocalCounts) -> bool {
+    count_dead(lookup, local);
+    let hit = lookup == Lookup::Hit;
+    if touched {
+        local.add(Counter::CmdTouch, 1);
+        local.add(if hit { Counter::TouchHits } else { Counter::TouchMisses }, 1);
+    } else {
+        local.add(Counter::CmdGet, 1);
+        local.add(if hit { Counter::GetHits } else { Counter::GetMisses }, 1);
+    }
+    hit
+}
+
+/// Counts a lookup that met an expired or flushed item.
+pub(super) fn count_dead(lookup: Lookup, local: &mut LocalCounts) {
+    match lookup {
+        Lookup::Expired => local.add(Counter::GetExpired, 1),
+        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
+        Lookup::Hit | Lookup::Miss => {}
+    }
+}
+
+/// Counts a store as memcached does: a set once its item is allocated (not when it is too
+/// large or no memory is left), and a cas's hit, bad value or miss.
+pub(super) fn count_store(mode: StoreMode, outcome: StoreOutcome, local: &mut LocalCounts) {
     if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
         local.add(Counter::CmdSet, 1);
     }
@@ -192,6 +202,12 @@ fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: u32, data: &[u8], ctx
             StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
         }
     }
+}
+
+fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: u32, data: &[u8], ctx: &Context, local: &mut LocalCounts) -> &'static str {
+    record_prefix(ctx, key, PrefixOp::Set);
+    let outcome = ctx.cache.store(mode, key, flags, exptime, data);
+    count_store(mode, outcome, local);
     match outcome {
         StoreOutcome::Stored => "STORED",
         StoreOutcome::NotStored => "NOT_STORED",

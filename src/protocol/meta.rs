@@ -11,7 +11,7 @@
 //! ms C with append or prepend, md C and ma C read the cas, then store, delete or add (not
 //! atomically).
 
-use super::execute::push_u64;
+use super::execute::{self, push_u64};
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
@@ -365,11 +365,7 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         }
         _ => read(ctx, &request.key, touch, bump),
     };
-    match lookup {
-        Lookup::Expired => local.add(Counter::GetExpired, 1),
-        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
-        Lookup::Hit | Lookup::Miss => {}
-    }
+    execute::count_dead(lookup, local);
     // memcached counts a hit with T as a touch only, and a miss with T as a get miss.
     let touched = touch.is_some() && found.is_some();
     if touched {
@@ -457,17 +453,7 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     let flags = request.number(b'F').unwrap_or(0) as u32;
     let exptime = expiry(request.ttl().unwrap_or(0));
     let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
-    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
-        local.add(Counter::CmdSet, 1);
-    }
-    if let StoreMode::Cas(_) = mode {
-        match outcome {
-            StoreOutcome::Stored => local.add(Counter::CasHits, 1),
-            StoreOutcome::Exists => local.add(Counter::CasBadval, 1),
-            StoreOutcome::NotFound => local.add(Counter::CasMisses, 1),
-            StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
-        }
-    }
+    execute::count_store(mode, outcome, local);
     let word = match outcome {
         StoreOutcome::Stored if quiet => return,
         StoreOutcome::Stored => "HD",
