@@ -5,81 +5,10 @@
 //! tests read them from a reply. This file only talks to a server over TCP.
 
 mod common;
+mod table;
 
-use common::{show, Client, Server};
-use std::io::{ErrorKind, Read};
-use std::time::{Duration, Instant};
-
-/// A table row: what it pins, the bytes sent in one write, and the whole reply. `{k}` stands
-/// for a key unique to the row (its name).
-type Row<'a> = (&'a str, &'a [u8], &'a [u8]);
-
-const ROW_DEADLINE: Duration = Duration::from_secs(5);
-
-fn with_key(bytes: &[u8], key: &str) -> Vec<u8> {
-    replace(bytes, b"{k}", key.as_bytes())
-}
-
-/// `bytes` with every `from` replaced by `to`.
-fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        if rest.starts_with(from) {
-            out.extend_from_slice(to);
-            rest = &rest[from.len()..];
-        } else {
-            out.push(rest[0]);
-            rest = &rest[1..];
-        }
-    }
-    out
-}
-
-/// Everything the server sends before a final `VERSION ...` line.
-fn reply_before_version(client: &mut Client) -> Result<Vec<u8>, String> {
-    let end = Instant::now() + ROW_DEADLINE;
-    let mut buf = Vec::new();
-    loop {
-        if buf.ends_with(b"\r\n") {
-            let body = &buf[..buf.len() - 2];
-            let start = body.windows(2).rposition(|w| w == b"\r\n").map_or(0, |p| p + 2);
-            if body[start..].starts_with(b"VERSION ") {
-                buf.truncate(start);
-                return Ok(buf);
-            }
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("no VERSION line; got {:?}", show(&buf)));
-        }
-        client.stream.set_read_timeout(Some(left)).expect("set_read_timeout");
-        let mut chunk = [0u8; 65536];
-        match client.stream.read(&mut chunk) {
-            Ok(0) => return Err(format!("connection closed; got {:?}", show(&buf))),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("read: {e}; got {:?}", show(&buf))),
-        }
-    }
-}
-
-/// Sends `send` then `version` on a fresh connection; the reply before the version line must
-/// be exactly `expect`.
-fn try_check(server: &Server, name: &str, send: &[u8], expect: &[u8]) -> Result<(), String> {
-    let mut client = server.connect();
-    let mut request = send.to_vec();
-    request.extend_from_slice(b"version\r\n");
-    client.send(&request);
-    let outcome = reply_before_version(&mut client).and_then(|got| {
-        if got == expect {
-            Ok(())
-        } else {
-            Err(format!("got      {:?}\n  expected {:?}", show(&got), show(expect)))
-        }
-    });
-    outcome.map_err(|e| format!("row {name}: sent {:?}\n  {e}", show(send)))
-}
+use common::Server;
+use table::{replace, try_check, with_key, Row};
 
 /// Runs each row on its own connection with `{k}` replaced by its name and `KEY251` by a key
 /// one byte too long; fails listing every row that did not answer as expected.
