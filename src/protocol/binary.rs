@@ -9,7 +9,7 @@ use super::{Context, Next};
 use crate::config;
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
-use crate::storage::{DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, StoreMode, StoreOptions, StoreOutcome};
 
 /// The first byte of every request; a connection that starts with it speaks binary.
 pub const REQUEST_MAGIC: u8 = 0x80;
@@ -190,11 +190,6 @@ fn get(p: &Packet, touch: Option<u32>, ctx: &Context, local: &mut LocalCounts, o
     }
 }
 
-/// The cas unique of a live item (0: none there).
-fn cas_of(ctx: &Context, key: &[u8]) -> u64 {
-    ctx.cache.get(key, None, |item| item.cas).1.unwrap_or(0)
-}
-
 fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     let op = p.opcode;
     let base = if quiet(op) { op - 0x10 } else { op };
@@ -208,12 +203,10 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
         _ => StoreMode::Prepend,
     };
     let (flags, exptime) = if p.extras.len() == 8 { (be32(&p.extras[..4]), be32(&p.extras[4..])) } else { (0, 0) };
-    if matches!(mode, StoreMode::Append | StoreMode::Prepend) && p.cas != 0 && cas_of(ctx, p.key) != p.cas {
-        error(out, op, p.opaque, KEY_EEXISTS);
-        return;
-    }
+    // A cas on append/prepend is checked under the same lock as the store.
+    let opts = StoreOptions { cas: (p.cas != 0).then_some(p.cas), ..StoreOptions::default() };
     let exptime = clock::absolute_expiry(i64::from(exptime), clock::now());
-    let (outcome, cas) = ctx.cache.store_with_cas(mode, p.key, flags, exptime, p.value);
+    let (outcome, cas) = ctx.cache.store_with(mode, p.key, flags, exptime, p.value, opts);
     execute::count_store(mode, outcome, local);
     let status = match outcome {
         StoreOutcome::Stored => {
@@ -240,21 +233,18 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
 }
 
 fn delete(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
-    if p.cas != 0 {
-        let current = cas_of(ctx, p.key);
-        if current != 0 && current != p.cas {
-            error(out, p.opcode, p.opaque, KEY_EEXISTS);
-            return;
+    match ctx.cache.delete(p.key, (p.cas != 0).then_some(p.cas)) {
+        DeleteOutcome::Done => {
+            local.add(Counter::DeleteHits, 1);
+            if !quiet(p.opcode) {
+                respond(out, p.opcode, p.opaque, SUCCESS, 0, &[], &[], &[]);
+            }
         }
-    }
-    if ctx.cache.delete(p.key) == Lookup::Hit {
-        local.add(Counter::DeleteHits, 1);
-        if !quiet(p.opcode) {
-            respond(out, p.opcode, p.opaque, SUCCESS, 0, &[], &[], &[]);
+        DeleteOutcome::Exists => error(out, p.opcode, p.opaque, KEY_EEXISTS),
+        DeleteOutcome::NotFound => {
+            local.add(Counter::DeleteMisses, 1);
+            error(out, p.opcode, p.opaque, KEY_ENOENT);
         }
-    } else {
-        local.add(Counter::DeleteMisses, 1);
-        error(out, p.opcode, p.opaque, KEY_ENOENT);
     }
 }
 
@@ -268,28 +258,22 @@ fn delta(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let amount = be64(&p.extras[..8]);
     let initial = be64(&p.extras[8..16]);
     let expiry = be32(&p.extras[16..20]);
-    if p.cas != 0 {
-        let current = cas_of(ctx, p.key);
-        if current != 0 && current != p.cas {
-            error(out, op, p.opaque, KEY_EEXISTS);
-            return;
-        }
-    }
-    let run = || ctx.deltas.and_then(|router| router.delta(p.key, kind, amount)).unwrap_or_else(|| ctx.cache.delta(p.key, kind, amount));
-    let mut outcome = run();
+    let cas = (p.cas != 0).then_some(p.cas);
+    let run = || execute::run_delta(ctx, p.key, kind, amount, cas);
+    let (mut outcome, mut unique) = run();
     // Creating from the initial value counts as neither hit nor miss, as in memcached.
     if outcome == DeltaOutcome::NotFound && expiry != NO_CREATE {
         let exptime = clock::absolute_expiry(i64::from(expiry), clock::now());
         let text = initial.to_string();
-        outcome = match ctx.cache.store(StoreMode::Add, p.key, 0, exptime, text.as_bytes()) {
-            StoreOutcome::Stored => DeltaOutcome::Value(initial),
+        (outcome, unique) = match ctx.cache.store_with(StoreMode::Add, p.key, 0, exptime, text.as_bytes(), StoreOptions::default()) {
+            (StoreOutcome::Stored, unique) => (DeltaOutcome::Value(initial), unique),
             // Someone created it meanwhile: apply the delta to theirs.
-            StoreOutcome::NotStored => run(),
-            _ => DeltaOutcome::NoMemory,
+            (StoreOutcome::NotStored, _) => run(),
+            _ => (DeltaOutcome::NoMemory, 0),
         };
         if let DeltaOutcome::Value(value) = outcome {
             if !quiet(op) {
-                respond(out, op, p.opaque, SUCCESS, cas_of(ctx, p.key), &[], &[], &value.to_be_bytes());
+                respond(out, op, p.opaque, SUCCESS, unique, &[], &[], &value.to_be_bytes());
             }
             return;
         }
@@ -298,9 +282,10 @@ fn delta(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
         DeltaOutcome::Value(value) => {
             local.add(hits, 1);
             if !quiet(op) {
-                respond(out, op, p.opaque, SUCCESS, cas_of(ctx, p.key), &[], &[], &value.to_be_bytes());
+                respond(out, op, p.opaque, SUCCESS, unique, &[], &[], &value.to_be_bytes());
             }
         }
+        DeltaOutcome::Exists => error(out, op, p.opaque, KEY_EEXISTS),
         DeltaOutcome::NotFound => {
             local.add(misses, 1);
             error(out, op, p.opaque, KEY_ENOENT);

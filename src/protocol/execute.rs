@@ -9,7 +9,7 @@ use crate::config;
 use crate::log;
 use crate::stats::{Counter, LocalCounts, PrefixOp};
 use crate::storage::clock;
-use crate::storage::{DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
 
 /// Executes `request`, appending the response (if any: `noreply` writes nothing on success)
 /// to `out` and counting into `local`. A long answer calls `spill` to have `out` written out
@@ -33,13 +33,13 @@ pub fn execute(
             local.add(Counter::StoreTooLarge, 1);
             // A failed set must not leave the old value readable, as in memcached.
             if mode == StoreMode::Set {
-                ctx.cache.delete(key);
+                ctx.cache.delete(key, None);
             }
             answer("SERVER_ERROR object too large for cache", noreply, out);
         }
         Request::Delete { key, noreply } => {
             record_prefix(ctx, key, PrefixOp::Delete);
-            let reply = if ctx.cache.delete(key) == Lookup::Hit {
+            let reply = if ctx.cache.delete(key, None) == DeleteOutcome::Done {
                 local.add(Counter::DeleteHits, 1);
                 "DELETED"
             } else {
@@ -223,8 +223,7 @@ fn delta(key: &[u8], op: DeltaOp, amount: u64, noreply: bool, ctx: &Context, loc
         DeltaOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
         DeltaOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
     };
-    // The key's owner runs it when the pair is linked, so both nodes' increments count.
-    let outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    let (outcome, _) = run_delta(ctx, key, op, amount, None);
     let reply = match outcome {
         DeltaOutcome::Value(value) => {
             local.add(hits, 1);
@@ -240,8 +239,16 @@ fn delta(key: &[u8], op: DeltaOp, amount: u64, noreply: bool, ctx: &Context, loc
         }
         DeltaOutcome::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
         DeltaOutcome::NoMemory => "SERVER_ERROR out of memory",
+        DeltaOutcome::Exists => "EXISTS",
     };
     answer(reply, noreply, out);
+}
+
+/// Runs an incr/decr (checked against `cas` when given) where it belongs: on the key's owner
+/// when the pair is linked, so that both nodes' increments count; here otherwise. Gives the
+/// outcome and the item's new cas unique.
+pub(super) fn run_delta(ctx: &Context, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
+    ctx.deltas.and_then(|router| router.delta(key, op, amount, cas)).unwrap_or_else(|| ctx.cache.delta(key, op, amount, cas))
 }
 
 /// Appends `n` in decimal, without allocating.

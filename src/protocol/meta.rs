@@ -15,7 +15,7 @@ use super::execute::{self, push_u64};
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
-use crate::storage::{DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOutcome};
+use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
 
 const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
@@ -443,16 +443,12 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         (_, Some(cas)) => StoreMode::Cas(cas),
         (_, None) => StoreMode::Set,
     };
-    if let (StoreMode::Append | StoreMode::Prepend, Some(cas)) = (mode, compare) {
-        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
-        if found.is_some_and(|unique| unique != cas) {
-            line("EX", request, b"ckO", &Seen::default(), out);
-            return;
-        }
-    }
+    // Append and prepend check the cas under the store's own lock.
+    let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
+    let opts = StoreOptions { cas: compare.filter(|_| joining), ..StoreOptions::default() };
     let flags = request.number(b'F').unwrap_or(0) as u32;
     let exptime = expiry(request.ttl().unwrap_or(0));
-    let (outcome, cas) = ctx.cache.store_with_cas(mode, &request.key, flags, exptime, request.data);
+    let (outcome, cas) = ctx.cache.store_with(mode, &request.key, flags, exptime, request.data, opts);
     execute::count_store(mode, outcome, local);
     let word = match outcome {
         StoreOutcome::Stored if quiet => return,
@@ -467,32 +463,26 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
 }
 
 fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
-    if let Some(cas) = request.number(b'C') {
-        let (_, found) = ctx.cache.get(&request.key, None, |item| item.cas);
-        if found.is_some_and(|unique| unique != cas) {
-            // memcached counts the refused delete as a miss.
-            local.add(Counter::DeleteMisses, 1);
-            line("EX", request, b"kO", &Seen::default(), out);
-            return;
-        }
-    }
+    let cas = request.number(b'C');
     // I: mark stale (and set the TTL given) instead of removing.
-    // memcached counts no invalidation as a delete.
-    let (outcome, counted) = if request.has(b'I') {
-        (ctx.cache.invalidate(&request.key, request.ttl().map(expiry)), false)
+    let invalidate = request.has(b'I');
+    let outcome = if invalidate {
+        ctx.cache.invalidate(&request.key, request.ttl().map(expiry), cas)
     } else {
-        (ctx.cache.delete(&request.key), true)
+        ctx.cache.delete(&request.key, cas)
     };
-    let hit = outcome == Lookup::Hit;
-    if counted {
-        local.add(if hit { Counter::DeleteHits } else { Counter::DeleteMisses }, 1);
+    // memcached counts no invalidation as a delete, and a refused cas as a miss.
+    match outcome {
+        DeleteOutcome::Done if !invalidate => local.add(Counter::DeleteHits, 1),
+        DeleteOutcome::NotFound if !invalidate => local.add(Counter::DeleteMisses, 1),
+        DeleteOutcome::Exists => local.add(Counter::DeleteMisses, 1),
+        _ => {}
     }
-    if hit {
-        if !quiet {
-            line("HD", request, b"kO", &Seen::default(), out);
-        }
-    } else {
-        line("NF", request, b"kO", &Seen::default(), out);
+    match outcome {
+        DeleteOutcome::Done if quiet => {}
+        DeleteOutcome::Done => line("HD", request, b"kO", &Seen::default(), out),
+        DeleteOutcome::NotFound => line("NF", request, b"kO", &Seen::default(), out),
+        DeleteOutcome::Exists => line("EX", request, b"kO", &Seen::default(), out),
     }
 }
 
@@ -507,15 +497,8 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     };
     let amount = request.number(b'D').unwrap_or(1);
     let key = &request.key[..];
-    if let Some(cas) = request.number(b'C') {
-        let (_, found) = ctx.cache.get(key, None, |item| item.cas);
-        if found.is_some_and(|unique| unique != cas) {
-            line("EX", request, b"kO", &Seen::default(), out);
-            return;
-        }
-    }
     // Like text incr/decr: the key's owner runs it when the pair is linked.
-    let mut outcome = ctx.deltas.and_then(|router| router.delta(key, op, amount)).unwrap_or_else(|| ctx.cache.delta(key, op, amount));
+    let (mut outcome, _) = execute::run_delta(ctx, key, op, amount, request.number(b'C'));
     // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
     let mut counted = true;
     if outcome == DeltaOutcome::NotFound {
@@ -567,6 +550,7 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
         }
         DeltaOutcome::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
         DeltaOutcome::NoMemory => "SERVER_ERROR out of memory",
+        DeltaOutcome::Exists => "EX",
     };
     if word.starts_with("CLIENT") || word.starts_with("SERVER") {
         out.extend_from_slice(word.as_bytes());

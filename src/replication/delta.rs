@@ -87,7 +87,7 @@ impl Deltas {
     /// Queues a request for the peer, after the key's `state` here, unless the link is not
     /// up; `wake` must then make the sender look at the outbox. Waits for the answer at most
     /// `ANSWER_TIMEOUT`.
-    pub fn request(&self, key: &[u8], state: Option<Entry>, op: DeltaOp, amount: u64, wake: impl FnOnce()) -> Option<DeltaResp> {
+    pub fn request(&self, key: &[u8], state: Option<Entry>, op: DeltaOp, amount: u64, cas: Option<u64>, wake: impl FnOnce()) -> Option<DeltaResp> {
         let mut inner = self.lock();
         if !inner.open {
             return None;
@@ -96,7 +96,7 @@ impl Deltas {
         let id = inner.next_id;
         inner.waiting.insert(id, None);
         inner.outbox.extend(state.map(Frame::Entry));
-        inner.outbox.push(Frame::DeltaReq(DeltaReq { id, op, amount, key: key.to_vec() }));
+        inner.outbox.push(Frame::DeltaReq(DeltaReq { id, op, amount, cas, key: key.to_vec() }));
         drop(inner);
         wake();
         let deadline = Instant::now() + ANSWER_TIMEOUT;
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn a_closed_link_sends_nothing() {
         let deltas = Deltas::default();
-        assert_eq!(deltas.request(b"k", None, DeltaOp::Incr, 1, || panic!("no wake")), None);
+        assert_eq!(deltas.request(b"k", None, DeltaOp::Incr, 1, None, || panic!("no wake")), None);
         assert!(deltas.take_outbox().is_empty());
         assert_eq!(deltas.fallbacks.load(Ordering::Relaxed), 0);
     }
@@ -183,22 +183,22 @@ mod tests {
             loop {
                 let outbox = peer.take_outbox();
                 if let [Frame::Entry(state), Frame::DeltaReq(req)] = &outbox[..] {
-                    assert_eq!(state.version(), 9);
+                    assert_eq!((state.version(), req.cas), (9, Some(9)));
                     peer.answer(DeltaResp { id: req.id, outcome: DeltaOutcome::Value(5), item: None });
                     return;
                 }
                 std::thread::yield_now();
             }
         });
-        let state = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: 9, value: b"4".to_vec() };
-        let resp = deltas.request(b"k", Some(state), DeltaOp::Incr, 1, || ()).expect("answered");
+        let state = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: 9, marks: 0, value: b"4".to_vec() };
+        let resp = deltas.request(b"k", Some(state), DeltaOp::Incr, 1, Some(9), || ()).expect("answered");
         answering.join().unwrap();
         assert_eq!(resp.outcome, DeltaOutcome::Value(5));
         assert_eq!(deltas.forwarded.load(Ordering::Relaxed), 1);
         let closer = Arc::clone(&deltas);
         // Closing wakes the waiting request at once (it would wait 500 ms otherwise, and
         // still fall back: the test holds either way).
-        let result = deltas.request(b"k", None, DeltaOp::Decr, 1, move || closer.close());
+        let result = deltas.request(b"k", None, DeltaOp::Decr, 1, None, move || closer.close());
         assert_eq!(result, None);
         assert_eq!(deltas.fallbacks.load(Ordering::Relaxed), 1);
         assert!(deltas.take_outbox().is_empty());

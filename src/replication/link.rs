@@ -544,25 +544,29 @@ impl Link {
 
     /// Runs a client's incr/decr of a key the peer owns on the peer, and applies the item it
     /// left; None: run it here (this node owns the key, the link is not up, or no answer).
-    pub fn forward_delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome> {
+    pub fn forward_delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> Option<(DeltaOutcome, u64)> {
         if delta::owner_bit(key) == self.node_bit.load(Ordering::Relaxed) {
             return None;
         }
         // The peer may not have this node's latest write of the key yet: it goes first.
         let state = self.cache.entry(key);
-        let resp = self.deltas.request(key, state, op, amount, || self.queue.wake())?;
-        if let Some(DeltaItem { version, flags, exptime, value }) = resp.item {
+        let resp = self.deltas.request(key, state, op, amount, cas, || self.queue.wake())?;
+        let mut unique = 0;
+        if let Some(DeltaItem { version, flags, exptime, marks, value }) = resp.item {
             // Read-your-writes: the client's next get here sees at least this.
-            self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, value });
+            self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, marks, value });
+            unique = self.cache.cas_for_version(version);
         }
-        Some(resp.outcome)
+        Some((resp.outcome, unique))
     }
 
     /// Runs the peer's incr/decr of a key this node owns and queues the answer.
     pub fn run_delta(&self, req: wire::DeltaReq) {
-        let outcome = self.cache.delta(&req.key, req.op, req.amount);
+        let (outcome, _) = self.cache.delta(&req.key, req.op, req.amount, req.cas);
         let item = match (outcome, self.cache.entry(&req.key)) {
-            (DeltaOutcome::Value(_), Some(Entry::Item { flags, exptime, version, value, .. })) => Some(DeltaItem { version, flags, exptime, value }),
+            (DeltaOutcome::Value(_), Some(Entry::Item { flags, exptime, version, marks, value, .. })) => {
+                Some(DeltaItem { version, flags, exptime, marks, value })
+            }
             _ => None,
         };
         self.deltas.reply(wire::DeltaResp { id: req.id, outcome, item });

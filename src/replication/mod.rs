@@ -152,8 +152,8 @@ impl ReplicationReport for Replication {
 }
 
 impl DeltaRouter for Replication {
-    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome> {
-        self.link.as_ref().and_then(|link| link.forward_delta(key, op, amount))
+    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> Option<(DeltaOutcome, u64)> {
+        self.link.as_ref().and_then(|link| link.forward_delta(key, op, amount, cas))
     }
 }
 

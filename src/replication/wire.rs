@@ -2,7 +2,7 @@
 //! never panics on garbage: a bad frame is an error, which closes the link (never the server).
 //! Knows nothing of sockets beyond reading one frame from a `Read`, nor of the cache.
 //!
-//! Wire version 1. Every frame is
+//! Wire version 2. Every frame is
 //!
 //! ```text
 //! +---------+---------------------------+-------------------+
@@ -14,11 +14,12 @@
 //!
 //! | type | name       | payload                                                               |
 //! |------|------------|-----------------------------------------------------------------------|
-//! | 1    | HELLO      | "MCREP", wire version u16 (1), instance id u64, max version held u64, |
+//! | 1    | HELLO      | "MCREP", wire version u16 (2), instance id u64, max version held u64, |
 //! |      |            | highest version received from the instance in the next field u64,     |
 //! |      |            | the peer's instance id as last known u64 (0: none)                    |
 //! | 2    | ITEM       | key length u8 (1..=250), key, flags u32, absolute exptime u32,        |
-//! |      |            | version u64, value length u32, value                                  |
+//! |      |            | version u64, marks u8 (1 stale, 2 win token sent, 4 base64 key),      |
+//! |      |            | value length u32, value                                               |
 //! | 3    | DELETE     | key length u8, key, version u64 (a tombstone)                         |
 //! | 4    | FLUSH      | applied threshold u64, pending threshold u64, pending unix time u32   |
 //! |      |            | (0: no pending flush)                                                 |
@@ -26,12 +27,17 @@
 //! | 6    | ACK        | u64: data frames (ITEM, DELETE, FLUSH, SYNC_END) received so far on   |
 //! |      |            | this connection                                                       |
 //! | 7    | PING       | empty: keeps an idle link's read timeout from expiring                |
-//! | 8    | DELTA_REQ  | request id u64, op u8 (0 incr, 1 decr), amount u64, key length u8,    |
-//! |      |            | key: run this incr/decr here, the key's owner, and answer it          |
+//! | 8    | DELTA_REQ  | request id u64, op u8 (0 incr, 1 decr), amount u64, cas given u8      |
+//! |      |            | (0/1), cas u64 (0 unless given), key length u8, key: run this         |
+//! |      |            | incr/decr here, the key's owner, and answer it                        |
 //! | 9    | DELTA_RESP | request id u64, outcome u8 (0 value, 1 not found, 2 non-numeric,      |
-//! |      |            | 3 out of memory), value u64, the resulting item's version u64 (0: not |
-//! |      |            | held), flags u32, absolute exptime u32, value length u32, value; all  |
-//! |      |            | of it after the outcome is zero/empty unless the outcome is a value   |
+//! |      |            | 3 out of memory, 4 cas mismatch), value u64, the resulting item's     |
+//! |      |            | version u64 (0: not held), flags u32, absolute exptime u32, marks u8, |
+//! |      |            | value length u32, value; all of it after the outcome is zero/empty    |
+//! |      |            | unless the outcome is a value                                         |
+//!
+//! An ITEM whose version equals the receiver's is the same write marked since (a win token
+//! handed out keeps the version): the receiver merges the marks.
 //!
 //! DELTA_REQ and DELTA_RESP are not data frames (ACKs do not count them): a response is an
 //! answer to one waiting client, while the key's new state also travels as an ITEM. A
@@ -44,13 +50,13 @@
 
 use std::io::{self, Read};
 
-use crate::storage::replica::{Entry, FlushState};
+use crate::storage::replica::{Entry, FlushState, MARKS};
 use crate::storage::{DeltaOp, DeltaOutcome};
 
 /// The handshake's magic.
 pub const MAGIC: &[u8; 5] = b"MCREP";
 /// The version of this format, sent in HELLO; a peer speaking another is refused.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 /// Type byte and length.
 pub const HEADER_LEN: usize = 5;
 /// The largest payload read while waiting for a HELLO (which has 39 bytes).
@@ -73,6 +79,7 @@ const OUTCOME_VALUE: u8 = 0;
 const OUTCOME_NOT_FOUND: u8 = 1;
 const OUTCOME_NON_NUMERIC: u8 = 2;
 const OUTCOME_NO_MEMORY: u8 = 3;
+const OUTCOME_EXISTS: u8 = 4;
 
 /// The handshake's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +97,8 @@ pub struct DeltaReq {
     pub id: u64,
     pub op: DeltaOp,
     pub amount: u64,
+    /// Run only if the item has this cas unique.
+    pub cas: Option<u64>,
     pub key: Vec<u8>,
 }
 
@@ -99,6 +108,8 @@ pub struct DeltaItem {
     pub version: u64,
     pub flags: u32,
     pub exptime: u32,
+    /// `replica::MARK_*` bits.
+    pub marks: u8,
     pub value: Vec<u8>,
 }
 
@@ -168,11 +179,12 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             }
             HELLO
         }
-        Frame::Entry(Entry::Item { key, flags, exptime, version, value }) => {
+        Frame::Entry(Entry::Item { key, flags, exptime, version, marks, value }) => {
             push_key(out, key);
             out.extend_from_slice(&flags.to_be_bytes());
             out.extend_from_slice(&exptime.to_be_bytes());
             out.extend_from_slice(&version.to_be_bytes());
+            out.push(*marks);
             out.extend_from_slice(&(value.len() as u32).to_be_bytes());
             out.extend_from_slice(value);
             ITEM
@@ -202,6 +214,8 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 DeltaOp::Decr => 1,
             });
             out.extend_from_slice(&req.amount.to_be_bytes());
+            out.push(u8::from(req.cas.is_some()));
+            out.extend_from_slice(&req.cas.unwrap_or(0).to_be_bytes());
             push_key(out, &req.key);
             DELTA_REQ
         }
@@ -212,14 +226,16 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 DeltaOutcome::NotFound => (OUTCOME_NOT_FOUND, 0),
                 DeltaOutcome::NonNumeric => (OUTCOME_NON_NUMERIC, 0),
                 DeltaOutcome::NoMemory => (OUTCOME_NO_MEMORY, 0),
+                DeltaOutcome::Exists => (OUTCOME_EXISTS, 0),
             };
             out.push(outcome);
             out.extend_from_slice(&value.to_be_bytes());
-            let empty = DeltaItem { version: 0, flags: 0, exptime: 0, value: Vec::new() };
+            let empty = DeltaItem { version: 0, flags: 0, exptime: 0, marks: 0, value: Vec::new() };
             let item = resp.item.as_ref().filter(|_| outcome == OUTCOME_VALUE).unwrap_or(&empty);
             out.extend_from_slice(&item.version.to_be_bytes());
             out.extend_from_slice(&item.flags.to_be_bytes());
             out.extend_from_slice(&item.exptime.to_be_bytes());
+            out.push(item.marks);
             out.extend_from_slice(&(item.value.len() as u32).to_be_bytes());
             out.extend_from_slice(&item.value);
             DELTA_RESP
@@ -300,6 +316,15 @@ impl<'a> Fields<'a> {
         self.array().map(u64::from_be_bytes)
     }
 
+    /// A marks byte: only known bits.
+    fn marks(&mut self) -> Result<u8, WireError> {
+        let marks = self.u8()?;
+        if marks & !MARKS != 0 {
+            return Err(WireError::Malformed(self.kind));
+        }
+        Ok(marks)
+    }
+
     fn key(&mut self) -> Result<Vec<u8>, WireError> {
         let len = usize::from(self.u8()?);
         let key = self.take(len)?;
@@ -335,10 +360,10 @@ fn parse(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
         }
         ITEM => {
             let key = f.key()?;
-            let (flags, exptime, version) = (f.u32()?, f.u32()?, f.u64()?);
+            let (flags, exptime, version, marks) = (f.u32()?, f.u32()?, f.u64()?, f.marks()?);
             let len = f.u32()? as usize;
             let value = f.take(len)?.to_vec();
-            Frame::Entry(Entry::Item { key, flags, exptime, version, value })
+            Frame::Entry(Entry::Item { key, flags, exptime, version, marks, value })
         }
         DELETE => Frame::Entry(Entry::Deleted { key: f.key()?, version: f.u64()? }),
         FLUSH => {
@@ -355,23 +380,30 @@ fn parse(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
                 1 => DeltaOp::Decr,
                 _ => return Err(WireError::Malformed(kind)),
             };
-            Frame::DeltaReq(DeltaReq { id, op, amount: f.u64()?, key: f.key()? })
+            let (amount, has_cas, cas) = (f.u64()?, f.u8()?, f.u64()?);
+            let cas = match (has_cas, cas) {
+                (0, 0) => None,
+                (1, cas) => Some(cas),
+                _ => return Err(WireError::Malformed(kind)),
+            };
+            Frame::DeltaReq(DeltaReq { id, op, amount, cas, key: f.key()? })
         }
         DELTA_RESP => {
             let (id, outcome, value) = (f.u64()?, f.u8()?, f.u64()?);
-            let (version, flags, exptime) = (f.u64()?, f.u32()?, f.u32()?);
+            let (version, flags, exptime, marks) = (f.u64()?, f.u32()?, f.u32()?, f.marks()?);
             let len = f.u32()? as usize;
             let bytes = f.take(len)?.to_vec();
-            let item = (version != 0).then_some(DeltaItem { version, flags, exptime, value: bytes });
+            let item = (version != 0).then_some(DeltaItem { version, flags, exptime, marks, value: bytes });
             // Fields that a frame's outcome leaves unused must be zero, so that every
             // response has exactly one encoding.
-            let unused_item = item.is_none() && (flags != 0 || exptime != 0 || len != 0);
+            let unused_item = item.is_none() && (flags != 0 || exptime != 0 || marks != 0 || len != 0);
             let outcome = match outcome {
                 OUTCOME_VALUE => DeltaOutcome::Value(value),
                 _ if value != 0 || item.is_some() => return Err(WireError::Malformed(kind)),
                 OUTCOME_NOT_FOUND => DeltaOutcome::NotFound,
                 OUTCOME_NON_NUMERIC => DeltaOutcome::NonNumeric,
                 OUTCOME_NO_MEMORY => DeltaOutcome::NoMemory,
+                OUTCOME_EXISTS => DeltaOutcome::Exists,
                 _ => return Err(WireError::Malformed(kind)),
             };
             if unused_item {
@@ -387,7 +419,7 @@ fn parse(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
 #[cfg(test)]
 mod tests {
     use super::{encode, header, parse, read_frame, DeltaItem, DeltaReq, DeltaResp, Frame, Hello, ReadError, WireError, HEADER_LEN};
-    use crate::storage::replica::{Entry, FlushState};
+    use crate::storage::replica::{Entry, FlushState, MARKS, MARK_KEY_BINARY};
     use crate::storage::{DeltaOp, DeltaOutcome};
 
     const MAX: usize = 1024 * 1024 + 1024;
@@ -408,25 +440,26 @@ mod tests {
     fn samples() -> Vec<Frame> {
         vec![
             Frame::Hello(Hello { instance: 7, max_version: u64::MAX, received: 1 << 40, known_peer: 0 }),
-            Frame::Entry(Entry::Item { key: b"k".to_vec(), flags: u32::MAX, exptime: 1_800_000_000, version: 99, value: b"a\r\nb".to_vec() }),
-            Frame::Entry(Entry::Item { key: vec![b'x'; 250], flags: 0, exptime: 0, version: 1, value: Vec::new() }),
+            Frame::Entry(Entry::Item { key: b"k".to_vec(), flags: u32::MAX, exptime: 1_800_000_000, version: 99, marks: 0, value: b"a\r\nb".to_vec() }),
+            Frame::Entry(Entry::Item { key: vec![b'x'; 250], flags: 0, exptime: 0, version: 1, marks: MARKS, value: Vec::new() }),
             Frame::Entry(Entry::Deleted { key: b"gone".to_vec(), version: 5 }),
             Frame::Flush(FlushState { applied: 10, pending: None }),
             Frame::Flush(FlushState { applied: 0, pending: Some((20, 1_800_000_000)) }),
             Frame::SyncEnd,
             Frame::Ack(12345),
             Frame::Ping,
-            Frame::DeltaReq(DeltaReq { id: 1, op: DeltaOp::Incr, amount: u64::MAX, key: b"hits".to_vec() }),
-            Frame::DeltaReq(DeltaReq { id: u64::MAX, op: DeltaOp::Decr, amount: 0, key: vec![b'k'; 250] }),
+            Frame::DeltaReq(DeltaReq { id: 1, op: DeltaOp::Incr, amount: u64::MAX, cas: None, key: b"hits".to_vec() }),
+            Frame::DeltaReq(DeltaReq { id: u64::MAX, op: DeltaOp::Decr, amount: 0, cas: Some(0), key: vec![b'k'; 250] }),
             Frame::DeltaResp(DeltaResp {
                 id: 1,
                 outcome: DeltaOutcome::Value(42),
-                item: Some(DeltaItem { version: 7 << 16, flags: u32::MAX, exptime: 1_800_000_000, value: b"42".to_vec() }),
+                item: Some(DeltaItem { version: 7 << 16, flags: u32::MAX, exptime: 1_800_000_000, marks: MARK_KEY_BINARY, value: b"42".to_vec() }),
             }),
             Frame::DeltaResp(DeltaResp { id: 2, outcome: DeltaOutcome::Value(0), item: None }),
             Frame::DeltaResp(DeltaResp { id: 3, outcome: DeltaOutcome::NotFound, item: None }),
             Frame::DeltaResp(DeltaResp { id: 4, outcome: DeltaOutcome::NonNumeric, item: None }),
             Frame::DeltaResp(DeltaResp { id: 5, outcome: DeltaOutcome::NoMemory, item: None }),
+            Frame::DeltaResp(DeltaResp { id: 6, outcome: DeltaOutcome::Exists, item: None }),
         ]
     }
 
@@ -456,7 +489,7 @@ mod tests {
     fn hello_pins_its_layout() {
         let mut bytes = Vec::new();
         encode(&Frame::Hello(Hello { instance: 1, max_version: 2, received: 3, known_peer: 4 }), &mut bytes);
-        assert_eq!(&bytes[..12], b"\x01\x00\x00\x00\x27MCREP\x00\x01");
+        assert_eq!(&bytes[..12], b"\x01\x00\x00\x00\x27MCREP\x00\x02");
         assert_eq!(bytes.len(), HEADER_LEN + 39);
     }
 
@@ -468,8 +501,8 @@ mod tests {
         magic[HEADER_LEN] = b'X';
         assert_eq!(decode(&magic, MAX), Err(WireError::BadMagic));
         let mut version = hello.clone();
-        version[HEADER_LEN + 6] = 2;
-        assert_eq!(decode(&version, MAX), Err(WireError::BadVersion(2)));
+        version[HEADER_LEN + 6] = 1;
+        assert_eq!(decode(&version, MAX), Err(WireError::BadVersion(1)));
         assert_eq!(decode(b"\x0a\x00\x00\x00\x00", MAX), Err(WireError::UnknownType(10)));
         assert_eq!(decode(b"\x02\xff\xff\xff\xff", MAX), Err(WireError::TooLarge(u32::MAX as usize)));
         // A PING with a payload, a key of length 0, a value longer than the frame.
@@ -481,6 +514,11 @@ mod tests {
         let at = item.len() - 4 - 4;
         item[at] = 0xff;
         assert!(matches!(decode(&item, MAX), Err(WireError::Malformed(2))));
+        // A mark no version knows.
+        let mut marked = Vec::new();
+        encode(&samples()[1], &mut marked);
+        marked[HEADER_LEN + 2 + 16] = 8;
+        assert_eq!(decode(&marked, MAX), Err(WireError::Malformed(2)));
         let mut spaced = Vec::new();
         encode(&Frame::Entry(Entry::Deleted { key: b"a b".to_vec(), version: 1 }), &mut spaced);
         assert_eq!(decode(&spaced, MAX), Err(WireError::Malformed(3)));
@@ -489,18 +527,24 @@ mod tests {
     #[test]
     fn delta_frames_pin_their_layout_and_refuse_bad_fields() {
         let mut req = Vec::new();
-        encode(&Frame::DeltaReq(DeltaReq { id: 2, op: DeltaOp::Decr, amount: 3, key: b"k".to_vec() }), &mut req);
-        assert_eq!(req, b"\x08\x00\x00\x00\x13\0\0\0\0\0\0\0\x02\x01\0\0\0\0\0\0\0\x03\x01k");
-        let mut op = req.clone();
-        op[HEADER_LEN + 8] = 2;
-        assert_eq!(decode(&op, MAX), Err(WireError::Malformed(8)));
+        encode(&Frame::DeltaReq(DeltaReq { id: 2, op: DeltaOp::Decr, amount: 3, cas: Some(9), key: b"k".to_vec() }), &mut req);
+        assert_eq!(req, b"\x08\x00\x00\x00\x1c\0\0\0\0\0\0\0\x02\x01\0\0\0\0\0\0\0\x03\x01\0\0\0\0\0\0\0\x09\x01k");
+        // An unknown op; an unknown cas marker; a cas without its marker.
+        for (at, byte) in [(8, 2), (17, 2)] {
+            let mut bad = req.clone();
+            bad[HEADER_LEN + at] = byte;
+            assert_eq!(decode(&bad, MAX), Err(WireError::Malformed(8)), "byte {at}");
+        }
+        let mut unmarked = req.clone();
+        unmarked[HEADER_LEN + 17] = 0;
+        assert_eq!(decode(&unmarked, MAX), Err(WireError::Malformed(8)));
         let mut resp = Vec::new();
         encode(&Frame::DeltaResp(DeltaResp { id: 1, outcome: DeltaOutcome::NotFound, item: None }), &mut resp);
-        assert_eq!(resp.len(), HEADER_LEN + 37);
-        assert_eq!(&resp[..HEADER_LEN + 9], b"\x09\x00\x00\x00\x25\0\0\0\0\0\0\0\x01\x01");
+        assert_eq!(resp.len(), HEADER_LEN + 38);
+        assert_eq!(&resp[..HEADER_LEN + 9], b"\x09\x00\x00\x00\x26\0\0\0\0\0\0\0\x01\x01");
         // An unknown outcome; a miss that carries a value, or an item; an item's fields
-        // without its version.
-        for (at, byte) in [(8, 4), (16, 1), (24, 1), (28, 1)] {
+        // (flags, marks) without its version.
+        for (at, byte) in [(8, 5), (16, 1), (24, 1), (28, 1), (36, 1)] {
             let mut bad = resp.clone();
             bad[HEADER_LEN + at] = byte;
             assert_eq!(decode(&bad, MAX), Err(WireError::Malformed(9)), "byte {at}");

@@ -15,7 +15,7 @@
 //! 48      4     hash     high 32 bits of the key hash (stripe and bucket)
 //! 52      1     klen     key length (1..=250)
 //! 53      1     class    slab class index
-//! 54      1     iflags   FETCHED | ACTIVE | TOMBSTONE
+//! 54      1     iflags   FETCHED | ACTIVE | TOMBSTONE | WIN_SENT | STALE | KEY_BINARY
 //! 55      1     magic    the chunk's state: FREE_MAGIC (on its class free list), TAKEN_MAGIC
 //!                        (handed out, not yet or no longer linked), ITEM_MAGIC (in the hash
 //!                        table and its LRU); written only under the class lock
@@ -61,6 +61,8 @@ pub const TOMBSTONE: u8 = 8;
 pub const WIN_SENT: u8 = 16;
 /// Meta protocol: invalidated by `md ... I`; served, marked stale, until replaced.
 pub const STALE: u8 = 32;
+/// Meta protocol: the key was sent in base64 (`b`), so it is shown in base64.
+pub const KEY_BINARY: u8 = 64;
 
 /// Whether the item is a tombstone.
 ///

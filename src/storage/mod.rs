@@ -115,6 +115,19 @@ pub enum StoreMode {
     Cas(u64),
 }
 
+/// What a store may do besides its mode (the meta protocol's extras).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreOptions {
+    /// Append/Prepend: store only if the item's cas unique is this one (a set or replace
+    /// with a cas is `StoreMode::Cas`).
+    pub cas: Option<u64>,
+    /// `StoreMode::Cas`: a unique older than the item's stores anyway, marked stale, keeping
+    /// the item's expiry and its recacher mark (meta set's I flag).
+    pub invalidate: bool,
+    /// The key came in base64, so it goes out in base64 (meta's b flag).
+    pub key_binary: bool,
+}
+
 /// What a store did: memcached's store outcomes, turned into wire words by the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -153,9 +166,20 @@ pub enum DeltaOutcome {
     /// The new value (incr wraps at 2^64, decr floors at 0).
     Value(u64),
     NotFound,
+    /// The cas unique given did not match the item's.
+    Exists,
     /// The stored value is not a decimal number (memcached's rules).
     NonNumeric,
     NoMemory,
+}
+
+/// What a delete or an invalidation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Done,
+    NotFound,
+    /// The cas unique given did not match the item's.
+    Exists,
 }
 
 /// A live item, seen under its lock for the duration of a `Cache::get` callback.
@@ -176,6 +200,12 @@ pub struct ItemRef<'a> {
     pub stale: bool,
     /// A client has won the right to recache it (`claim_win`).
     pub win_sent: bool,
+    /// The key was stored in base64 (`StoreOptions::key_binary`).
+    pub key_binary: bool,
+    /// The slab class, numbered as `stats slabs` numbers them (meta debug's cls).
+    pub class_id: u32,
+    /// Bytes the item takes: header, key and value (meta debug's size).
+    pub size: u32,
 }
 
 /// Cache-wide figures for `stats`.
@@ -446,6 +476,9 @@ impl Cache {
                 last_access,
                 stale: (*it).iflags & item::STALE != 0,
                 win_sent: (*it).iflags & item::WIN_SENT != 0,
+                key_binary: (*it).iflags & item::KEY_BINARY != 0,
+                class_id: u32::from((*it).class) + 1,
+                size: item::size_of(it) as u32,
             };
             (Lookup::Hit, Some(f(&view)))
         }
@@ -454,13 +487,21 @@ impl Cache {
     /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
     /// given. A successful store gives the item a new cas unique.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        self.store_with_cas(mode, key, flags, exptime, value).0
+        self.store_with(mode, key, flags, exptime, value, StoreOptions::default()).0
     }
 
-    /// `store`, also giving the stored item's cas unique (0 unless stored), for meta set's c
-    /// flag: read under the same lock, so no later store can have replaced it.
-    pub fn store_with_cas(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> (StoreOutcome, u64) {
-        let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value);
+    /// `store` with the meta protocol's options, also giving the stored item's cas unique (0
+    /// unless stored): read under the same lock, so no later store can have replaced it.
+    pub fn store_with(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        value: &[u8],
+        opts: StoreOptions,
+    ) -> (StoreOutcome, u64) {
+        let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value, opts);
         if mutated {
             self.notify(key);
         }
@@ -477,6 +518,7 @@ impl Cache {
         flags: u32,
         exptime: u32,
         value: &[u8],
+        opts: StoreOptions,
     ) -> (StoreOutcome, bool, u64) {
         let hash = self.hash(key);
         let mut guard = self.lock_stripe(hash);
@@ -523,14 +565,17 @@ impl Cache {
             }
             return (StoreOutcome::NoMemory, false, 0);
         };
-        let refused = match mode {
-            StoreMode::Add if !old.is_null() => Some(StoreOutcome::NotStored),
-            StoreMode::Replace if old.is_null() => Some(StoreOutcome::NotStored),
-            StoreMode::Cas(_) if old.is_null() => Some(StoreOutcome::NotFound),
-            StoreMode::Cas(unique) if self.cas_of(old) != unique => {
+        // An invalidating cas older than the item's stores a stale copy instead of failing.
+        let stale = opts.invalidate && matches!(mode, StoreMode::Cas(unique) if !old.is_null() && unique < self.cas_of(old));
+        let refused = match (mode, opts.cas) {
+            (StoreMode::Add, _) if !old.is_null() => Some(StoreOutcome::NotStored),
+            (StoreMode::Replace, _) if old.is_null() => Some(StoreOutcome::NotStored),
+            (StoreMode::Cas(_), _) if old.is_null() => Some(StoreOutcome::NotFound),
+            (StoreMode::Cas(unique), _) if self.cas_of(old) != unique && !stale => {
                 self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
                 Some(StoreOutcome::Exists)
             }
+            (StoreMode::Append | StoreMode::Prepend, Some(unique)) if self.cas_of(old) != unique => Some(StoreOutcome::Exists),
             _ => None,
         };
         if let Some(outcome) = refused {
@@ -559,9 +604,16 @@ impl Cache {
             if joining {
                 (*it).flags = (*old).flags;
                 (*it).exptime = (*old).exptime;
+                (*it).iflags |= (*old).iflags & item::KEY_BINARY;
             } else {
                 (*it).flags = flags;
-                (*it).exptime = exptime;
+                (*it).exptime = if stale { (*old).exptime } else { exptime };
+            }
+            if stale {
+                (*it).iflags |= item::STALE | ((*old).iflags & item::WIN_SENT);
+            }
+            if opts.key_binary {
+                (*it).iflags |= item::KEY_BINARY;
             }
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).version = self.new_version();
@@ -573,55 +625,60 @@ impl Cache {
         (StoreOutcome::Stored, true, self.cas_of(it))
     }
 
-    /// Removes the item; `Hit` if there was a live one.
-    pub fn delete(&self, key: &[u8]) -> Lookup {
+    /// Removes the live item, if it has the cas unique `cas` when one is given.
+    pub fn delete(&self, key: &[u8], cas: Option<u64>) -> DeleteOutcome {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let found = self.do_delete(&mut stripe, hash, key);
+        let outcome = self.do_delete(&mut stripe, hash, key, cas);
         drop(stripe);
-        if found == Lookup::Hit {
-            self.notify(key);
-        }
-        found
-    }
-
-    /// `delete` under the stripe lock the caller holds.
-    fn do_delete(&self, stripe: &mut Stripe, hash: u32, key: &[u8]) -> Lookup {
-        let now = clock::now();
-        match self.find(stripe, hash, key, now) {
-            Slot::Live(it) => {
-                self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
-                self.remove_live(stripe, hash, key, it, now);
-                Lookup::Hit
-            }
-            Slot::Dead(why) => why,
-            Slot::Empty | Slot::Tomb(_) => Lookup::Miss,
-        }
-    }
-
-    /// incr/decr as memcached: the value must be a decimal number of at most 20 digits; a
-    /// result no longer than the old value is written in place, padded with trailing spaces to
-    /// the old length; a longer one replaces the item. Either way the cas unique changes.
-    pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
-        let hash = self.hash(key);
-        let mut stripe = self.lock_stripe(hash);
-        let outcome = self.do_delta(&mut stripe, hash, key, op, amount);
-        drop(stripe);
-        if let DeltaOutcome::Value(_) = outcome {
+        if outcome == DeleteOutcome::Done {
             self.notify(key);
         }
         outcome
     }
 
+    /// `delete` under the stripe lock the caller holds.
+    fn do_delete(&self, stripe: &mut Stripe, hash: u32, key: &[u8], cas: Option<u64>) -> DeleteOutcome {
+        let now = clock::now();
+        let Slot::Live(it) = self.find(stripe, hash, key, now) else {
+            return DeleteOutcome::NotFound;
+        };
+        if cas.is_some_and(|unique| unique != self.cas_of(it)) {
+            return DeleteOutcome::Exists;
+        }
+        self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
+        self.remove_live(stripe, hash, key, it, now);
+        DeleteOutcome::Done
+    }
+
+    /// incr/decr as memcached, if the item has the cas unique `cas` when one is given: the
+    /// value must be a decimal number of at most 20 digits; a result no longer than the old
+    /// value is written in place, padded with trailing spaces to the old length; a longer one
+    /// replaces the item. Either way the cas unique changes; the new one comes back with a
+    /// value (0 otherwise).
+    pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
+        let hash = self.hash(key);
+        let mut stripe = self.lock_stripe(hash);
+        let done = self.do_delta(&mut stripe, hash, key, op, amount, cas);
+        drop(stripe);
+        if let DeltaOutcome::Value(_) = done.0 {
+            self.notify(key);
+        }
+        done
+    }
+
     /// `delta` under the stripe lock the caller holds.
-    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64) -> DeltaOutcome {
+    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
         let now = clock::now();
         let Slot::Live(old) = self.find(stripe, hash, key, now) else {
-            return DeltaOutcome::NotFound;
+            return (DeltaOutcome::NotFound, 0);
         };
+        if cas.is_some_and(|unique| unique != self.cas_of(old)) {
+            return (DeltaOutcome::Exists, 0);
+        }
         // SAFETY: `old` is linked in the stripe we hold.
         let Some(current) = parse_counter(unsafe { item::value(old) }) else {
-            return DeltaOutcome::NonNumeric;
+            return (DeltaOutcome::NonNumeric, 0);
         };
         let result = match op {
             DeltaOp::Incr => current.wrapping_add(amount),
@@ -641,15 +698,15 @@ impl Cache {
                 dst[..text.len()].copy_from_slice(text);
                 dst[text.len()..].fill(b' ');
                 (*old).version = self.new_version();
-                return DeltaOutcome::Value(result);
+                return (DeltaOutcome::Value(result), self.cas_of(old));
             }
         }
         let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
-            return DeltaOutcome::NoMemory;
+            return (DeltaOutcome::NoMemory, 0);
         };
         let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
-            return DeltaOutcome::NoMemory;
+            return (DeltaOutcome::NoMemory, 0);
         };
         // SAFETY: `it` is a fresh chunk of class `cls` that no one else can reach; `old` stays
         // allocated (the walker skips it).
@@ -659,11 +716,12 @@ impl Cache {
             item::value_mut(it).copy_from_slice(text);
             (*it).flags = (*old).flags;
             (*it).exptime = (*old).exptime;
+            (*it).iflags |= (*old).iflags & item::KEY_BINARY;
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).version = self.new_version();
             self.link(stripe, old, it);
         }
-        DeltaOutcome::Value(result)
+        (DeltaOutcome::Value(result), self.cas_of(it))
     }
 
     /// Sets a live item's expiry.
@@ -679,7 +737,8 @@ impl Cache {
     }
 
     /// Meta get's win token: marks the live item as having a recacher and returns true, unless
-    /// one was already marked (false, as for a missing item). A new store clears it.
+    /// one was already marked (false, as for a missing item). A new store clears it. The mark
+    /// keeps the version (memcached keeps the cas) and reaches the peer, which merges it.
     pub fn claim_win(&self, key: &[u8]) -> bool {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
@@ -687,37 +746,41 @@ impl Cache {
             return false;
         };
         // SAFETY: `it` is linked in the stripe we hold; iflags change only under it.
-        unsafe {
+        let won = unsafe {
             let won = (*it).iflags & item::WIN_SENT == 0;
             (*it).iflags |= item::WIN_SENT;
             won
+        };
+        drop(stripe);
+        if won {
+            self.notify(key);
         }
+        won
     }
 
     /// Meta delete's I flag: marks the live item stale (and without a recacher) instead of
-    /// removing it, setting its expiry when given. The mark is local: replication ships only
-    /// the new expiry.
-    pub fn invalidate(&self, key: &[u8], exptime: Option<u32>) -> Lookup {
+    /// removing it, with a new cas unique as memcached gives it, and the expiry when given;
+    /// only if it has the cas unique `cas` when one is given.
+    pub fn invalidate(&self, key: &[u8], exptime: Option<u32>, cas: Option<u64>) -> DeleteOutcome {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let it = match self.find(&mut stripe, hash, key, clock::now()) {
-            Slot::Live(it) => it,
-            Slot::Dead(why) => return why,
-            Slot::Empty | Slot::Tomb(_) => return Lookup::Miss,
+        let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
+            return DeleteOutcome::NotFound;
         };
+        if cas.is_some_and(|unique| unique != self.cas_of(it)) {
+            return DeleteOutcome::Exists;
+        }
         // SAFETY: `it` is linked in the stripe we hold.
         unsafe {
             (*it).iflags = ((*it).iflags | item::STALE) & !item::WIN_SENT;
             if let Some(exptime) = exptime {
                 (*it).exptime = exptime;
-                self.restamp_touched(it);
             }
+            (*it).version = self.new_version();
         }
         drop(stripe);
-        if exptime.is_some() {
-            self.notify(key);
-        }
-        Lookup::Hit
+        self.notify(key);
+        DeleteOutcome::Done
     }
 
     /// `touch` under the stripe lock the caller holds.
@@ -882,12 +945,8 @@ impl Cache {
     }
 
     fn cas_of(&self, it: *const Item) -> u64 {
-        if self.use_cas {
-            // SAFETY: callers pass items linked in a stripe they hold.
-            unsafe { (*it).version }
-        } else {
-            0
-        }
+        // SAFETY: callers pass items linked in a stripe they hold.
+        self.cas_for_version(unsafe { (*it).version })
     }
 
     /// Debug builds: the header's magic is right and the item fits its class's chunk.

@@ -24,9 +24,31 @@ use super::{clock, Cache, DeltaOp, DeltaOutcome, Slot};
 /// Versions are `clock::stamp`s: unique across the pair, and later writes have larger ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    Item { key: Vec<u8>, flags: u32, exptime: u32, version: u64, value: Vec<u8> },
+    /// `marks`: the meta protocol's `MARK_*` bits.
+    Item { key: Vec<u8>, flags: u32, exptime: u32, version: u64, marks: u8, value: Vec<u8> },
     /// A tombstone: the key was deleted at `version`.
     Deleted { key: Vec<u8>, version: u64 },
+}
+
+/// Invalidated (meta delete's I): served, marked stale, until replaced.
+pub const MARK_STALE: u8 = 1;
+/// A client has been told it won the right to recache the item.
+pub const MARK_WIN_SENT: u8 = 2;
+/// The key was sent in base64 and is shown in base64.
+pub const MARK_KEY_BINARY: u8 = 4;
+/// Every mark.
+pub const MARKS: u8 = MARK_STALE | MARK_WIN_SENT | MARK_KEY_BINARY;
+
+/// An item's flags as marks, and back.
+const MARK_BITS: [(u8, u8); 3] =
+    [(MARK_STALE, item::STALE), (MARK_WIN_SENT, item::WIN_SENT), (MARK_KEY_BINARY, item::KEY_BINARY)];
+
+fn marks_of(iflags: u8) -> u8 {
+    MARK_BITS.iter().filter(|&&(_, bit)| iflags & bit != 0).fold(0, |marks, &(mark, _)| marks | mark)
+}
+
+fn iflags_of(marks: u8) -> u8 {
+    MARK_BITS.iter().filter(|&&(mark, _)| marks & mark != 0).fold(0, |iflags, &(_, bit)| iflags | bit)
 }
 
 impl Entry {
@@ -64,9 +86,10 @@ pub trait MutationSink: Send + Sync {
 /// replication that implements it. The replication sends the delta of a key the peer owns to
 /// the peer, so that increments made on both nodes at once are all counted.
 pub trait DeltaRouter: Send + Sync {
-    /// The outcome of the delta run by the key's owner (its resulting item already applied
-    /// here), or None: run it locally (this node owns the key, or no peer answered in time).
-    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64) -> Option<DeltaOutcome>;
+    /// The outcome of the delta (checked against `cas` when given) run by the key's owner,
+    /// with the resulting cas unique (its item already applied here), or None: run it locally
+    /// (this node owns the key, or no peer answered in time).
+    fn delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> Option<(DeltaOutcome, u64)>;
 }
 
 impl Cache {
@@ -88,9 +111,10 @@ impl Cache {
     }
 
     /// Applies a peer's entry when it is newer than what the key holds (item or tombstone):
-    /// the larger version wins; equal versions (only possible for the same write) change
-    /// nothing. The applied item keeps the entry's version as its cas unique. Does not tell
-    /// the sink. Returns whether the entry was applied. Memory is found as for a store
+    /// the larger version wins. Equal versions are the same write, perhaps marked since on
+    /// one side (a win token handed out keeps the version): the marks are merged. The applied
+    /// item keeps the entry's version as its cas unique. Does not tell the sink. Returns
+    /// whether the entry was applied. Memory is found as for a store
     /// (eviction); an entry that cannot be stored is counted and dropped.
     pub fn apply(&self, entry: &Entry) -> bool {
         let key = entry.key();
@@ -109,8 +133,16 @@ impl Cache {
             Slot::Live(it) | Slot::Tomb(it) => it,
             Slot::Empty | Slot::Dead(_) => ptr::null_mut(),
         };
-        // SAFETY: `found` is linked in the stripe we hold.
+        // SAFETY: `found` is linked in the stripe we hold; iflags change only under it.
         if !found.is_null() && unsafe { (*found).version } >= version {
+            if let Entry::Item { marks, .. } = entry {
+                // SAFETY: as above.
+                unsafe {
+                    if (*found).version == version && !item::is_tombstone(found) {
+                        (*found).iflags |= iflags_of(*marks);
+                    }
+                }
+            }
             return false;
         }
         let applied = self.apply_newer(stripe, hash, entry, found, now);
@@ -217,6 +249,15 @@ impl Cache {
         f.fold_due(clock::now());
     }
 
+    /// The cas unique clients see for an item at `version` (0 with cas disabled, `-C`).
+    pub fn cas_for_version(&self, version: u64) -> u64 {
+        if self.use_cas {
+            version
+        } else {
+            0
+        }
+    }
+
     /// The largest version this cache has seen (stored, applied or scanned): a node reports it
     /// so the peer knows what it already has.
     pub fn max_version(&self) -> u64 {
@@ -305,7 +346,7 @@ impl Cache {
     /// caller holds) with exactly its flags, expiry and version. False when it does not fit or
     /// no memory can be had.
     fn store_applied(&self, stripe: &mut Stripe, hash: u32, found: *mut Item, entry: &Entry) -> bool {
-        let Entry::Item { key, flags, exptime, version, value } = entry else {
+        let Entry::Item { key, flags, exptime, version, marks, value } = entry else {
             return false;
         };
         let size = item::total_size(key.len(), value.len());
@@ -326,6 +367,7 @@ impl Cache {
             (*it).flags = *flags;
             (*it).exptime = *exptime;
             (*it).version = *version;
+            (*it).iflags |= iflags_of(*marks);
             (*it).atime.store(now, Ordering::Relaxed);
             self.link(stripe, found, it);
         }
@@ -345,7 +387,14 @@ unsafe fn entry_of(it: *const Item) -> Entry {
         if item::is_tombstone(it) {
             Entry::Deleted { key, version }
         } else {
-            Entry::Item { key, flags: (*it).flags, exptime: (*it).exptime, version, value: item::value(it).to_vec() }
+            Entry::Item {
+                key,
+                flags: (*it).flags,
+                exptime: (*it).exptime,
+                version,
+                marks: marks_of((*it).iflags),
+                value: item::value(it).to_vec(),
+            }
         }
     }
 }

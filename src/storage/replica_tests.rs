@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::replica::{Entry, FlushState, MutationSink};
-use super::{clock, Cache, CacheConfig, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+use super::replica::{MARK_KEY_BINARY, MARK_STALE, MARK_WIN_SENT};
+use super::{clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome};
 
 fn config(tombstone_ttl: u32) -> CacheConfig {
     CacheConfig { tombstone_ttl, ..CacheConfig::test(16 << 20) }
@@ -107,24 +108,24 @@ fn sink_sees_every_local_mutation_and_nothing_else() {
     let unique = version(&c, b"a");
     assert_eq!(c.store(StoreMode::Cas(unique + 1), b"a", 0, 0, b"5"), StoreOutcome::Exists);
     assert_eq!(c.store(StoreMode::Cas(unique), b"a", 0, 0, b"5"), StoreOutcome::Stored);
-    assert_eq!(c.delta(b"a", DeltaOp::Incr, 1), DeltaOutcome::Value(6));
-    assert_eq!(c.delta(b"a", DeltaOp::Decr, 1), DeltaOutcome::Value(5));
-    assert_eq!(c.delta(b"b", DeltaOp::Incr, 1), DeltaOutcome::NonNumeric);
-    assert_eq!(c.delta(b"none", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
+    assert_eq!(c.delta(b"a", DeltaOp::Incr, 1, None).0, DeltaOutcome::Value(6));
+    assert_eq!(c.delta(b"a", DeltaOp::Decr, 1, None).0, DeltaOutcome::Value(5));
+    assert_eq!(c.delta(b"b", DeltaOp::Incr, 1, None).0, DeltaOutcome::NonNumeric);
+    assert_eq!(c.delta(b"none", DeltaOp::Incr, 1, None).0, DeltaOutcome::NotFound);
     assert_eq!(c.touch(b"a", 0), Lookup::Hit);
     assert_eq!(c.touch(b"none", 0), Lookup::Miss);
     assert_eq!(c.get(b"a", Some(0), |_| ()).0, Lookup::Hit);
     assert_eq!(c.get(b"a", None, |_| ()).0, Lookup::Hit);
     assert_eq!(c.get(b"none", Some(0), |_| ()).0, Lookup::Miss);
-    assert_eq!(c.delete(b"b"), Lookup::Hit);
-    assert_eq!(c.delete(b"b"), Lookup::Miss);
+    assert_eq!(c.delete(b"b", None), DeleteOutcome::Done);
+    assert_eq!(c.delete(b"b", None), DeleteOutcome::NotFound);
     assert_eq!(c.store(StoreMode::Set, b"a", 0, 0, &vec![0; 2 << 20]), StoreOutcome::TooLarge);
     assert!(matches!(c.entry(b"a"), Some(Entry::Deleted { .. })), "the dropped item left a tombstone");
     assert_eq!(c.store(StoreMode::Set, b"a", 0, 0, &vec![0; 2 << 20]), StoreOutcome::TooLarge);
     let expected = ["a", "b", "a", "a", "a", "a", "a", "a", "a", "a", "b", "a"];
     assert_eq!(sink.take(), expected.iter().map(|s| k(s)).collect::<Vec<_>>());
 
-    let peer = Entry::Item { key: k("p"), flags: 0, exptime: 0, version: clock::stamp(), value: k("v") };
+    let peer = Entry::Item { key: k("p"), flags: 0, exptime: 0, version: clock::stamp(), marks: 0, value: k("v") };
     assert!(c.apply(&peer));
     assert!(c.apply(&Entry::Deleted { key: k("p"), version: clock::stamp() }));
     c.apply_flush(FlushState { applied: clock::stamp(), pending: None });
@@ -162,14 +163,14 @@ fn touch_keeps_the_cas_alone_but_a_replicating_node_restamps_it() {
 fn tombstones_hide_the_key_from_every_command() {
     let c = cache(60);
     c.store(StoreMode::Set, b"k", 0, 0, b"7");
-    assert_eq!(c.delete(b"k"), Lookup::Hit);
+    assert_eq!(c.delete(b"k", None), DeleteOutcome::Done);
     let Some(Entry::Deleted { version: deleted, .. }) = c.entry(b"k") else { panic!("no tombstone") };
     assert_eq!(c.get(b"k", None, |_| ()).0, Lookup::Miss);
     assert_eq!(c.get(b"k", Some(0), |_| ()).0, Lookup::Miss);
     assert_eq!(c.touch(b"k", 0), Lookup::Miss);
-    assert_eq!(c.delete(b"k"), Lookup::Miss);
-    assert_eq!(c.delta(b"k", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
-    assert_eq!(c.delta(b"k", DeltaOp::Decr, 1), DeltaOutcome::NotFound);
+    assert_eq!(c.delete(b"k", None), DeleteOutcome::NotFound);
+    assert_eq!(c.delta(b"k", DeltaOp::Incr, 1, None).0, DeltaOutcome::NotFound);
+    assert_eq!(c.delta(b"k", DeltaOp::Decr, 1, None).0, DeltaOutcome::NotFound);
     for mode in [StoreMode::Append, StoreMode::Prepend, StoreMode::Replace] {
         assert_eq!(c.store(mode, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
     }
@@ -182,7 +183,7 @@ fn tombstones_hide_the_key_from_every_command() {
     assert_eq!(c.store(StoreMode::Add, b"k", 3, 0, b"new"), StoreOutcome::Stored);
     assert!(version(&c, b"k") > deleted);
     assert_eq!((c.stats().curr_items, c.stats().tombstones), (1, 0));
-    c.delete(b"k");
+    c.delete(b"k", None);
     assert_eq!(set(&c, b"k", b"again"), StoreOutcome::Stored);
     assert_eq!(c.get(b"k", None, |it| it.value.to_vec()).1.unwrap(), b"again");
     assert_eq!((c.stats().curr_items, c.stats().tombstones), (1, 0));
@@ -193,7 +194,7 @@ fn without_a_tombstone_ttl_deletes_leave_nothing() {
     let c = cache(0);
     set(&c, b"k", b"v");
     let old = c.entry(b"k").unwrap();
-    c.delete(b"k");
+    c.delete(b"k", None);
     assert_eq!(c.entry(b"k"), None);
     assert_eq!(c.stats().tombstones, 0);
     assert!(c.apply(&old), "nothing remembers the delete");
@@ -204,12 +205,12 @@ fn a_tombstone_stops_an_older_item_coming_back() {
     let c = cache(60);
     set(&c, b"k", b"old");
     let old = c.entry(b"k").unwrap();
-    c.delete(b"k");
+    c.delete(b"k", None);
     assert!(!c.apply(&old));
     assert_eq!(c.get(b"k", None, |_| ()).0, Lookup::Miss);
 
     // A peer's delete of an item this node never had is remembered too.
-    let stale = Entry::Item { key: b"p".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: b"v".to_vec() };
+    let stale = Entry::Item { key: b"p".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), marks: 0, value: b"v".to_vec() };
     assert!(c.apply(&Entry::Deleted { key: b"p".to_vec(), version: clock::stamp() }));
     assert!(!c.apply(&stale));
     assert!(matches!(c.entry(b"p"), Some(Entry::Deleted { .. })));
@@ -221,7 +222,7 @@ fn tombstones_are_forgotten_after_their_ttl() {
     let c = cache(1);
     set(&c, b"k", b"old");
     let old = c.entry(b"k").unwrap();
-    c.delete(b"k");
+    c.delete(b"k", None);
     assert!(matches!(c.entry(b"k"), Some(Entry::Deleted { .. })));
     let deadline = Instant::now() + Duration::from_secs(5);
     while c.entry(b"k").is_some() {
@@ -241,6 +242,7 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
         flags: 0xdead_beef,
         exptime: clock::now() + 1000,
         version,
+        marks: 0,
         value: value.to_vec(),
     };
     assert!(c.apply(&item(newer, b"new")));
@@ -262,13 +264,13 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     assert_eq!(c.max_version(), version(&c, b"k"));
 
     // A corrupt or wildly skewed version is refused: it would push every later stamp away.
-    let wild = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: u64::MAX - 1, value: vec![] };
+    let wild = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: u64::MAX - 1, marks: 0, value: vec![] };
     assert!(!c.apply(&wild));
     c.apply_flush(FlushState { applied: u64::MAX, pending: Some((u64::MAX, 1)) });
     assert!(clock::stamp() < u64::MAX >> 1);
     assert_eq!(c.get(b"k", None, |it| it.value.to_vec()).1.unwrap(), b"local");
 
-    let expired = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 1, version: clock::stamp(), value: vec![] };
+    let expired = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 1, version: clock::stamp(), marks: 0, value: vec![] };
     assert!(c.apply(&expired), "a newer write that has expired still hides the older item");
     assert_eq!(c.entry(b"k"), None);
 }
@@ -278,7 +280,7 @@ fn apply_does_not_bring_back_flushed_items() {
     let c = cache(60);
     let before = clock::stamp();
     c.flush(0);
-    let flushed = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: before, value: b"v".to_vec() };
+    let flushed = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: before, marks: 0, value: b"v".to_vec() };
     assert!(!c.apply(&flushed));
     assert_eq!(c.entry(b"k"), None);
 }
@@ -297,7 +299,7 @@ fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
         i += 1;
     }
     let huge =
-        Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), value: vec![1; 20_000] };
+        Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), marks: 0, value: vec![1; 20_000] };
     assert!(!c.apply(&huge));
     assert_eq!(c.stats().apply_dropped, 1);
     assert_eq!(c.entry(b"k"), None, "the older item is not kept against a newer peer write");
@@ -307,9 +309,9 @@ fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
     assert_eq!(c.stats().apply_dropped, 2);
     // A delete always leaves its tombstone: in the deleted item's own chunk if need be.
     let items = c.stats().curr_items;
-    assert_eq!(c.delete(b"big"), Lookup::Hit);
+    assert_eq!(c.delete(b"big", None), DeleteOutcome::Done);
     assert!(matches!(c.entry(b"big"), Some(Entry::Deleted { .. })));
-    assert_eq!(c.delete(b"f0"), Lookup::Hit);
+    assert_eq!(c.delete(b"f0", None), DeleteOutcome::Done);
     assert!(matches!(c.entry(b"f0"), Some(Entry::Deleted { .. })));
     let s = c.stats();
     assert_eq!((s.curr_items, s.tombstones), (items - 2, 3));
@@ -334,7 +336,7 @@ fn threads_with_tombstones_keep_counts_consistent() {
                             c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value);
                         }
                         2 | 3 => {
-                            c.delete(key.as_bytes());
+                            c.delete(key.as_bytes(), None);
                         }
                         4 => {
                             let version = clock::stamp();
@@ -342,11 +344,11 @@ fn threads_with_tombstones_keep_counts_consistent() {
                             if x & 1 << 40 == 0 {
                                 c.apply(&Entry::Deleted { key, version });
                             } else {
-                                c.apply(&Entry::Item { key, flags: 1, exptime: 0, version, value });
+                                c.apply(&Entry::Item { key, flags: 1, exptime: 0, version, marks: 0, value });
                             }
                         }
                         _ => {
-                            c.delta(key.as_bytes(), DeltaOp::Incr, 1);
+                            c.delta(key.as_bytes(), DeltaOp::Incr, 1, None);
                         }
                     }
                 }
@@ -378,7 +380,7 @@ fn scan_since_filters_by_version_and_skips_the_dead() {
     set(&c, b"b", b"2");
     c.store(StoreMode::Set, b"gone", 0, 1, b"expired");
     set(&c, b"d", b"4");
-    c.delete(b"d");
+    c.delete(b"d", None);
     let mut seen = Vec::new();
     c.scan_since(mark, &mut |e| seen.push((e.key().to_vec(), matches!(e, Entry::Deleted { .. }))));
     seen.sort();
@@ -448,10 +450,10 @@ fn random_op(c: &Cache, rng: &mut Rng) {
             c.store(StoreMode::Append, key, 0, 0, b"7");
         }
         4 => {
-            c.delta(key, DeltaOp::Incr, x % 100);
+            c.delta(key, DeltaOp::Incr, x % 100, None);
         }
         5 | 6 => {
-            c.delete(key);
+            c.delete(key, None);
         }
         7 => {
             c.touch(key, clock::now() + 100 + (x % 50) as u32);
@@ -504,4 +506,45 @@ fn two_caches_exchanging_entries_converge() {
         assert_eq!(sa, expected, "seed {seed}: the newer write did not win everywhere");
         assert_eq!(a.flush_state(), b.flush_state());
     }
+}
+
+#[test]
+fn marks_travel_with_the_item_and_merge_on_the_same_version() {
+    let (a, b) = (cache(60), cache(60));
+    let binary = StoreOptions { key_binary: true, ..StoreOptions::default() };
+    a.store_with(StoreMode::Set, b"k", 0, 0, b"v", binary);
+    let sent = a.entry(b"k").unwrap();
+    assert!(matches!(sent, Entry::Item { marks: MARK_KEY_BINARY, .. }), "{sent:?}");
+    assert!(b.apply(&sent));
+    assert_eq!(b.get(b"k", None, |it| (it.key_binary, it.stale, it.win_sent)).1, Some((true, false, false)));
+    // A win token keeps the version: the same version arrives again, with the mark.
+    assert!(a.claim_win(b"k"));
+    let marked = a.entry(b"k").unwrap();
+    assert_eq!(marked.version(), sent.version());
+    assert!(!b.apply(&marked));
+    assert!(!b.claim_win(b"k"), "the peer already handed out the win");
+    // Invalidation is a new version, stale and without a win.
+    assert_eq!(a.invalidate(b"k", None, None), DeleteOutcome::Done);
+    let invalid = a.entry(b"k").unwrap();
+    assert!(matches!(invalid, Entry::Item { marks, .. } if marks == MARK_STALE | MARK_KEY_BINARY), "{invalid:?}");
+    assert!(b.apply(&invalid));
+    assert_eq!(b.get(b"k", None, |it| (it.stale, it.win_sent)).1, Some((true, false)));
+    assert!(b.claim_win(b"k"));
+    // An older version's marks change nothing.
+    let old = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: sent.version(), marks: MARK_WIN_SENT, value: b"v".to_vec() };
+    assert!(!a.apply(&old));
+    assert_eq!(a.get(b"k", None, |it| it.win_sent).1, Some(false));
+}
+
+#[test]
+fn claiming_a_win_and_invalidating_tell_the_sink() {
+    let c = cache(60);
+    let recorder = Recorder::install(&c);
+    set(&c, b"k", b"v");
+    recorder.take();
+    assert!(c.claim_win(b"k"));
+    assert!(!c.claim_win(b"k"));
+    assert_eq!(recorder.take(), vec![b"k".to_vec()], "one mark, one notice");
+    c.invalidate(b"k", None, None);
+    assert_eq!(recorder.take(), vec![b"k".to_vec()]);
 }

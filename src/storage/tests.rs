@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{clock, Cache, CacheConfig, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOutcome};
+use super::{clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome};
 
 fn config(memory_limit: usize) -> CacheConfig {
     CacheConfig::test(memory_limit)
@@ -76,10 +76,97 @@ fn an_unbumped_get_leaves_the_fetched_mark() {
 #[test]
 fn store_with_cas_gives_the_stored_items_unique() {
     let c = cache();
-    let (outcome, unique) = c.store_with_cas(StoreMode::Set, b"k", 0, 0, b"v");
+    let (outcome, unique) = c.store_with(StoreMode::Set, b"k", 0, 0, b"v", StoreOptions::default());
     assert_eq!((outcome, unique), (StoreOutcome::Stored, cas(&c, b"k")));
     assert_ne!(unique, 0);
-    assert_eq!(c.store_with_cas(StoreMode::Add, b"k", 0, 0, b"w"), (StoreOutcome::NotStored, 0));
+    assert_eq!(c.store_with(StoreMode::Add, b"k", 0, 0, b"w", StoreOptions::default()), (StoreOutcome::NotStored, 0));
+}
+
+#[test]
+fn cas_checks_on_delete_delta_and_append_are_atomic_with_the_change() {
+    let c = cache();
+    set(&c, b"d", b"1");
+    let unique = cas(&c, b"d");
+    assert_eq!(c.delete(b"d", Some(unique + 1)), DeleteOutcome::Exists);
+    assert_eq!(c.delete(b"d", Some(unique)), DeleteOutcome::Done);
+    assert_eq!(c.delete(b"d", Some(unique)), DeleteOutcome::NotFound);
+
+    set(&c, b"n", b"5");
+    let unique = cas(&c, b"n");
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1, Some(unique + 1)), (DeltaOutcome::Exists, 0));
+    let (outcome, after) = c.delta(b"n", DeltaOp::Incr, 1, Some(unique));
+    assert_eq!((outcome, after), (DeltaOutcome::Value(6), cas(&c, b"n")));
+    assert!(after > unique);
+    assert_eq!(c.delta(b"nx", DeltaOp::Incr, 1, Some(after)), (DeltaOutcome::NotFound, 0));
+
+    let append = |cas_given| c.store_with(StoreMode::Append, b"n", 0, 0, b"0", StoreOptions { cas: Some(cas_given), ..StoreOptions::default() });
+    assert_eq!(append(after + 1), (StoreOutcome::Exists, 0));
+    let (outcome, unique) = append(after);
+    assert_eq!((outcome, value(&c, b"n")), (StoreOutcome::Stored, Some(b"60".to_vec())));
+    assert_eq!(unique, cas(&c, b"n"));
+    let missing = StoreOptions { cas: Some(unique), ..StoreOptions::default() };
+    assert_eq!(c.store_with(StoreMode::Prepend, b"nx", 0, 0, b"0", missing), (StoreOutcome::NotStored, 0));
+}
+
+#[test]
+fn an_invalidating_cas_older_than_the_items_stores_a_stale_copy() {
+    let c = cache();
+    let until = clock::now() + 500;
+    c.store(StoreMode::Set, b"k", 1, until, b"v1");
+    let current = cas(&c, b"k");
+    let invalidating = StoreOptions { invalidate: true, ..StoreOptions::default() };
+    // A newer (or unknown) cas is still refused; an older one stores, keeping the expiry.
+    assert_eq!(c.store_with(StoreMode::Cas(current + 1), b"k", 2, 0, b"v2", invalidating).0, StoreOutcome::Exists);
+    assert_eq!(c.store_with(StoreMode::Cas(1), b"nx", 2, 0, b"v2", invalidating).0, StoreOutcome::NotFound);
+    let (outcome, unique) = c.store_with(StoreMode::Cas(current - 1), b"k", 2, 0, b"v2", invalidating);
+    assert_eq!(outcome, StoreOutcome::Stored);
+    let seen = c.get(b"k", None, |it| (it.value.to_vec(), it.flags, it.exptime, it.stale, it.win_sent, it.cas)).1;
+    assert_eq!(seen, Some((b"v2".to_vec(), 2, until, true, false, unique)));
+    // The recacher mark survives such a store; an exact cas stores a fresh, unmarked item.
+    assert!(c.claim_win(b"k"));
+    c.store_with(StoreMode::Cas(1), b"k", 2, 0, b"v3", invalidating);
+    assert_eq!(c.get(b"k", None, |it| (it.stale, it.win_sent)).1, Some((true, true)));
+    c.store_with(StoreMode::Cas(cas(&c, b"k")), b"k", 0, 0, b"v4", invalidating);
+    assert_eq!(c.get(b"k", None, |it| (it.stale, it.win_sent, it.exptime)).1, Some((false, false, 0)));
+}
+
+#[test]
+fn invalidate_gives_a_new_cas_and_checks_the_one_given() {
+    let c = cache();
+    set(&c, b"k", b"v");
+    let before = cas(&c, b"k");
+    assert_eq!(c.invalidate(b"k", None, Some(before + 1)), DeleteOutcome::Exists);
+    assert_eq!(c.get(b"k", None, |it| it.stale).1, Some(false));
+    assert_eq!(c.invalidate(b"k", None, Some(before)), DeleteOutcome::Done);
+    assert!(cas(&c, b"k") > before);
+}
+
+#[test]
+fn a_base64_key_is_remembered_through_append_and_incr_until_a_plain_store() {
+    let c = cache();
+    let binary = StoreOptions { key_binary: true, ..StoreOptions::default() };
+    c.store_with(StoreMode::Set, b"k", 0, 0, b"1", binary);
+    let shown = |c: &Cache| c.get(b"k", None, |it| it.key_binary).1;
+    assert_eq!(shown(&c), Some(true));
+    c.store(StoreMode::Append, b"k", 0, 0, b"0");
+    assert_eq!(shown(&c), Some(true));
+    c.delta(b"k", DeltaOp::Incr, 1_000_000, None);
+    assert_eq!((shown(&c), value(&c, b"k")), (Some(true), Some(b"1000010".to_vec())));
+    set(&c, b"k", b"v");
+    assert_eq!(shown(&c), Some(false));
+}
+
+#[test]
+fn an_item_reports_its_class_and_size() {
+    let c = cache();
+    set(&c, b"small", b"v");
+    c.store(StoreMode::Set, b"big", 0, 0, &[b'x'; 5000]);
+    let small = c.get(b"small", None, |it| (it.class_id, it.size)).1.unwrap();
+    let big = c.get(b"big", None, |it| (it.class_id, it.size)).1.unwrap();
+    assert_eq!(small, (1, super::item::total_size(5, 1) as u32));
+    assert!(big.0 > small.0 && big.1 == super::item::total_size(3, 5000) as u32, "{big:?}");
+    let listed: Vec<u32> = c.slab_stats().iter().map(|s| s.id).collect();
+    assert!(listed.contains(&small.0) && listed.contains(&big.0), "{listed:?}");
 }
 
 #[test]
@@ -90,13 +177,13 @@ fn win_is_claimed_once_and_a_store_clears_stale_and_win() {
     assert!(c.claim_win(b"k"));
     assert!(!c.claim_win(b"k"));
     let until = clock::now() + 100;
-    assert_eq!(c.invalidate(b"k", Some(until)), Lookup::Hit);
+    assert_eq!(c.invalidate(b"k", Some(until), None), DeleteOutcome::Done);
     let marks = |c: &Cache| c.get(b"k", None, |it| (it.stale, it.win_sent, it.exptime)).1;
     assert_eq!(marks(&c), Some((true, false, until)));
     assert!(c.claim_win(b"k"), "invalidating hands out a new win");
     set(&c, b"k", b"w");
     assert_eq!(marks(&c).map(|m| (m.0, m.1)), Some((false, false)));
-    assert_eq!(c.invalidate(b"nx", None), Lookup::Miss);
+    assert_eq!(c.invalidate(b"nx", None, None), DeleteOutcome::NotFound);
 }
 
 #[test]
@@ -147,8 +234,8 @@ fn cas_missing_mismatch_and_match() {
 fn delete_hits_once() {
     let c = cache();
     set(&c, b"k", b"v");
-    assert_eq!(c.delete(b"k"), Lookup::Hit);
-    assert_eq!(c.delete(b"k"), Lookup::Miss);
+    assert_eq!(c.delete(b"k", None), DeleteOutcome::Done);
+    assert_eq!(c.delete(b"k", None), DeleteOutcome::NotFound);
     assert_eq!(get(&c, b"k").0, Lookup::Miss);
     assert_eq!(c.stats().curr_items, 0);
 }
@@ -165,7 +252,7 @@ fn expired_items_miss_and_are_unlinked() {
     c.store(StoreMode::Set, b"gone", 0, 1, b"v");
     assert_eq!(c.store(StoreMode::Replace, b"gone", 0, 0, b"w"), StoreOutcome::NotStored);
     c.store(StoreMode::Set, b"gone", 0, 1, b"5");
-    assert_eq!(c.delta(b"gone", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
+    assert_eq!(c.delta(b"gone", DeltaOp::Incr, 1, None).0, DeltaOutcome::NotFound);
     assert_eq!(get(&c, b"live").1.unwrap().3, now + 100);
     assert_eq!(c.stats().curr_items, 2);
 }
@@ -270,27 +357,27 @@ fn counters_parse_like_memcached() {
 #[test]
 fn incr_decr_wrap_floor_pad_and_grow() {
     let c = cache();
-    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1), DeltaOutcome::NotFound);
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1, None).0, DeltaOutcome::NotFound);
     set(&c, b"n", b"18446744073709551615");
-    assert_eq!(c.delta(b"n", DeltaOp::Incr, 2), DeltaOutcome::Value(1));
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 2, None).0, DeltaOutcome::Value(1));
     assert_eq!(value(&c, b"n").unwrap(), b"1                   ");
     c.store(StoreMode::Set, b"n", 5, 0, b"100");
     let before = cas(&c, b"n");
-    assert_eq!(c.delta(b"n", DeltaOp::Decr, 95), DeltaOutcome::Value(5));
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 95, None).0, DeltaOutcome::Value(5));
     assert_eq!(value(&c, b"n").unwrap(), b"5  ");
     assert!(cas(&c, b"n") > before, "in-place writes change the cas");
     let before = cas(&c, b"n");
-    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1000), DeltaOutcome::Value(1005));
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1000, None).0, DeltaOutcome::Value(1005));
     let (_, item) = get(&c, b"n");
     let (v, flags, after, _) = item.unwrap();
     assert_eq!((v.as_slice(), flags), (&b"1005"[..], 5), "a longer result keeps the flags");
     assert!(after > before);
-    assert_eq!(c.delta(b"n", DeltaOp::Decr, 100_000), DeltaOutcome::Value(0));
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 100_000, None).0, DeltaOutcome::Value(0));
     assert_eq!(value(&c, b"n").unwrap(), b"0   ");
     set(&c, b"n", b"abc");
-    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1), DeltaOutcome::NonNumeric);
+    assert_eq!(c.delta(b"n", DeltaOp::Incr, 1, None).0, DeltaOutcome::NonNumeric);
     set(&c, b"n", b"");
-    assert_eq!(c.delta(b"n", DeltaOp::Decr, 1), DeltaOutcome::NonNumeric);
+    assert_eq!(c.delta(b"n", DeltaOp::Decr, 1, None).0, DeltaOutcome::NonNumeric);
     assert_eq!(c.stats().curr_items, 1);
 }
 
@@ -465,10 +552,10 @@ fn threads_mixing_ops_on_shared_keys_keep_counts_consistent() {
                             c.store(StoreMode::Append, key.as_bytes(), 0, 0, b"12");
                         }
                         3 => {
-                            c.delete(key.as_bytes());
+                            c.delete(key.as_bytes(), None);
                         }
                         4 => {
-                            c.delta(key.as_bytes(), DeltaOp::Incr, 3);
+                            c.delta(key.as_bytes(), DeltaOp::Incr, 3, None);
                         }
                         5 => {
                             c.touch(key.as_bytes(), 0);
