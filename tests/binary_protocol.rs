@@ -300,6 +300,29 @@ fn cas_guards_set_replace_delete_and_incr() {
     assert_eq!((r.status, r.text()), (NOT_FOUND, "Not found".into()));
 }
 
+#[test]
+fn cas_guards_append_prepend_and_answers_the_new_cas() {
+    let (_s, mut c) = start();
+    let cas = set(&mut c, "j", 0, b"mid");
+    let r = call(&mut c, req(APPEND, "j").value(b">").cas(cas + 1000));
+    assert_eq!((r.status, r.text()), (EXISTS, "Data exists for key.".into()));
+    let r = call(&mut c, req(PREPEND, "j").value(b"<").cas(cas));
+    assert_eq!(r.status, 0);
+    assert_eq!(r.cas, current_cas(&mut c, "j"), "the answer carries the new cas");
+    let r = call(&mut c, req(APPEND, "j").value(b">").cas(cas));
+    assert_eq!(r.status, EXISTS, "the prepend changed the cas");
+    let r = call(&mut c, req(APPEND, "nx").value(b">").cas(cas));
+    assert_eq!((r.status, r.text()), (NOT_STORED, "Not stored.".into()));
+    let r = call(&mut c, req(GET, "j"));
+    assert_eq!(r.value, b"<mid");
+    // An incr answers the cas it gave the item, which the next get sees.
+    set(&mut c, "n", 0, b"7");
+    let r = call(&mut c, req(INCR, "n").extras(&delta_extras(1, 0, 0)));
+    assert_eq!((r.status, r.cas), (0, current_cas(&mut c, "n")));
+    let r = call(&mut c, req(DELETE, "nx").cas(r.cas));
+    assert_eq!((r.status, r.text()), (NOT_FOUND, "Not found".into()));
+}
+
 fn current_cas(c: &mut Client, key: &str) -> u64 {
     let r = call(c, req(GET, key));
     assert_eq!(r.status, 0, "{key} is there");

@@ -109,6 +109,35 @@ fn cas_checks_on_delete_delta_and_append_are_atomic_with_the_change() {
 }
 
 #[test]
+fn racing_cas_appends_never_both_win_with_the_same_cas() {
+    let c = Arc::new(cache());
+    set(&c, b"log", b"");
+    let winners: Vec<Vec<u64>> = (0..4)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut won = Vec::new();
+                for _ in 0..2000 {
+                    let seen = cas(&c, b"log");
+                    let opts = StoreOptions { cas: Some(seen), ..StoreOptions::default() };
+                    if c.store_with(StoreMode::Append, b"log", 0, 0, b"x", opts).0 == StoreOutcome::Stored {
+                        won.push(seen);
+                    }
+                }
+                won
+            })
+        })
+        .map(|t| t.join().unwrap())
+        .collect();
+    let mut all: Vec<u64> = winners.concat();
+    let wins = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), wins, "one cas, one winner");
+    assert_eq!(value(&c, b"log").map(|v| v.len()), Some(wins));
+}
+
+#[test]
 fn an_invalidating_cas_older_than_the_items_stores_a_stale_copy() {
     let c = cache();
     let until = clock::now() + 500;
