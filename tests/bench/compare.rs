@@ -3,8 +3,9 @@
 //!
 //! - memory: `-m 64`, filled with 100-byte values (`key:NNNNNNN`) until the first eviction;
 //!   reports `curr_items`, `bytes` and RSS (VmRSS of /proc/PID/status).
-//! - throughput: 2 and 8 client threads, 90% get / 10% set over 10k keys of 100-byte values,
-//!   pipelined 1 and 16 deep; reports ops/s and p50/p99 latency of one batch round trip.
+//! - throughput: 90% get / 10% set over 10k keys of 100-byte values, pipelined 1 and 16
+//!   deep, over the text protocol with 2 and 8 client threads and over the binary and meta
+//!   protocols with 2; reports ops/s and p50/p99 latency of one batch round trip.
 //!
 //! Each measurement is repeated (3 times by default) and the median is printed with the
 //! ratio ours/theirs. Std only: no bench harness, no crates.
@@ -151,6 +152,84 @@ impl Prng {
     }
 }
 
+/// Which protocol a throughput run speaks; the same get/set mix in each.
+#[derive(Clone, Copy)]
+enum Proto {
+    Text,
+    Binary,
+    Meta,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Text => "text",
+            Proto::Binary => "binary",
+            Proto::Meta => "meta",
+        }
+    }
+
+    fn get(self, out: &mut Vec<u8>, key: &str) {
+        match self {
+            Proto::Text => out.extend_from_slice(format!("get {key}\r\n").as_bytes()),
+            Proto::Binary => binary_request(out, 0x00, &[], key.as_bytes(), &[]),
+            Proto::Meta => out.extend_from_slice(format!("mg {key} v f\r\n").as_bytes()),
+        }
+    }
+
+    fn set(self, out: &mut Vec<u8>, key: &str, value: &[u8]) {
+        match self {
+            Proto::Text => set_request(out, key, value),
+            Proto::Binary => binary_request(out, 0x01, &[0; 8], key.as_bytes(), value),
+            Proto::Meta => {
+                out.extend_from_slice(format!("ms {key} {}\r\n", value.len()).as_bytes());
+                out.extend_from_slice(value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Reads one answer to a get or a set.
+    fn read(self, conn: &mut Conn) {
+        match self {
+            Proto::Text => conn.read_reply(),
+            Proto::Binary => {
+                let mut header = [0u8; 24];
+                conn.reader.read_exact(&mut header).expect("binary header");
+                assert_eq!(header[0], 0x81, "binary response magic");
+                let body = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
+                let mut rest = vec![0u8; body];
+                conn.reader.read_exact(&mut rest).expect("binary body");
+            }
+            Proto::Meta => {
+                let line = conn.read_line();
+                if line == "HD\r\n" || line == "EN\r\n" {
+                    return;
+                }
+                let len: usize = line
+                    .strip_prefix("VA ")
+                    .and_then(|l| l.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected meta reply {line:?}"));
+                let mut value = vec![0u8; len + 2];
+                conn.reader.read_exact(&mut value).expect("read value");
+            }
+        }
+    }
+}
+
+/// A binary request: header, extras, key, value.
+fn binary_request(out: &mut Vec<u8>, opcode: u8, extras: &[u8], key: &[u8], value: &[u8]) {
+    out.extend_from_slice(&[0x80, opcode]);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    out.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 12]);
+    out.extend_from_slice(extras);
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+}
+
 fn set_request(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(format!("set {key} 0 0 {}\r\n", value.len()).as_bytes());
     out.extend_from_slice(value);
@@ -209,7 +288,7 @@ fn preload(server: &Server) {
     }
 }
 
-fn throughput_run(server: &Server, threads: usize, depth: usize, seconds: f64) -> Throughput {
+fn throughput_run(server: &Server, proto: Proto, threads: usize, depth: usize, seconds: f64) -> Throughput {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let mut conn = server.connect();
@@ -227,15 +306,15 @@ fn throughput_run(server: &Server, threads: usize, depth: usize, seconds: f64) -
                         let r = rng.next();
                         let key = format!("key:{:07}", (r >> 8) % KEYS);
                         if r.is_multiple_of(10) {
-                            set_request(&mut req, &key, &value);
+                            proto.set(&mut req, &key, &value);
                         } else {
-                            req.extend_from_slice(format!("get {key}\r\n").as_bytes());
+                            proto.get(&mut req, &key);
                         }
                     }
                     let sent = Instant::now();
                     conn.writer.write_all(&req).expect("write batch");
                     for _ in 0..depth {
-                        conn.read_reply();
+                        proto.read(&mut conn);
                     }
                     latencies.push(sent.elapsed().as_nanos() as u64);
                     ops += depth as u64;
@@ -289,7 +368,7 @@ fn env_number(name: &str, default: f64) -> f64 {
 
 fn row(label: &str, ours: f64, theirs: f64) {
     let ratio = if theirs > 0.0 { format!("{:.2}", ours / theirs) } else { "-".to_string() };
-    println!("{label:<34} {ours:>14.1} {theirs:>14.1} {ratio:>12}");
+    println!("{label:<42} {ours:>14.1} {theirs:>14.1} {ratio:>12}");
 }
 
 fn main() {
@@ -308,7 +387,7 @@ fn main() {
     println!("theirs: {}", theirs.display());
     println!("median of {repeats} runs; throughput runs of {seconds} s; both servers get the same flags");
     println!();
-    println!("{:<34} {:>14} {:>14} {:>12}", "workload", "ours", "memcached", "ours/theirs");
+    println!("{:<42} {:>14} {:>14} {:>12}", "workload", "ours", "memcached", "ours/theirs");
 
     // Memory: runs alternate between the two servers so that drift hits both alike.
     let mut mem: [Vec<MemoryRun>; 2] = [Vec::new(), Vec::new()];
@@ -327,17 +406,19 @@ fn main() {
         s
     });
     let servers = [&started[0], &started[1]];
-    for threads in [2, 8] {
+    // The text protocol with 2 and 8 client threads; the binary and meta ones with 2.
+    let shapes = [(Proto::Text, 2), (Proto::Text, 8), (Proto::Binary, 2), (Proto::Meta, 2)];
+    for (proto, threads) in shapes {
         for depth in [1, 16] {
             let mut runs: [Vec<Throughput>; 2] = [Vec::new(), Vec::new()];
             for r in 0..repeats {
                 // Alternate which server goes first, so that order does not favour one.
                 for i in [r % 2, 1 - r % 2] {
-                    runs[i].push(throughput_run(servers[i], threads, depth, seconds));
+                    runs[i].push(throughput_run(servers[i], proto, threads, depth, seconds));
                 }
             }
             let pick = |i: usize, f: fn(&Throughput) -> f64| median(runs[i].iter().map(f).collect());
-            let name = format!("get/set {threads} thr depth {depth:>2}:");
+            let name = format!("{} get/set {threads} thr depth {depth:>2}:", proto.name());
             row(&format!("{name} ops/s"), pick(0, |t| t.ops_per_sec), pick(1, |t| t.ops_per_sec));
             row(&format!("{name} p50 us"), pick(0, |t| t.p50_us), pick(1, |t| t.p50_us));
             row(&format!("{name} p99 us"), pick(0, |t| t.p99_us), pick(1, |t| t.p99_us));
