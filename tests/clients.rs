@@ -146,3 +146,59 @@ fn memcached_tool_display_shows_a_row_per_used_slab_class() {
     assert!(counts.iter().filter(|&&n| n > 0).count() >= 2, "{report}");
     assert!(counts.contains(&10) && counts.contains(&5), "one class per size:\n{report}");
 }
+
+#[test]
+fn memcached_tool_keys_and_dump_list_every_item() {
+    if !tools_present() {
+        return;
+    }
+    let (server, mut c) = server_with_items();
+    c.set("odd%key", 7, 1_000, b"v");
+    let keys = memcached_tool(&server, "keys");
+    let mut listed: Vec<&str> = keys.lines().filter_map(|l| l.strip_prefix("key=")?.split(' ').next()).collect();
+    listed.sort_unstable();
+    let mut want: Vec<String> = (0..5).map(|i| format!("large{i}")).chain(["odd%25key".to_string()]).chain((0..10).map(|i| format!("small{i}"))).collect();
+    want.sort_unstable();
+    assert_eq!(listed, want, "{keys}");
+    // Each line carries memcached's fields; one read item says so, an unread one does not.
+    let line = |key: &str| keys.lines().find(|l| l.starts_with(&format!("key={key} "))).unwrap_or_default().to_string();
+    let fields = |key: &str| line(key).split(' ').skip(1).map(|f| f.split('=').next().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    assert_eq!(fields("small0"), ["exp", "la", "cas", "fetch", "cls", "size"]);
+    assert!(line("small0").contains(" exp=-1 ") && line("small0").contains(" fetch=yes "), "{}", line("small0"));
+    assert!(line("small2").contains(" fetch=no "), "{}", line("small2"));
+    // dump turns them back into add commands, value and absolute expiry included.
+    let dump = memcached_tool(&server, "dump");
+    assert!(dump.contains("add small3 0 0 100\r\n") || dump.contains("add small3 0 0 100\n"), "{dump}");
+    let odd = dump.lines().find(|l| l.starts_with("add odd%key 7 ")).unwrap_or_else(|| panic!("{dump}"));
+    let exptime: i64 = odd.split(' ').nth(3).and_then(|e| e.parse().ok()).unwrap_or_default();
+    assert!(exptime > 1_000_000_000, "an absolute expiry: {odd}");
+    assert_eq!(dump.lines().filter(|l| l.starts_with("add ")).count(), 16);
+}
+
+#[test]
+fn lru_crawler_metadump_takes_classes_and_refuses_the_rest() {
+    let (_server, mut c) = server_with_items();
+    let all = String::from_utf8_lossy(&c.call(b"lru_crawler metadump hash\r\n", b"END\r\n")).into_owned();
+    assert_eq!(all.lines().count(), 16, "15 items and END: {all}");
+    let class_of = |key: &str| {
+        let line = all.lines().find(|l| l.starts_with(&format!("key={key} "))).unwrap_or_else(|| panic!("{key}: {all}"));
+        line.rsplit(" cls=").next().and_then(|rest| rest.split(' ').next()).unwrap_or_default().to_string()
+    };
+    let (small, large) = (class_of("small0"), class_of("large0"));
+    assert_ne!(small, large);
+    let one = String::from_utf8_lossy(&c.call(format!("lru_crawler metadump {small}\r\n").as_bytes(), b"END\r\n")).into_owned();
+    assert_eq!(one.lines().filter(|l| l.contains(&format!(" cls={small} "))).count(), 10, "{one}");
+    assert_eq!(one.lines().count(), 11, "{one}");
+    let both = String::from_utf8_lossy(&c.call(format!("lru_crawler metadump {small},{large}\r\n").as_bytes(), b"END\r\n")).into_owned();
+    assert_eq!(both.lines().count(), 16, "{both}");
+    for (line, answer) in [
+        ("lru_crawler metadump 99", "BADCLASS invalid class id"),
+        ("lru_crawler metadump 0", "BADCLASS invalid class id"),
+        ("lru_crawler metadump", "ERROR"),
+        ("lru_crawler metadump all extra", "ERROR"),
+        ("lru_crawler bogus", "ERROR"),
+        ("lru_crawler", "ERROR"),
+    ] {
+        assert_eq!(c.cmd(line), answer, "{line}");
+    }
+}

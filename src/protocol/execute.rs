@@ -91,10 +91,49 @@ pub fn execute(
             answer("OK", noreply, out);
         }
         Request::Quit => return Next::Close,
+        Request::Metadump { classes } => metadump(classes, ctx, out, spill),
         Request::Meta(request) => meta::execute(&request, ctx, local, out),
         Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
     }
     Next::Continue
+}
+
+/// `lru_crawler metadump`: memcached's line per item (key URI-encoded, absolute times, lines
+/// ending in a bare newline), handed to `spill` as it grows, then END.
+fn metadump(classes: u64, ctx: &Context, out: &mut Vec<u8>, spill: &mut dyn FnMut(&mut Vec<u8>)) {
+    // Lines are written under a stripe's lock and handed on between stripes.
+    ctx.cache.scan_items(&mut |seen| match seen {
+        Some(item) if classes & (1u64 << item.class_id.min(63)) != 0 => {
+            out.extend_from_slice(b"key=");
+            uri_encode(item.key, out);
+            out.extend_from_slice(b" exp=");
+            if item.exptime == 0 {
+                out.extend_from_slice(b"-1");
+            } else {
+                push_u64(out, u64::from(item.exptime));
+            }
+            let fetch = if item.fetched { "yes" } else { "no" };
+            let rest = format!(" la={} cas={} fetch={fetch} cls={} size={}\n", item.last_access, item.cas, item.class_id, item.size);
+            out.extend_from_slice(rest.as_bytes());
+        }
+        Some(_) => {}
+        None if out.len() >= SPILL_AT => spill(out),
+        None => {}
+    });
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// memcached's URI encoding of a key in a metadump line: unreserved bytes stay, the rest are
+/// %XX.
+fn uri_encode(key: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
 }
 
 /// When a `flush_all [delay]` takes effect, as absolute unix seconds (0: now). A delay up to 30

@@ -61,6 +61,9 @@ pub enum Request<'a> {
     Version,
     Verbosity { level: u32, noreply: bool },
     Quit,
+    /// `lru_crawler metadump`: a line of metadata for each live item of the slab classes in
+    /// `classes` (bit N: class N; all bits: `all` or `hash`).
+    Metadump { classes: u64 },
     /// mg, ms, md, ma.
     Meta(meta::MetaRequest<'a>),
     /// mn: answers "MN".

@@ -84,6 +84,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
         b"version" => return command_of(Request::Version, consumed),
         b"quit" => return command_of(Request::Quit, consumed),
         b"shutdown" => return invalid(NO_SHUTDOWN, consumed),
+        b"lru_crawler" => return lru_crawler(tokens, consumed),
         b"mg" | b"ms" | b"md" | b"ma" | b"mn" => return meta::parse(command, tokens, buf, limits, item_fits, consumed),
         _ => {
             let args = Args::new(tokens);
@@ -99,6 +100,28 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
         }
     };
     store(buf, Args::new(tokens), mode, cas, limits, item_fits, consumed)
+}
+
+/// `lru_crawler`: only `metadump` with `all`, `hash` or a comma-separated list of class ids
+/// (1..=63, memcached's limit); other crawler commands are not served (no crawler runs here).
+fn lru_crawler(mut tokens: Tokens<'_>, consumed: usize) -> Parsed<'_> {
+    let (Some(b"metadump"), Some(which), None) = (tokens.next(), tokens.next(), tokens.next()) else {
+        return invalid(ERROR, consumed);
+    };
+    let classes = match which {
+        b"all" | b"hash" => u64::MAX,
+        list => {
+            let mut classes = 0u64;
+            for id in list.split(|&b| b == b',') {
+                match std::str::from_utf8(id).ok().and_then(|id| id.parse::<u32>().ok()) {
+                    Some(id @ 1..=63) => classes |= 1 << id,
+                    _ => return invalid("BADCLASS invalid class id", consumed),
+                }
+            }
+            classes
+        }
+    };
+    command_of(Request::Metadump { classes }, consumed)
 }
 
 /// Whether an unterminated line may be a long multi-key get (memcached's test).

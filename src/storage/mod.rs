@@ -466,7 +466,20 @@ impl Cache {
                 (*it).iflags |= item::FETCHED | item::ACTIVE;
             }
             self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
-            let view = ItemRef {
+            let view = self.view(it, fetched, last_access);
+            (Lookup::Hit, Some(f(&view)))
+        }
+    }
+
+    /// A live item as callers see it, with its fetched mark and last access as they were
+    /// before this lookup.
+    ///
+    /// # Safety
+    /// `it` is a live item linked in a stripe the caller holds for as long as the view lives.
+    unsafe fn view<'a>(&self, it: *const Item, fetched: bool, last_access: u32) -> ItemRef<'a> {
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            ItemRef {
                 key: item::key(it),
                 value: item::value(it),
                 flags: (*it).flags,
@@ -479,8 +492,29 @@ impl Cache {
                 key_binary: (*it).iflags & item::KEY_BINARY != 0,
                 class_id: u32::from((*it).class) + 1,
                 size: item::size_of(it) as u32,
-            };
-            (Lookup::Hit, Some(f(&view)))
+            }
+        }
+    }
+
+    /// Calls `f` with every live item, one stripe at a time under its lock (so it must be
+    /// quick, and must not call the cache), and with None after each stripe, with no lock
+    /// held. Items are neither bumped nor marked fetched (`lru_crawler metadump`).
+    pub fn scan_items(&self, f: &mut dyn FnMut(Option<&ItemRef>)) {
+        for lock in self.stripes.iter() {
+            {
+                let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let now = clock::now();
+                stripe.for_each(|it| {
+                    // SAFETY: linked in the stripe we hold; dead ones are left for lazy unlinking.
+                    unsafe {
+                        if !item::is_tombstone(it) && self.dead(it, now).is_none() {
+                            let fetched = (*it).iflags & item::FETCHED != 0;
+                            f(Some(&self.view(it, fetched, (*it).atime.load(Ordering::Relaxed))));
+                        }
+                    }
+                });
+            }
+            f(None);
         }
     }
 
