@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -209,6 +210,31 @@ pub fn bind_tcp_unlistened(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     bind_socket(&socket, &addr)?;
     Ok(TcpListener::from(socket))
+}
+
+/// Binds a unix stream socket at `path` without listening, as `bind_tcp_unlistened` does:
+/// the file exists (and a second server fails on it) while connections are refused.
+pub fn bind_unix_unlistened(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data, for which all zeroes is a valid value.
+    let mut raw: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    raw.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    // The path and its terminating NUL must fit.
+    if bytes.len() >= raw.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "path must be shorter than SUN_LEN"));
+    }
+    for (dst, &src) in raw.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: socket takes only numbers.
+    let fd = check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` is a socket just created and owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `raw` is a complete, NUL-terminated unix socket address of `len` bytes.
+    check(unsafe { libc::bind(socket.as_raw_fd(), (&raw as *const libc::sockaddr_un).cast(), len) })?;
+    Ok(UnixListener::from(socket))
 }
 
 /// Binds a UDP socket (close-on-exec; IPV6_V6ONLY for IPv6, so that the IPv4 socket can

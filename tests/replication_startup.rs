@@ -1,6 +1,7 @@
 //! Replication at start-up: a replication port below 1024 still works when `-u` drops root
-//! (it is bound before the switch, like the client ports), and a stop signal ends a node's
-//! wait for its peer at once.
+//! (it is bound before the switch, like the client ports), a node waiting for its peer
+//! refuses clients on its TCP port and on its unix socket, and a stop signal ends that wait
+//! at once.
 //!
 //! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B). Every wait polls with a deadline.
 
@@ -102,4 +103,27 @@ fn a_stop_signal_ends_the_join_wait() {
     assert!(!node.accepting(), "the node serves clients while it waits for its peer");
     let status = node.sigterm_and_wait(Duration::from_secs(5));
     assert!(status.success(), "a node stopped while it waits for its peer exited with {status}");
+}
+
+#[test]
+fn a_unix_socket_refuses_clients_during_the_join_wait() {
+    let (peer, _filling) = swallowing_peer("127.0.0.8");
+    let peer = peer.local_addr().expect("local address").to_string();
+    let ports = free_ports(A_ADDR, 2);
+    let dir = std::env::temp_dir().join(format!("memcachedrep-join-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("socket directory");
+    let path = dir.join("node.sock");
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut node = Node::spawn(A_ADDR, ports[0], ports[1], Some(&peer), &["-s", path_arg, "-o", "repl_join_wait=30"]);
+    poll("the replication port to listen", Duration::from_secs(10), || {
+        node.assert_running();
+        TcpStream::connect((A_ADDR, ports[1])).map(drop).map_err(|e| e.to_string())
+    });
+    // The socket file is there (a second server could not take it), but nobody is let in.
+    assert!(path.exists(), "the socket file is bound before the wait");
+    let refused = std::os::unix::net::UnixStream::connect(&path).map(drop).map_err(|e| e.kind());
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+    let status = node.sigterm_and_wait(Duration::from_secs(5));
+    assert!(status.success(), "exited with {status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,8 +11,8 @@
 //! - `-l a,b:port,[v6]:port`: each entry with its own port or `-p`'s; a name may resolve to
 //!   several addresses, of which at least one must bind.
 //!
-//! Every listener gets the `-b` backlog; TCP listeners only from `listen_all` on, so that a
-//! node can hold its port (a conflict fails the start) while refusing clients. Errors are
+//! Every listener gets the `-b` backlog, only from `listen_all` on, so that a node can hold
+//! its port or socket file (a conflict fails the start) while refusing clients. Errors are
 //! memcached's start-up lines.
 
 use std::io::{self, Read, Write};
@@ -142,24 +142,22 @@ impl Listener {
     }
 }
 
-/// Starts listening on every TCP listener bound by `bind_all` with the `-b` backlog: until
-/// then a client's connection is refused (a replicated node opens its port only once it has
-/// its peer's copy). The error is the line memcached prints for a port taken meanwhile.
+/// Starts listening on every listener bound by `bind_all` with the `-b` backlog: until then
+/// a client's connection is refused (a replicated node opens its port only once it has its
+/// peer's copy). The error is the line memcached prints for a port taken meanwhile.
 pub fn listen_all(listeners: &[Listener], settings: &Settings) -> Result<(), String> {
     for listener in listeners {
-        if let Kind::Tcp(tcp) = &listener.kind {
-            daemon::set_listen_backlog(tcp.as_raw_fd(), settings.backlog)
-                .map_err(|e| format!("failed to listen on {}: {}", listener.name, daemon::strerror(&e)))?;
-        }
+        daemon::set_listen_backlog(listener.fd(), settings.backlog)
+            .map_err(|e| format!("failed to listen on {}: {}", listener.name, daemon::strerror(&e)))?;
     }
     Ok(())
 }
 
-/// Binds every listener the settings ask for (TCP ones without listening yet: see
-/// `listen_all`). The error is the line memcached prints.
+/// Binds every listener the settings ask for, without listening yet (see `listen_all`). The
+/// error is the line memcached prints.
 pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     if let Some(path) = &settings.socket_path {
-        return bind_unix(path, settings.socket_mask, settings.backlog).map(|l| vec![l]);
+        return bind_unix(path, settings.socket_mask).map(|l| vec![l]);
     }
     if settings.port == 0 {
         return Ok(Vec::new());
@@ -214,7 +212,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<Listener> {
     Ok(Listener { kind: Kind::Tcp(listener), name })
 }
 
-fn bind_unix(path: &Path, mode: u32, backlog: i32) -> Result<Listener, String> {
+fn bind_unix(path: &Path, mode: u32) -> Result<Listener, String> {
     let fail = |e: io::Error| format!("failed to listen on UNIX socket: {}: {}", path.display(), daemon::strerror(&e));
     // A socket file left by an earlier run would make bind fail; other files are not ours.
     if std::fs::symlink_metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false) {
@@ -224,10 +222,9 @@ fn bind_unix(path: &Path, mode: u32, backlog: i32) -> Result<Listener, String> {
     // The mask gives the file its mode from the start: a chmod after bind would leave a
     // moment in which anyone could connect.
     let previous = daemon::set_umask(!mode & 0o777);
-    let bound = UnixListener::bind(&absolute);
+    let bound = daemon::bind_unix_unlistened(&absolute);
     daemon::set_umask(previous);
     let listener = bound.map_err(fail)?;
-    daemon::set_listen_backlog(listener.as_raw_fd(), backlog).map_err(fail)?;
     let name = format!("unix:{}", path.display());
     Ok(Listener { kind: Kind::Unix { listener, path: absolute }, name })
 }
