@@ -762,8 +762,9 @@ mod tests {
     /// Invariants on arbitrary bytes: no panic, consumption within the buffer, progress.
     #[test]
     fn any_bytes_keep_the_invariants() {
-        let alphabet: &[u8] = b" \r\n\t0123-+gestadcrpnoylx\x00\xff";
-        let words: [&[u8]; 12] = [b"get ", b"gat ", b"set ", b"cas ", b"incr ", b"delete ", b"touch ", b"flush_all ", b"verbosity ", b"noreply", b"4294967296 ", b"\r\n"];
+        let alphabet: &[u8] = b" \r\n\t0123-+=gestadcrpnoylxbm\x00\xff";
+        let words: [&[u8]; 14] =
+            [b"get ", b"gat ", b"set ", b"cas ", b"incr ", b"delete ", b"touch ", b"flush_all ", b"verbosity ", b"noreply", b"4294967296 ", b"\r\n", b"me ", b"mg "];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             state ^= state << 13;
