@@ -21,10 +21,10 @@
 //!   command. A data block not followed by "\r\n" answers "CLIENT_ERROR bad data chunk" after
 //!   dropping exactly length + 2 bytes. A store too large for the cache swallows length + 2
 //!   bytes, whatever they are.
-//! - Meta commands (mg, ms, md, ma, mn) are parsed by `meta`; `me` and memcached's admin
-//!   commands (lru_crawler, slabs, watch, lru, cache_memlimit, extstore, misbehave, debugtime)
-//!   answer "ERROR", as a memcached without them would; `shutdown` answers as memcached does
-//!   without `-A`.
+//! - Meta commands (mg, ms, md, ma, mn, me) are parsed by `meta`; memcached's admin commands
+//!   (lru_crawler, slabs, watch, lru, cache_memlimit, extstore, misbehave, debugtime) answer
+//!   "ERROR", as a memcached without them would; `shutdown` answers as memcached does without
+//!   `-A`.
 
 use super::meta;
 use super::{Limits, Parsed, Request};
@@ -85,7 +85,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
         b"quit" => return command_of(Request::Quit, consumed),
         b"shutdown" => return invalid(NO_SHUTDOWN, consumed),
         b"lru_crawler" => return lru_crawler(tokens, consumed),
-        b"mg" | b"ms" | b"md" | b"ma" | b"mn" => return meta::parse(command, tokens, buf, limits, item_fits, consumed),
+        b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => return meta::parse(command, tokens, buf, limits, item_fits, consumed),
         _ => {
             let args = Args::new(tokens);
             return match command {
@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(p(b"GET foo\r\n"), inv(ERROR, 9));
         assert_eq!(p(b"get\tfoo\r\n"), inv(ERROR, 9));
         assert_eq!(p(b"version\r\r\n"), inv(ERROR, 10));
-        for line in ["misbehave", "lru_crawler crawl all", "slabs automove 1", "watch", "lru mode flat", "cache_memlimit 100", "extstore", "debugtime", "me foo"] {
+        for line in ["misbehave", "lru_crawler crawl all", "slabs automove 1", "watch", "lru mode flat", "cache_memlimit 100", "extstore", "debugtime"] {
             let buf = format!("{line}\r\n");
             assert_eq!(p(buf.as_bytes()), inv(ERROR, buf.len()), "{line}");
         }
@@ -785,8 +785,9 @@ mod tests {
     /// Invariants on arbitrary bytes: no panic, consumption within the buffer, progress.
     #[test]
     fn any_bytes_keep_the_invariants() {
-        let alphabet: &[u8] = b" \r\n\t0123-+gestadcrpnoylx\x00\xff";
-        let words: [&[u8]; 12] = [b"get ", b"gat ", b"set ", b"cas ", b"incr ", b"delete ", b"touch ", b"flush_all ", b"verbosity ", b"noreply", b"4294967296 ", b"\r\n"];
+        let alphabet: &[u8] = b" \r\n\t0123-+=gestadcrpnoylxbm\x00\xff";
+        let words: [&[u8]; 14] =
+            [b"get ", b"gat ", b"set ", b"cas ", b"incr ", b"delete ", b"touch ", b"flush_all ", b"verbosity ", b"noreply", b"4294967296 ", b"\r\n", b"me ", b"mg "];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             state ^= state << 13;
