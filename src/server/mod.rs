@@ -197,12 +197,13 @@ impl Server {
     }
 }
 
-/// memcached's words for what a listener speaks, in its verbose connection log lines.
+/// memcached's words for what a listener speaks, in its verbose log lines: the listener's,
+/// and a new connection's (which ends in a full stop but under auto).
 fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
     match protocol {
-        Protocol::Ascii => ("ascii", "ascii"),
-        Protocol::Binary => ("binary", "binary"),
-        Protocol::Auto => ("auto-negotiate", "auto-negotiating"),
+        Protocol::Ascii => ("ascii", "ascii client connection."),
+        Protocol::Binary => ("binary", "binary client connection."),
+        Protocol::Auto => ("auto-negotiate", "auto-negotiating client connection"),
     }
 }
 
@@ -262,7 +263,7 @@ fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
     let fd = client.stream.fd();
     shared.stats.add(Counter::TotalConnections, 1);
     let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
-    log::line(log::TRAFFIC, format_args!("<{fd} new {} client connection", protocol_name(shared.settings.protocol).1));
+    log::line(log::TRAFFIC, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
     let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
     if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
         // The job, and with it the connection, was dropped: the client sees it close.
