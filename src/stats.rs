@@ -135,10 +135,13 @@ impl LocalCounts {
 #[derive(Debug)]
 pub struct Stats {
     counters: [AtomicU64; Counter::ALL.len()],
-    /// Open client connections (`curr_connections`).
+    /// Open client connections: what `-c` caps.
     pub curr_connections: AtomicU64,
-    /// Connection structures ever in use at once (`connection_structures`).
+    /// Client connections ever open at once.
     pub connection_structures: AtomicU64,
+    /// Open listeners and UDP threads, which memcached counts as connections too (in
+    /// `curr_connections`, `total_connections` and `connection_structures`).
+    pub server_connections: AtomicU64,
     /// Times the listener stopped accepting at `-c` (`listen_disabled_num`).
     pub listen_disabled_num: AtomicU64,
     /// Handler threads alive (pooled and busy).
@@ -178,12 +181,26 @@ impl Stats {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
             curr_connections: AtomicU64::new(0),
             connection_structures: AtomicU64::new(0),
+            server_connections: AtomicU64::new(0),
             listen_disabled_num: AtomicU64::new(0),
             threads_alive: AtomicU64::new(0),
             started,
             detail: AtomicU8::new(DETAIL_DEFAULT),
             prefixes: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// `curr_connections` as memcached prints it: every open connection, listeners and UDP
+    /// threads among them, less one (memcached subtracts its one listener, so that with one
+    /// listener the figure is the clients and the UDP threads).
+    pub fn curr_connections_shown(&self) -> u64 {
+        let open = self.curr_connections.load(Ordering::Relaxed) + self.server_connections.load(Ordering::Relaxed);
+        open.saturating_sub(1)
+    }
+
+    /// `connection_structures` as memcached prints it: listeners and UDP threads count too.
+    pub fn connection_structures_shown(&self) -> u64 {
+        self.connection_structures.load(Ordering::Relaxed) + self.server_connections.load(Ordering::Relaxed)
     }
 
     pub fn add(&self, counter: Counter, n: u64) {
@@ -252,33 +269,39 @@ impl Stats {
 #[repr(u8)]
 pub enum ConnState {
     Listening = 0,
-    Waiting = 1,
+    /// A new connection that has sent nothing yet.
+    NewCmd = 1,
+    /// Waiting for (more of) a command line or a binary request.
     Reading = 2,
     Parsing = 3,
     Writing = 4,
     Swallowing = 5,
+    /// Waiting for the rest of a text store's data.
+    Nread = 6,
 }
 
 impl ConnState {
     pub fn name(self) -> &'static str {
         match self {
             ConnState::Listening => "conn_listening",
-            ConnState::Waiting => "conn_waiting",
+            ConnState::NewCmd => "conn_new_cmd",
             ConnState::Reading => "conn_read",
             ConnState::Parsing => "conn_parse_cmd",
             ConnState::Writing => "conn_mwrite",
             ConnState::Swallowing => "conn_swallow",
+            ConnState::Nread => "conn_nread",
         }
     }
 
     fn from_u8(v: u8) -> ConnState {
         match v {
             0 => ConnState::Listening,
-            1 => ConnState::Waiting,
+            1 => ConnState::NewCmd,
             2 => ConnState::Reading,
             3 => ConnState::Parsing,
             4 => ConnState::Writing,
-            _ => ConnState::Swallowing,
+            5 => ConnState::Swallowing,
+            _ => ConnState::Nread,
         }
     }
 }
@@ -291,6 +314,8 @@ pub struct ConnSlot {
     pub addr: String,
     /// The listener it came through, or empty for a listener.
     pub listen_addr: String,
+    /// A UDP thread's connection, which memcached marks with a "UDP UDP" line.
+    pub udp: bool,
     state: AtomicU8,
     last_cmd: AtomicU32,
 }
@@ -322,7 +347,17 @@ pub struct ConnRegistry {
 
 impl ConnRegistry {
     pub fn register(&self, fd: i32, addr: String, listen_addr: String, state: ConnState, now: u32) -> Arc<ConnSlot> {
-        let slot = Arc::new(ConnSlot { addr, listen_addr, state: AtomicU8::new(state as u8), last_cmd: AtomicU32::new(now) });
+        self.insert(fd, ConnSlot { addr, listen_addr, udp: false, state: AtomicU8::new(state as u8), last_cmd: AtomicU32::new(now) })
+    }
+
+    /// Registers one UDP thread's descriptor, as memcached registers each of its workers'
+    /// connections on a UDP socket: always reading.
+    pub fn register_udp(&self, fd: i32, addr: String, now: u32) -> Arc<ConnSlot> {
+        self.insert(fd, ConnSlot { addr, listen_addr: String::new(), udp: true, state: AtomicU8::new(ConnState::Reading as u8), last_cmd: AtomicU32::new(now) })
+    }
+
+    fn insert(&self, fd: i32, slot: ConnSlot) -> Arc<ConnSlot> {
+        let slot = Arc::new(slot);
         self.lock().insert(fd, Arc::clone(&slot));
         slot
     }

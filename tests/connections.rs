@@ -1,5 +1,6 @@
 //! Connection-level behaviour of the whole server: many connections, idle cost, the `-c`
-//! limit, pipelining, the unix socket, signals, hostile clients and idle time-outs.
+//! limit, pipelining, the unix socket, signals, hostile clients, idle time-outs, and the -vv
+//! log of binary and text traffic (checked against memcached's own lines).
 //!
 //! Every load here stays on loopback, is bounded in bytes and time, and ends by itself. Tests
 //! that pin a rule of ours that memcached does not share return early under
@@ -487,4 +488,109 @@ fn user_switch_comes_after_binding_a_privileged_port() {
     let nobody = std::process::Command::new("id").args(["-u", "nobody"]).output().expect("id");
     let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
     assert_eq!(uids(child.0.id()), format!("{uid} {uid}"), "real and effective uid are nobody's");
+}
+
+/// A binary request with opaque 0 and no cas.
+fn binary_request(opcode: u8, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
+    let body_len = (extras.len() + key.len() + value.len()) as u32;
+    let mut packet = vec![0x80, opcode];
+    packet.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    packet.extend_from_slice(&body_len.to_be_bytes());
+    packet.extend_from_slice(&[0; 12]);
+    for part in [extras, key, value] {
+        packet.extend_from_slice(part);
+    }
+    packet
+}
+
+/// The log lines of a 24-byte header: a title and four bytes a line, "*" for a line of any
+/// bytes.
+fn header_lines(prefix: &str, indent: &str, title: &str, rows: [&str; 6]) -> Vec<String> {
+    let mut lines = vec![format!("{prefix} {title}")];
+    lines.extend(rows.iter().map(|row| if *row == "*" { "*".to_string() } else { format!("{prefix}{indent} {row}") }));
+    lines
+}
+
+/// Whether `expected` occurs in `lines` as a run of consecutive lines ("*" matches any).
+fn contains_run(lines: &[&str], expected: &[String]) -> bool {
+    lines.windows(expected.len()).any(|window| window.iter().zip(expected).all(|(line, want)| want == "*" || line == want))
+}
+
+#[test]
+fn vv_logs_binary_requests_and_responses_as_memcached() {
+    let port = common::free_port();
+    let log_path = std::env::temp_dir().join(format!("memcachedrep-vv-{}-{port}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log_path).expect("create the log file");
+    /// Kills the server and removes its log even when an assertion fails first.
+    struct Logged(std::process::Child, std::path::PathBuf);
+    impl Drop for Logged {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+    let mut cmd = std::process::Command::new(common::binary());
+    cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-vv"]);
+    if common::is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let _server = Logged(cmd.stderr(log_file).spawn().expect("start"), log_path.clone());
+    wait_until("the server to answer", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // Lines of different connections may interleave: wait until the probes' are all there.
+    wait_until("the probe connections' close in the log", Duration::from_secs(10), || {
+        let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
+        let opened = log.matches(" new auto-negotiating client connection\n").count();
+        opened > 0 && log.matches(" connection closed.\n").count() == opened
+    });
+
+    let mut binary = Client::connect(port);
+    binary.send(&binary_request(0x01, b"foo", &[0; 8], b"hi"));
+    assert_eq!(binary.read_exact(24)[..8], [0x81, 0x01, 0, 0, 0, 0, 0, 0]);
+    binary.send(&binary_request(0x00, b"foo", &[], &[]));
+    assert_eq!(binary.read_exact(30)[24..], [0, 0, 0, 0, b'h', b'i']);
+    // A quiet miss answers nothing; the noop after it answers.
+    binary.send(&binary_request(0x09, b"nope", &[], &[]));
+    binary.send(&binary_request(0x0a, b"", &[], &[]));
+    assert_eq!(binary.read_exact(24)[..2], [0x81, 0x0a]);
+    let mut text = Client::connect(port);
+    assert_eq!(text.get("foo"), Some(b"hi".to_vec()));
+
+    let mut log = String::new();
+    let mut fds = None;
+    wait_until("both clients' lines in the log", Duration::from_secs(10), || {
+        log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
+        let fd_of = |protocol: &str| log.lines().find_map(|l| l.strip_suffix(&format!(": Client using the {protocol} protocol"))?.parse::<u32>().ok());
+        fds = fd_of("binary").zip(fd_of("ascii"));
+        fds.is_some_and(|(_, ascii)| log.contains(&format!(">{ascii} END")))
+    });
+    let (fd, ascii) = fds.unwrap();
+    let (read, write) = (format!("<{fd}"), format!(">{fd}"));
+    let request = |rows| header_lines(&read, "   ", "Read binary protocol data:", rows);
+    let response = |rows| header_lines(&write, "  ", "Writing bin response:", rows);
+    let zero = "0x00 0x00 0x00 0x00";
+    let mut expected = vec![format!("<{fd} new auto-negotiating client connection"), format!("{fd}: Client using the binary protocol")];
+    expected.extend(request(["0x80 0x01 0x00 0x03", "0x08 0x00 0x00 0x00", "0x00 0x00 0x00 0x0d", zero, zero, zero]));
+    expected.push(format!("<{fd} SET foo Value len is 2"));
+    // The cas of a store is the server's own.
+    expected.extend(response(["0x81 0x01 0x00 0x00", zero, zero, zero, "*", "*"]));
+    expected.extend(request(["0x80 0x00 0x00 0x03", zero, "0x00 0x00 0x00 0x03", zero, zero, zero]));
+    expected.push(format!("<{fd} GET foo"));
+    // memcached logs a found value's header before it fills in the cas.
+    expected.extend(response(["0x81 0x00 0x00 0x00", "0x04 0x00 0x00 0x00", "0x00 0x00 0x00 0x06", zero, zero, zero]));
+    expected.extend(request(["0x80 0x09 0x00 0x04", zero, "0x00 0x00 0x00 0x04", zero, zero, zero]));
+    expected.push(format!("<{fd} GET nope"));
+    expected.extend(request(["0x80 0x0a 0x00 0x00", zero, zero, zero, zero, zero]));
+    expected.extend(response(["0x81 0x0a 0x00 0x00", zero, zero, zero, zero, zero]));
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(contains_run(&lines, &expected), "expected\n{}\nin the log\n{log}", expected.join("\n"));
+    let text_lines: Vec<String> = [
+        format!("{ascii}: Client using the ascii protocol"),
+        format!("<{ascii} get foo"),
+        format!(">{ascii} sending key foo"),
+        format!(">{ascii} END"),
+    ]
+    .to_vec();
+    assert!(contains_run(&lines, &text_lines), "expected\n{}\nin the log\n{log}", text_lines.join("\n"));
 }

@@ -1,5 +1,6 @@
 //! `-U`: the text and binary protocols over UDP with memcached's 8-byte frame header, answers cut into
-//! datagrams of 1400 bytes (header included), and datagrams it must drop. Also runs against memcached
+//! datagrams of 1400 bytes (header included), datagrams it must drop, and each UDP thread as a
+//! connection in `stats conns` and the connection counters. Also runs against memcached
 //! (`MEMCACHEDREP_TEST_SERVER=/usr/bin/memcached`).
 
 mod common;
@@ -190,4 +191,34 @@ fn binary_requests_over_udp() {
     assert_eq!(binary_answer(&request(&client, 5, &binary(0x00, b"big", &[], &[]))), (0x00, 0, expected));
     // Text still works on the same socket.
     assert_eq!(request(&client, 6, b"get k\r\n"), b"VALUE k 5 3\r\nabc\r\nEND\r\n");
+}
+
+#[test]
+fn each_udp_thread_is_a_connection_in_stats_conns_and_the_counters() {
+    let udp_port = free_port().to_string();
+    let server = Server::start(&["-U", &udp_port, "-t", "2"]);
+    let mut first = server.connect();
+    // Two UDP threads and this client (memcached counts every connection less its listener);
+    // the harness's readiness probe was a connection too: wait until its close is counted.
+    wait_until("the probe's close", IO_TIMEOUT, || first.stat("", "curr_connections") == "3");
+    let _second = server.connect();
+    wait_until("the second client", IO_TIMEOUT, || first.stat("", "curr_connections") == "4");
+    // The listener, two UDP threads, the probe and two clients.
+    assert_eq!(first.stat("", "total_connections"), "6");
+    let structures: u64 = first.stat("", "connection_structures").parse().unwrap();
+    assert!((5..=6).contains(&structures), "connection_structures {structures}");
+    // Each UDP thread: "UDP UDP" (sic), its address, conn_read, its idle seconds.
+    let conns = first.stats("conns");
+    let udp_fds: Vec<&str> = conns.iter().filter(|(name, value)| name.ends_with(":UDP") && value == "UDP").map(|(name, _)| name.trim_end_matches(":UDP")).collect();
+    assert_eq!(udp_fds.len(), 2, "{conns:?}");
+    for fd in udp_fds {
+        let fields: Vec<(&str, &str)> =
+            conns.iter().filter_map(|(name, value)| Some((name.strip_prefix(fd)?.strip_prefix(':')?, value.as_str()))).collect();
+        assert_eq!(fields.len(), 4, "{fields:?}");
+        assert_eq!(fields[..3], [("UDP", "UDP"), ("addr", &format!("udp:127.0.0.1:{udp_port}")[..]), ("state", "conn_read")]);
+        assert_eq!(fields[3].0, "secs_since_last_cmd");
+    }
+    // A client that has sent nothing yet is conn_new_cmd.
+    let states: Vec<&str> = conns.iter().filter(|(name, _)| name.ends_with(":state")).map(|(_, value)| value.as_str()).collect();
+    assert!(states.contains(&"conn_new_cmd"), "{states:?}");
 }

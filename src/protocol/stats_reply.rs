@@ -76,9 +76,9 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
     stat(out, "rusage_user", seconds(user));
     stat(out, "rusage_system", seconds(system));
     stat(out, "max_connections", ctx.settings.max_conns);
-    stat(out, "curr_connections", stats.curr_connections.load(Ordering::Relaxed));
+    stat(out, "curr_connections", stats.curr_connections_shown());
     counters(ctx, out, &[Counter::TotalConnections, Counter::RejectedConnections]);
-    stat(out, "connection_structures", stats.connection_structures.load(Ordering::Relaxed));
+    stat(out, "connection_structures", stats.connection_structures_shown());
     counters(ctx, out, &[Counter::CmdGet, Counter::CmdSet, Counter::CmdFlush, Counter::CmdTouch]);
     // Meta commands are answered "ERROR", so none has been served.
     stat(out, "cmd_meta", 0);
@@ -247,6 +247,10 @@ fn slabs(ctx: &Context, out: &mut Vec<u8>) {
 fn conns(ctx: &Context, out: &mut Vec<u8>) {
     let now = clock::now();
     for (fd, slot) in ctx.conns.snapshot() {
+        if slot.udp {
+            // memcached's own odd line for a UDP connection.
+            stat(out, format_args!("{fd}:UDP"), "UDP");
+        }
         stat(out, format_args!("{fd}:addr"), &slot.addr);
         if !slot.listen_addr.is_empty() {
             stat(out, format_args!("{fd}:listen_addr"), &slot.listen_addr);

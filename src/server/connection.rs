@@ -4,6 +4,7 @@
 //! `listener::Stream`, as the listener accepted it.
 //!
 //! The protocol is `-B`'s, or under `auto` the first byte's: 0x80 opens a binary connection.
+//! At -vv each command and its answer are logged (`traffic.rs`).
 //!
 //! Pipelining: one read may bring many commands, and one command may take many reads. Every
 //! complete command in the buffer is executed into one output buffer, which is written with
@@ -19,7 +20,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::listener::Stream;
-use super::Shared;
+use super::{traffic, Shared};
 use crate::log;
 use crate::config::Protocol;
 use crate::protocol::binary::{self, Handled};
@@ -57,7 +58,7 @@ pub fn serve(stream: &mut Stream, slot: &ConnSlot, shared: &Shared) {
             break;
         }
         session.local.fold_into(&shared.stats);
-        slot.set_state(if session.swallow > 0 { ConnState::Swallowing } else { ConnState::Waiting });
+        slot.set_state(session.waiting_state());
         match session.fill(stream) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -84,6 +85,8 @@ struct Session<'a> {
     max_buffer: usize,
     /// Whether the connection speaks binary: fixed by `-B`, or under `auto` by its first byte.
     binary: Option<bool>,
+    /// Nothing read yet.
+    fresh: bool,
 }
 
 impl<'a> Session<'a> {
@@ -106,6 +109,7 @@ impl<'a> Session<'a> {
                 Protocol::Binary => Some(true),
                 Protocol::Auto => None,
             },
+            fresh: true,
         }
     }
 
@@ -117,6 +121,9 @@ impl<'a> Session<'a> {
         let cache = &shared.cache;
         let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
         let mut commands = 0u32;
+        if self.fresh {
+            return Ok(Step::ReadMore);
+        }
         self.slot.set_state(ConnState::Parsing);
         let step = loop {
             if self.swallow > 0 {
@@ -134,12 +141,21 @@ impl<'a> Session<'a> {
                 break Step::ReadMore;
             }
             let input = &self.buf[self.start..self.end];
-            let binary = *self.binary.get_or_insert(input[0] == binary::REQUEST_MAGIC);
+            let binary = match self.binary {
+                Some(binary) => binary,
+                None => {
+                    let binary = input[0] == binary::REQUEST_MAGIC;
+                    traffic::protocol_chosen(self.fd, binary);
+                    *self.binary.insert(binary)
+                }
+            };
             if binary {
                 let max_body = self.max_buffer - STORE_LINE_ROOM;
+                let mark = self.out.len();
                 match binary::handle(input, max_body, &ctx, &mut self.local, &mut self.out) {
                     Handled::Incomplete => break Step::ReadMore,
                     Handled::Done { consumed, swallow, next } => {
+                        traffic::binary(self.fd, input, &self.out[mark..], next);
                         commands += 1;
                         self.start += consumed.min(input.len());
                         self.swallow = swallow;
@@ -160,10 +176,16 @@ impl<'a> Session<'a> {
                 Parsed::Command { request, consumed, swallow } => {
                     let consumed = consumed.min(input.len());
                     commands += 1;
-                    log_command(self.fd, &input[..consumed]);
-                    let mark = self.out.len();
+                    // At -vv the answer is kept for the log, spilled parts too.
+                    let logging = log::enabled(log::TRAFFIC);
+                    let mut logged = Vec::new();
+                    let mut log_from = self.out.len();
                     let mut spilled: io::Result<u64> = Ok(0);
                     let mut spill = |out: &mut Vec<u8>| {
+                        if logging {
+                            logged.extend_from_slice(&out[log_from.min(out.len())..]);
+                            log_from = 0;
+                        }
                         if let Ok(total) = &mut spilled {
                             match stream.write_all(out) {
                                 Ok(()) => *total += out.len() as u64,
@@ -174,7 +196,10 @@ impl<'a> Session<'a> {
                     };
                     let next = execute::execute(request, &ctx, &mut self.local, &mut self.out, &mut spill);
                     self.local.add(Counter::BytesWritten, spilled?);
-                    log_response(self.fd, &self.out[mark.min(self.out.len())..]);
+                    if logging {
+                        logged.extend_from_slice(&self.out[log_from.min(self.out.len())..]);
+                        traffic::text(self.fd, &input[..consumed], &logged);
+                    }
                     self.start += consumed;
                     self.swallow = swallow;
                     if next == Next::Close || no_progress(consumed, swallow) {
@@ -183,9 +208,8 @@ impl<'a> Session<'a> {
                 }
                 Parsed::Invalid { reply, consumed, swallow, close } => {
                     let consumed = consumed.min(input.len());
-                    log_command(self.fd, &input[..consumed]);
+                    traffic::text(self.fd, &input[..consumed], reply.as_bytes());
                     if !reply.is_empty() {
-                        log_response(self.fd, reply.as_bytes());
                         self.out.extend_from_slice(reply.as_bytes());
                         self.out.extend_from_slice(b"\r\n");
                     }
@@ -206,6 +230,20 @@ impl<'a> Session<'a> {
             self.slot.touch(clock::now());
         }
         Ok(step)
+    }
+
+    /// What `stats conns` shows while the connection waits for input, as memcached names it.
+    fn waiting_state(&self) -> ConnState {
+        if self.fresh {
+            ConnState::NewCmd
+        } else if self.swallow > 0 {
+            ConnState::Swallowing
+        } else if self.binary == Some(false) && self.buf[self.start..self.end].contains(&b'\n') {
+            // A whole text line that is not yet a command: a store waiting for its data.
+            ConnState::Nread
+        } else {
+            ConnState::Reading
+        }
     }
 
     /// Writes the pending output in one go.
@@ -252,6 +290,7 @@ impl<'a> Session<'a> {
             }
         };
         self.end += n;
+        self.fresh &= n == 0;
         self.local.add(Counter::BytesRead, n as u64);
         Ok(n)
     }
@@ -260,24 +299,4 @@ impl<'a> Session<'a> {
 /// A verdict that uses no bytes would be given again for ever: close rather than spin.
 fn no_progress(consumed: usize, swallow: usize) -> bool {
     consumed == 0 && swallow == 0
-}
-
-/// The first line of `bytes`, without its line end, for the -vv log.
-fn first_line(bytes: &[u8]) -> String {
-    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned()
-}
-
-/// -vv: "<fd command line", as memcached logs a command.
-fn log_command(fd: RawFd, consumed: &[u8]) {
-    if log::enabled(log::TRAFFIC) {
-        log::line(log::TRAFFIC, format_args!("<{fd} {}", first_line(consumed)));
-    }
-}
-
-/// -vv: ">fd first line of the response".
-fn log_response(fd: RawFd, response: &[u8]) {
-    if log::enabled(log::TRAFFIC) && !response.is_empty() {
-        log::line(log::TRAFFIC, format_args!(">{fd} {}", first_line(response)));
-    }
 }

@@ -13,11 +13,18 @@
 //! cap is told "ERROR Too many open connections" and closed (`rejected_connections`); without
 //! it the accept threads stop accepting until a connection closes (`listen_disabled_num`).
 //!
-//! `-U` (UDP, `udp.rs`) has no connections: a few threads per socket answer each datagram.
+//! `-U` (UDP, `udp.rs`) has no connections: `-t` threads per socket answer each datagram.
+//! memcached gives each of those threads a connection of its own, and counts them, and the
+//! listeners, in `curr_connections`, `total_connections` and `connection_structures`: so do
+//! we (`Stats::server_connections`), while `-c` caps the client connections alone.
+//!
+//! Log lines at -vv: a listener, a connection's opening and closing, its protocol under
+//! `-B auto`, and its traffic (`traffic.rs`), as memcached writes them at -vv.
 
 pub mod connection;
 pub mod listener;
 pub mod pool;
+pub mod traffic;
 pub mod udp;
 
 use std::io::{self, ErrorKind, Write};
@@ -130,6 +137,12 @@ impl Shared {
         self.wake_accepters();
     }
 
+    /// Counts a listener or a UDP thread, which memcached counts as connections.
+    fn count_server_connection(&self) {
+        self.stats.server_connections.fetch_add(1, Ordering::Relaxed);
+        self.stats.add(Counter::TotalConnections, 1);
+    }
+
     fn wake_accepters(&self) {
         // Taking the lock orders this wake-up after a waiter's check, so none is lost.
         drop(self.room.lock().unwrap_or_else(|e| e.into_inner()));
@@ -184,19 +197,21 @@ impl Server {
     }
 }
 
-/// memcached's words for what a listener speaks, in its verbose connection log lines.
+/// memcached's words for what a listener speaks, in its verbose log lines: the listener's,
+/// and a new connection's (which ends in a full stop but under auto).
 fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
     match protocol {
-        Protocol::Ascii => ("ascii", "ascii"),
-        Protocol::Binary => ("binary", "binary"),
-        Protocol::Auto => ("auto-negotiate", "auto-negotiating"),
+        Protocol::Ascii => ("ascii", "ascii client connection."),
+        Protocol::Binary => ("binary", "binary client connection."),
+        Protocol::Auto => ("auto-negotiate", "auto-negotiating client connection"),
     }
 }
 
 fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
     let fd = listener.fd();
     shared.conns.register(fd, listener.name().to_string(), String::new(), ConnState::Listening, clock::now());
-    log::line(log::STATE, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
+    shared.count_server_connection();
+    log::line(log::TRAFFIC, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
     let fast = shared.settings.maxconns_fast;
     loop {
         if !fast && !shared.wait_to_open() {
@@ -218,6 +233,7 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
         }
     }
     shared.conns.unregister(fd);
+    shared.stats.server_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 fn accept_failed(e: &io::Error, shared: &Shared) {
@@ -246,8 +262,8 @@ fn reject(mut client: Accepted, shared: &Shared) {
 fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
     let fd = client.stream.fd();
     shared.stats.add(Counter::TotalConnections, 1);
-    let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::Waiting, clock::now());
-    log::line(log::STATE, format_args!("<{fd} new {} client connection", protocol_name(shared.settings.protocol).1));
+    let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
+    log::line(log::TRAFFIC, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
     let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
     if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
         // The job, and with it the connection, was dropped: the client sees it close.
@@ -276,6 +292,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.conns.unregister(self.fd);
         self.shared.close_one();
-        log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
+        log::line(log::TRAFFIC, format_args!("<{} connection closed.", self.fd));
     }
 }

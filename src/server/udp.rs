@@ -28,8 +28,11 @@
 //! Sockets: as for TCP, one per `-l` address (an entry's own port overrides `-U`, as in
 //! memcached) or 0.0.0.0 and [::]; bound before the daemon's fork and `-u`, served once the
 //! node may serve clients. Each socket is read by `-t` threads, as each of memcached's worker
-//! threads reads every UDP socket. Memory per thread is the 64 KiB read buffer and one
-//! command's answer, of which a get holds at most `SPILL_AT` and one value.
+//! threads reads every UDP socket; like memcached's, each thread reads its own descriptor of
+//! the socket and is a connection in `stats conns` ("UDP UDP", the address, conn_read) and
+//! in the connection counters. At -vv requests and answers are logged as over TCP. Memory
+//! per thread is the 64 KiB read buffer and one command's answer, of which a get holds at
+//! most `SPILL_AT` and one value.
 
 use std::cell::Cell;
 use std::io;
@@ -37,14 +40,15 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use super::{listener, Shared, HANDLER_STACK};
+use super::{listener, traffic, Shared, HANDLER_STACK};
 use crate::config::Settings;
 use crate::daemon;
 use crate::log;
 use crate::net;
 use crate::protocol::binary::{self, Handled};
 use crate::protocol::{execute, text, Next, Parsed, Request};
-use crate::stats::{Counter, LocalCounts};
+use crate::stats::{ConnSlot, Counter, LocalCounts};
+use crate::storage::clock;
 
 /// The frame header's size.
 const HEADER: usize = 8;
@@ -113,21 +117,30 @@ fn udp_name(addr: SocketAddr) -> String {
 /// end with the process.
 pub fn start(shared: &Arc<Shared>, sockets: Vec<UdpListener>) -> io::Result<()> {
     for udp in sockets {
-        let udp = Arc::new(udp);
-        log::line(log::STATE, format_args!("<{} server listening (udp)", udp.socket.as_raw_fd()));
-        for _ in 0..shared.settings.threads.max(1) {
-            let (udp, shared) = (Arc::clone(&udp), Arc::clone(shared));
+        // Each thread reads its own descriptor of the socket (the first the socket's, the
+        // others duplicates), as memcached's workers do, and is a connection under it.
+        let mut descriptors = Vec::new();
+        for _ in 1..shared.settings.threads.max(1) {
+            descriptors.push(udp.socket.try_clone()?);
+        }
+        descriptors.insert(0, udp.socket);
+        for socket in descriptors {
+            let fd = socket.as_raw_fd();
+            let slot = shared.conns.register_udp(fd, udp.name.clone(), clock::now());
+            shared.count_server_connection();
+            log::line(log::TRAFFIC, format_args!("<{fd} server listening (udp)"));
+            let shared = Arc::clone(shared);
             std::thread::Builder::new()
                 .name(format!("udp {}", udp.name))
                 .stack_size(HANDLER_STACK)
-                .spawn(move || serve(&udp.socket, &shared))?;
+                .spawn(move || serve(&socket, &slot, &shared))?;
         }
     }
     Ok(())
 }
 
 /// Reads datagrams for ever, answering each request.
-fn serve(socket: &UdpSocket, shared: &Shared) {
+fn serve(socket: &UdpSocket, slot: &ConnSlot, shared: &Shared) {
     let mut buf = vec![0; READ_BUFFER];
     let mut local = LocalCounts::default();
     loop {
@@ -141,6 +154,7 @@ fn serve(socket: &UdpSocket, shared: &Shared) {
             continue;
         }
         local.add(Counter::BytesRead, n as u64);
+        slot.touch(clock::now());
         let datagram = &buf[..n];
         let id = [datagram[0], datagram[1]];
         if datagram[4..6] == [0, 1] && datagram[HEADER] == binary::REQUEST_MAGIC {
@@ -155,6 +169,7 @@ fn serve(socket: &UdpSocket, shared: &Shared) {
 /// Executes every command of one request, sending each command's answer.
 fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: SocketAddr, shared: &Shared, local: &mut LocalCounts) {
     let ctx = shared.context();
+    let fd = socket.as_raw_fd();
     let cache = &shared.cache;
     let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
     let mut out = Vec::new();
@@ -167,17 +182,27 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
                     Request::Get { keys, .. } => keys.first().zip(keys.last()).map(|(first, last)| (first.to_vec(), last.to_vec())),
                     _ => None,
                 };
+                let logging = log::enabled(log::TRAFFIC);
+                let mut logged = Vec::new();
                 let mut pending = Vec::new();
                 let mut gather = |part: &mut Vec<u8>| {
+                    if logging {
+                        logged.extend_from_slice(part);
+                    }
                     pending.append(part);
                     reply.send_all_but_last_value(&mut pending);
                 };
                 let next = execute::execute(request, &ctx, local, &mut out, &mut gather);
+                if logging {
+                    logged.extend_from_slice(&out);
+                    traffic::text(fd, &input[..consumed.min(input.len())], &logged);
+                }
                 pending.append(&mut out);
                 reply.finish(&pending, keys.as_ref().map(|(first, last)| (first.as_slice(), last.as_slice())), next);
                 (consumed.saturating_add(swallow), next == Next::Continue && consumed > 0)
             }
             Parsed::Invalid { reply: line, consumed, swallow, close } => {
+                traffic::text(fd, &input[..consumed.min(input.len())], line.as_bytes());
                 if !line.is_empty() {
                     reply.send(format!("{line}\r\n").as_bytes());
                 }
@@ -195,6 +220,7 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
 /// Carries out every binary request of one datagram, sending each answer in its own frames.
 fn answer_binary(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: SocketAddr, shared: &Shared, local: &mut LocalCounts) {
     let ctx = shared.context();
+    let fd = socket.as_raw_fd();
     let mut out = Vec::new();
     let reply = Reply { id, socket, peer, written: Cell::new(0) };
     // memcached answers nothing to bytes after the last request that are no request.
@@ -202,6 +228,7 @@ fn answer_binary(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socket
         let Handled::Done { consumed, swallow, next } = binary::handle(input, shared.settings.item_size_max, &ctx, local, &mut out) else {
             break;
         };
+        traffic::binary(fd, input, &out, next);
         // A silent answer is still a bare header, as memcached sends it.
         reply.send_frames(&out);
         out.clear();
