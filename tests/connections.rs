@@ -518,7 +518,7 @@ fn contains_run(lines: &[&str], expected: &[String]) -> bool {
 }
 
 #[test]
-fn vv_logs_binary_requests_and_responses_as_memcached() {
+fn verbose_logs_binary_requests_and_responses_as_memcached() {
     let port = common::free_port();
     let log_path = std::env::temp_dir().join(format!("memcachedrep-vv-{}-{port}.log", std::process::id()));
     let log_file = std::fs::File::create(&log_path).expect("create the log file");
@@ -532,7 +532,8 @@ fn vv_logs_binary_requests_and_responses_as_memcached() {
         }
     }
     let mut cmd = std::process::Command::new(common::binary());
-    cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-vv"]);
+    // -vvv: -vv's traffic lines and the connection lines around them.
+    cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-vvv"]);
     if common::is_root() {
         cmd.args(["-u", "root"]);
     }

@@ -211,7 +211,7 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
     let fd = listener.fd();
     shared.conns.register(fd, listener.name().to_string(), String::new(), ConnState::Listening, clock::now());
     shared.count_server_connection();
-    log::line(log::TRAFFIC, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
+    log::line(log::STATE, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
     let fast = shared.settings.maxconns_fast;
     loop {
         if !fast && !shared.wait_to_open() {
@@ -263,7 +263,7 @@ fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
     let fd = client.stream.fd();
     shared.stats.add(Counter::TotalConnections, 1);
     let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
-    log::line(log::TRAFFIC, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
+    log::line(log::STATE, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
     let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
     if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
         // The job, and with it the connection, was dropped: the client sees it close.
@@ -292,6 +292,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.conns.unregister(self.fd);
         self.shared.close_one();
-        log::line(log::TRAFFIC, format_args!("<{} connection closed.", self.fd));
+        log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
     }
 }

@@ -30,10 +30,10 @@ const EINVAL: u16 = 0x04;
 const UNKNOWN_COMMAND: u16 = 0x81;
 const STAT: u8 = 0x10;
 
-/// -vv under `-B auto`: the protocol the connection's first byte chose.
+/// -vvv under `-B auto`: the protocol the connection's first byte chose.
 pub fn protocol_chosen(fd: RawFd, binary: bool) {
     let name = if binary { "binary" } else { "ascii" };
-    log::line(log::TRAFFIC, format_args!("{fd}: Client using the {name} protocol"));
+    log::line(log::STATE, format_args!("{fd}: Client using the {name} protocol"));
 }
 
 /// -vv: one text command and its answer. `command` holds the command's bytes (its line

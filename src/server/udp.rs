@@ -128,7 +128,7 @@ pub fn start(shared: &Arc<Shared>, sockets: Vec<UdpListener>) -> io::Result<()> 
             let fd = socket.as_raw_fd();
             let slot = shared.conns.register_udp(fd, udp.name.clone(), clock::now());
             shared.count_server_connection();
-            log::line(log::TRAFFIC, format_args!("<{fd} server listening (udp)"));
+            log::line(log::STATE, format_args!("<{fd} server listening (udp)"));
             let shared = Arc::clone(shared);
             std::thread::Builder::new()
                 .name(format!("udp {}", udp.name))
