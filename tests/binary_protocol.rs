@@ -508,6 +508,7 @@ fn errors_keep_or_close_the_connection_as_memcached_does() {
         ("set without extras", req(SET, "k").value(b"v").bytes(), (INVALID, "Invalid arguments")),
         ("no key", req(GET, "").bytes(), (INVALID, "Invalid arguments")),
         ("key longer than the body", frame(GET, 3, 0, 1, 0, &[b"a"]), (UNKNOWN, "Unknown command")),
+        ("SASL list mechanisms with a key", req(0x20, "k").bytes(), (INVALID, "Invalid arguments")),
         // (The first byte decides the protocol, so the bad magic comes second.)
         ("wrong magic", [req(NOOP, "").bytes(), { let mut b = req(NOOP, "").bytes(); b[0] = 0x81; b }].concat(), (0, "")),
     ];
@@ -559,4 +560,18 @@ fn a_store_without_memory_is_out_of_memory() {
     for r in &failed {
         assert_eq!((r.op, r.status, r.text().as_str()), (SETQ, OUT_OF_MEMORY, "Out of memory allocating item"));
     }
+}
+
+#[test]
+fn groups_and_commands_memcached_refuses_in_binary() {
+    let (_s, mut c) = start();
+    let r = call(&mut c, req(STAT, "conns"));
+    assert_eq!((r.status, r.text()), (NOT_FOUND, "Not found".into()));
+    let r = call(&mut c, req(0x20, ""));
+    assert_eq!((r.status, r.text()), (UNKNOWN, "Unknown command".into()));
+    let disabled = Server::start(&["-F"]);
+    let mut d = disabled.connect();
+    let r = call(&mut d, req(FLUSH, ""));
+    assert_eq!((r.status, r.text()), (0x20, "Auth failure.".into()));
+    assert_eq!(call(&mut d, req(NOOP, "")).status, 0, "the connection goes on");
 }

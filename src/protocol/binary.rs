@@ -19,6 +19,8 @@ const HEADER: usize = 24;
 const MAX_KEY: usize = 250;
 /// An incr/decr expiry that means "fail rather than create".
 const NO_CREATE: u32 = 0xffff_ffff;
+/// SASL's list-mechanisms request: not served, but refused as memcached refuses it.
+const SASL_LIST_MECHS: u8 = 0x20;
 
 // Response statuses, as memcached numbers them.
 const SUCCESS: u16 = 0x00;
@@ -28,6 +30,7 @@ const E2BIG: u16 = 0x03;
 const EINVAL: u16 = 0x04;
 const NOT_STORED: u16 = 0x05;
 const DELTA_BADVAL: u16 = 0x06;
+const AUTH_ERROR: u16 = 0x20;
 const UNKNOWN_COMMAND: u16 = 0x81;
 const ENOMEM: u16 = 0x82;
 
@@ -80,6 +83,11 @@ pub fn handle(input: &[u8], max_body: usize, ctx: &Context, local: &mut LocalCou
     if body_len > max_body {
         error(out, opcode, opaque, E2BIG);
         return Handled::Done { consumed: HEADER, swallow: body_len, next: Next::Continue };
+    }
+    if opcode == SASL_LIST_MECHS && body_len != 0 {
+        // No SASL here, but memcached checks this request's shape first, and closes.
+        error(out, opcode, opaque, EINVAL);
+        return Handled::Done { consumed: input.len(), swallow: 0, next: Next::Close };
     }
     if !known(opcode) {
         // memcached 1.6.18 discards as many bytes again after an unknown request's body.
@@ -147,7 +155,7 @@ fn execute(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>
         0x08 | 0x18 => {
             local.add(Counter::CmdFlush, 1);
             if !ctx.settings.flush_enabled {
-                error(out, op, p.opaque, EINVAL);
+                error(out, op, p.opaque, AUTH_ERROR);
                 return Next::Continue;
             }
             let delay = if p.extras.is_empty() { 0 } else { i64::from(be32(p.extras)) };
@@ -300,6 +308,11 @@ fn delta(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
 fn stat(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     local.fold_into(ctx.stats);
     let args: Vec<&[u8]> = p.key.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
+    // memcached's binary stat has no conns group.
+    if args == [&b"conns"[..]] {
+        error(out, p.opcode, p.opaque, KEY_ENOENT);
+        return;
+    }
     let mut text = Vec::new();
     stats_reply::write(&args, ctx, &mut text);
     if args == [&b"detail"[..], &b"dump"[..]] {
@@ -339,6 +352,7 @@ fn message(status: u16) -> &'static [u8] {
         NOT_STORED => b"Not stored.",
         DELTA_BADVAL => b"Non-numeric server-side value for incr or decr",
         ENOMEM => b"Out of memory",
+        AUTH_ERROR => b"Auth failure.",
         _ => b"Unknown command",
     }
 }
