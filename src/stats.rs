@@ -23,6 +23,7 @@ pub enum Counter {
     CmdSet,
     CmdFlush,
     CmdTouch,
+    CmdMeta,
     GetHits,
     GetMisses,
     GetExpired,
@@ -46,7 +47,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 26] = [
         Counter::TotalConnections,
         Counter::RejectedConnections,
         Counter::ConnYields,
@@ -54,6 +55,7 @@ impl Counter {
         Counter::CmdSet,
         Counter::CmdFlush,
         Counter::CmdTouch,
+        Counter::CmdMeta,
         Counter::GetHits,
         Counter::GetMisses,
         Counter::GetExpired,
@@ -83,6 +85,7 @@ impl Counter {
             Counter::CmdSet => "cmd_set",
             Counter::CmdFlush => "cmd_flush",
             Counter::CmdTouch => "cmd_touch",
+            Counter::CmdMeta => "cmd_meta",
             Counter::GetHits => "get_hits",
             Counter::GetMisses => "get_misses",
             Counter::GetExpired => "get_expired",

@@ -251,14 +251,14 @@ fn cas_compare() {
 /// What meta commands add to the `stats` counters, as memcached 1.6.18 counts them: an mg
 /// with T hitting as a touch (not a get), a vivified miss as a get hit, an md refused by C
 /// as a delete miss; md I on a live item, an ma refused by C and an ma that creates its counter
-/// as nothing; none of them as `cmd_meta`.
+/// as nothing; only me (hit or miss) as `cmd_meta`.
 #[test]
 fn meta_commands_count_as_memcached() {
     let server = Server::start(&[]);
     let mut client = server.connect();
     client.send(
         b"ms s1 1\r\n1\r\nmg s1 v\r\nmg nx v\r\nmg s1 T10\r\nmg nx T10\r\nmd s1\r\nmd nx\r\nms s2 1\r\n1\r\nma s2\r\nma s2 MD\r\nma nx\r\nma nx MD\r\n\
-ms s2 1 C1\r\n1\r\nmd s2 C1\r\nmg s3 N10\r\nmd s2 I\r\nma s4 N0\r\nma s2 C1\r\nmn\r\n",
+ms s2 1 C1\r\n1\r\nmd s2 C1\r\nmg s3 N10\r\nmd s2 I\r\nma s4 N0\r\nma s2 C1\r\nme s3\r\nme nx\r\nmn\r\n",
     );
     client.read_until(b"MN\r\n");
     let stats = client.stats("");
@@ -267,7 +267,7 @@ ms s2 1 C1\r\n1\r\nmd s2 C1\r\nmg s3 N10\r\nmd s2 I\r\nma s4 N0\r\nma s2 C1\r\nm
         ("cmd_get", "4"),
         ("cmd_set", "3"),
         ("cmd_touch", "1"),
-        ("cmd_meta", "0"),
+        ("cmd_meta", "2"),
         ("get_hits", "2"),
         ("get_misses", "2"),
         ("touch_hits", "1"),

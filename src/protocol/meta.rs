@@ -664,6 +664,7 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
 /// me: one line about a live item, which it leaves unmarked (not fetched, no new access
 /// time), or EN. Counted like a lookup for expired and flushed items, as in memcached.
 fn meta_debug(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
+    local.add(Counter::CmdMeta, 1);
     let now = clock::now();
     let (lookup, found) = ctx.cache.get_unbumped(&request.key, None, |item| debug_line(item, now, out));
     execute::count_dead(lookup, local);

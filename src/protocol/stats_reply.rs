@@ -79,9 +79,8 @@ fn general(ctx: &Context, out: &mut Vec<u8>) {
     stat(out, "curr_connections", stats.curr_connections_shown());
     counters(ctx, out, &[Counter::TotalConnections, Counter::RejectedConnections]);
     stat(out, "connection_structures", stats.connection_structures_shown());
-    counters(ctx, out, &[Counter::CmdGet, Counter::CmdSet, Counter::CmdFlush, Counter::CmdTouch]);
-    // Meta commands are answered "ERROR", so none has been served.
-    stat(out, "cmd_meta", 0);
+    // memcached 1.6.18 counts only me in cmd_meta.
+    counters(ctx, out, &[Counter::CmdGet, Counter::CmdSet, Counter::CmdFlush, Counter::CmdTouch, Counter::CmdMeta]);
     counters(
         ctx,
         out,
