@@ -176,14 +176,14 @@ impl<'a> Session<'a> {
                 Parsed::Command { request, consumed, swallow } => {
                     let consumed = consumed.min(input.len());
                     commands += 1;
-                    // At -vv the answer is kept for the log, spilled parts too.
+                    // At -vv what the log needs of the answer is kept, spilled parts too.
                     let logging = log::enabled(log::TRAFFIC);
-                    let mut logged = Vec::new();
+                    let mut logged = traffic::Answer::default();
                     let mut log_from = self.out.len();
                     let mut spilled: io::Result<u64> = Ok(0);
                     let mut spill = |out: &mut Vec<u8>| {
                         if logging {
-                            logged.extend_from_slice(&out[log_from.min(out.len())..]);
+                            logged.add(&out[log_from.min(out.len())..]);
                             log_from = 0;
                         }
                         if let Ok(total) = &mut spilled {
@@ -197,7 +197,7 @@ impl<'a> Session<'a> {
                     let next = execute::execute(request, &ctx, &mut self.local, &mut self.out, &mut spill);
                     self.local.add(Counter::BytesWritten, spilled?);
                     if logging {
-                        logged.extend_from_slice(&self.out[log_from.min(self.out.len())..]);
+                        logged.add(&self.out[log_from.min(self.out.len())..]);
                         traffic::text(self.fd, &input[..consumed], &logged);
                     }
                     self.start += consumed;
@@ -208,7 +208,7 @@ impl<'a> Session<'a> {
                 }
                 Parsed::Invalid { reply, consumed, swallow, close } => {
                     let consumed = consumed.min(input.len());
-                    traffic::text(self.fd, &input[..consumed], reply.as_bytes());
+                    traffic::text(self.fd, &input[..consumed], &traffic::Answer::line(reply));
                     if !reply.is_empty() {
                         self.out.extend_from_slice(reply.as_bytes());
                         self.out.extend_from_slice(b"\r\n");

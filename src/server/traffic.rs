@@ -36,9 +36,38 @@ pub fn protocol_chosen(fd: RawFd, binary: bool) {
     log::line(log::STATE, format_args!("{fd}: Client using the {name} protocol"));
 }
 
+/// What the -vv log keeps of a text command's answer, which may be written out in parts:
+/// its first line, and the key of each value a get sends. Never the values, so that logging
+/// a long multi-get holds no more than its keys.
+#[derive(Debug, Default)]
+pub struct Answer {
+    first: Option<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
+}
+
+impl Answer {
+    /// One line written alone (a refusal's; empty: nothing written).
+    pub fn line(line: &str) -> Answer {
+        let mut answer = Answer::default();
+        answer.add(line.as_bytes());
+        answer
+    }
+
+    /// The next part of the answer: whole lines, and whole value blocks.
+    pub fn add(&mut self, part: &[u8]) {
+        if part.is_empty() {
+            return;
+        }
+        if self.first.is_none() {
+            self.first = Some(first_line(part).to_vec());
+        }
+        self.keys.extend(value_keys(part).into_iter().map(<[u8]>::to_vec));
+    }
+}
+
 /// -vv: one text command and its answer. `command` holds the command's bytes (its line
-/// first), `answer` what it wrote (empty for noreply).
-pub fn text(fd: RawFd, command: &[u8], answer: &[u8]) {
+/// first).
+pub fn text(fd: RawFd, command: &[u8], answer: &Answer) {
     if !log::enabled(log::TRAFFIC) {
         return;
     }
@@ -46,17 +75,18 @@ pub fn text(fd: RawFd, command: &[u8], answer: &[u8]) {
     let mut text = Vec::new();
     push_line(&mut text, &[format!("<{fd} ").as_bytes(), line]);
     let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
-    match verb {
-        b"get" | b"gets" | b"gat" | b"gats" if answer.starts_with(b"VALUE ") || answer == b"END\r\n" => {
-            for key in value_keys(answer) {
+    let first = answer.first.as_deref();
+    match (verb, first) {
+        (b"get" | b"gets" | b"gat" | b"gats", Some(first)) if first.starts_with(b"VALUE ") || first == b"END" => {
+            for key in &answer.keys {
                 push_line(&mut text, &[format!(">{fd} sending key ").as_bytes(), key]);
             }
             push_line(&mut text, &[format!(">{fd} END").as_bytes()]);
         }
-        b"stats" if answer.starts_with(b"STAT ") || answer == b"END\r\n" => {}
-        b"mg" | b"ms" | b"md" | b"ma" | b"me" if !is_error(answer) => {}
-        _ if !answer.is_empty() => push_line(&mut text, &[format!(">{fd} ").as_bytes(), first_line(answer)]),
-        _ => {}
+        (b"stats", Some(first)) if first.starts_with(b"STAT ") || first == b"END" => {}
+        (b"mg" | b"ms" | b"md" | b"ma" | b"me", Some(first)) if !is_error(first) => {}
+        (_, Some(first)) => push_line(&mut text, &[format!(">{fd} ").as_bytes(), first]),
+        (_, None) => {}
     }
     emit(&text);
 }
@@ -218,7 +248,7 @@ fn be32(b: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{command_line, dump, value_keys};
+    use super::{command_line, dump, value_keys, Answer};
 
     #[test]
     fn a_header_is_dumped_four_bytes_a_line() {
@@ -241,6 +271,18 @@ mod tests {
         extras.extend_from_slice(&[0xff; 4]);
         command_line(&mut text, 9, 0x06, b"n", &extras, 0);
         assert_eq!(text, b"incr n -1, 5, -1\n");
+    }
+
+    #[test]
+    fn an_answer_in_parts_keeps_its_first_line_and_keys_only() {
+        let mut answer = Answer::default();
+        answer.add(b"VALUE a 0 5\r\nhello\r\n");
+        answer.add(b"");
+        answer.add(b"VALUE b 0 3\r\nbye\r\nEND\r\n");
+        assert_eq!(answer.first.as_deref(), Some(&b"VALUE a 0 5"[..]));
+        assert_eq!(answer.keys, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(Answer::line("").first, None, "nothing written, nothing logged");
+        assert_eq!(Answer::line("ERROR").first.as_deref(), Some(&b"ERROR"[..]));
     }
 
     #[test]

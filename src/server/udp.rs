@@ -183,18 +183,18 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
                     _ => None,
                 };
                 let logging = log::enabled(log::TRAFFIC);
-                let mut logged = Vec::new();
+                let mut logged = traffic::Answer::default();
                 let mut pending = Vec::new();
                 let mut gather = |part: &mut Vec<u8>| {
                     if logging {
-                        logged.extend_from_slice(part);
+                        logged.add(part);
                     }
                     pending.append(part);
                     reply.send_all_but_last_value(&mut pending);
                 };
                 let next = execute::execute(request, &ctx, local, &mut out, &mut gather);
                 if logging {
-                    logged.extend_from_slice(&out);
+                    logged.add(&out);
                     traffic::text(fd, &input[..consumed.min(input.len())], &logged);
                 }
                 pending.append(&mut out);
@@ -202,7 +202,7 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
                 (consumed.saturating_add(swallow), next == Next::Continue && consumed > 0)
             }
             Parsed::Invalid { reply: line, consumed, swallow, close } => {
-                traffic::text(fd, &input[..consumed.min(input.len())], line.as_bytes());
+                traffic::text(fd, &input[..consumed.min(input.len())], &traffic::Answer::line(line));
                 if !line.is_empty() {
                     reply.send(format!("{line}\r\n").as_bytes());
                 }
