@@ -411,22 +411,21 @@ impl Cache {
     /// the item fetched and active, then calls `f` with the item under its lock and returns its
     /// result. `f` must be quick (copy the value out, nothing else).
     pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        let hash = self.hash(key);
-        let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, true, f);
-        drop(stripe);
-        if touch.is_some() && found.0 == Lookup::Hit {
-            self.notify(key);
-        }
-        found
+        self.lookup(key, touch, true, f)
     }
 
     /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
-    /// get's u flag); a touch still applies.
+    /// get's u flag, meta debug); a touch still applies.
     pub fn get_unbumped<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
+        self.lookup(key, touch, false, f)
+    }
+
+    /// `get` or `get_unbumped`: `do_get` under the key's stripe lock, then the sink told of
+    /// a touch.
+    fn lookup<R>(&self, key: &[u8], touch: Option<u32>, bump: bool, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, false, f);
+        let found = self.do_get(&mut stripe, hash, key, touch, bump, f);
         drop(stripe);
         if touch.is_some() && found.0 == Lookup::Hit {
             self.notify(key);
@@ -500,21 +499,33 @@ impl Cache {
     /// quick, and must not call the cache), and with None after each stripe, with no lock
     /// held. Items are neither bumped nor marked fetched (`lru_crawler metadump`).
     pub fn scan_items(&self, f: &mut dyn FnMut(Option<&ItemRef>)) {
+        self.walk(&mut |seen| match seen {
+            // SAFETY: `walk` hands out items linked in the stripe it holds during the call.
+            Some(it) => unsafe {
+                if !item::is_tombstone(it) {
+                    let fetched = (*it).iflags & item::FETCHED != 0;
+                    f(Some(&self.view(it, fetched, (*it).atime.load(Ordering::Relaxed))));
+                }
+            },
+            None => f(None),
+        });
+    }
+
+    /// Calls `visit` with every item and tombstone that is not expired or flushed, one stripe
+    /// at a time under its lock (dead ones are left for lazy unlinking), and with None after
+    /// each stripe, with no lock held. A pointer is valid only during its call.
+    fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
         for lock in self.stripes.iter() {
             {
                 let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
                 let now = clock::now();
                 stripe.for_each(|it| {
-                    // SAFETY: linked in the stripe we hold; dead ones are left for lazy unlinking.
-                    unsafe {
-                        if !item::is_tombstone(it) && self.dead(it, now).is_none() {
-                            let fetched = (*it).iflags & item::FETCHED != 0;
-                            f(Some(&self.view(it, fetched, (*it).atime.load(Ordering::Relaxed))));
-                        }
+                    if self.dead(it, now).is_none() {
+                        visit(Some(it));
                     }
                 });
             }
-            f(None);
+            visit(None);
         }
     }
 

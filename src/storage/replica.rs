@@ -198,20 +198,15 @@ impl Cache {
     /// stripe at a time, holding no lock while `f` runs.
     pub fn scan_since(&self, since: u64, f: &mut dyn FnMut(Entry)) {
         let mut batch = Vec::new();
-        for lock in self.stripes.iter() {
-            {
-                let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
-                let now = clock::now();
-                stripe.for_each(|it| {
-                    // SAFETY: linked in the stripe we hold. Dead ones are left for lazy unlinking.
-                    if unsafe { (*it).version } > since && self.dead(it, now).is_none() {
-                        // SAFETY: as above.
-                        batch.push(unsafe { entry_of(it) });
-                    }
-                });
-            }
-            batch.drain(..).for_each(&mut *f);
-        }
+        self.walk(&mut |seen| match seen {
+            // SAFETY: `walk` hands out items linked in the stripe it holds during the call.
+            Some(it) => unsafe {
+                if (*it).version > since {
+                    batch.push(entry_of(it));
+                }
+            },
+            None => batch.drain(..).for_each(&mut *f),
+        });
     }
 
     pub fn flush_state(&self) -> FlushState {
