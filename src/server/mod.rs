@@ -13,13 +13,15 @@
 //! cap is told "ERROR Too many open connections" and closed (`rejected_connections`); without
 //! it the accept threads stop accepting until a connection closes (`listen_disabled_num`).
 //!
-//! `-U` (UDP, `udp.rs`) has no connections: `-t` threads per socket answer each datagram.
-//! memcached gives each of those threads a connection of its own, and counts them, and the
-//! listeners, in `curr_connections`, `total_connections` and `connection_structures`: so do
-//! we (`Stats::server_connections`), while `-c` caps the client connections alone.
+//! `-U` (UDP, `udp.rs`) has no client connections: `-t` threads per socket answer each
+//! datagram. memcached gives each of those threads a connection of its own, and counts them,
+//! and the listeners, in `curr_connections`, `total_connections` and
+//! `connection_structures`: so do we (`Stats::server_connections`), while `-c` caps the
+//! client connections alone.
 //!
-//! Log lines at -vv: a listener, a connection's opening and closing, its protocol under
-//! `-B auto`, and its traffic (`traffic.rs`), as memcached writes them at -vv.
+//! Log lines: traffic at -vv (`traffic.rs`), as memcached writes it; a listener, a
+//! connection's opening and closing and its protocol under `-B auto` at -vvv, with the other
+//! state changes (memcached prints these at -vv).
 
 pub mod connection;
 pub mod listener;
