@@ -3,11 +3,12 @@
 //! replication implements, so that the protocol reads it without depending on it).
 //!
 //! Counters are declared once in `Counter::ALL`; that list declares, sums, resets and names
-//! them, so the three cannot drift. Handler threads count into a `LocalCounts` and fold it into
-//! the shared `Stats` once per batch of commands, not once per command.
-//!
-//! CONTRACT (fixed by the skeleton): `Counter`, `Stats`, `LocalCounts`, `ConnRegistry`,
-//! `ConnSlot` and their methods below.
+//! them, so the three cannot drift. A command counts into its thread's `LocalCounts`, a plain
+//! array, which is folded once per batch of commands. As in memcached, a handler thread's
+//! counts then go to a block of its own (`Stats::thread_counts`): a plain load and store on a
+//! cache line no other thread writes, summed when `stats` asks. Other threads (accept, the
+//! replication) fold into shared atomics. `stats reset` records the sums as a baseline rather
+//! than zeroing blocks that their owners write without a read-modify-write.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -112,10 +113,12 @@ impl Counter {
     }
 }
 
-/// Counts kept by one handler thread between folds.
+/// Counts kept by one thread between folds.
 #[derive(Debug, Default)]
 pub struct LocalCounts {
     counts: [u64; Counter::ALL.len()],
+    /// The thread's own block, if it has one; else folds go to the shared counters.
+    home: Option<Arc<ThreadCounts>>,
 }
 
 impl LocalCounts {
@@ -125,19 +128,38 @@ impl LocalCounts {
 
     /// Adds everything to `stats` and starts again from zero.
     pub fn fold_into(&mut self, stats: &Stats) {
-        for (slot, shared) in self.counts.iter_mut().zip(stats.counters.iter()) {
-            if *slot != 0 {
-                shared.fetch_add(*slot, Ordering::Relaxed);
-                *slot = 0;
+        let targets = self.home.as_ref().map_or(&stats.counters, |home| &home.counts);
+        for (slot, target) in self.counts.iter_mut().zip(targets.iter()) {
+            if *slot == 0 {
+                continue;
             }
+            if self.home.is_some() {
+                // Only this thread writes its block: no read-modify-write is needed.
+                target.store(target.load(Ordering::Relaxed).wrapping_add(*slot), Ordering::Relaxed);
+            } else {
+                target.fetch_add(*slot, Ordering::Relaxed);
+            }
+            *slot = 0;
         }
     }
+}
+
+/// One handler thread's counters, on cache lines of their own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct ThreadCounts {
+    counts: [AtomicU64; Counter::ALL.len()],
 }
 
 /// The server-wide counters.
 #[derive(Debug)]
 pub struct Stats {
+    /// Folds of threads without a block of their own.
     counters: [AtomicU64; Counter::ALL.len()],
+    /// Every handler thread's block.
+    threads: Mutex<Vec<Arc<ThreadCounts>>>,
+    /// The sums at the last `stats reset`.
+    baseline: [AtomicU64; Counter::ALL.len()],
     /// Open client connections: what `-c` caps.
     pub curr_connections: AtomicU64,
     /// Client connections ever open at once.
@@ -147,8 +169,6 @@ pub struct Stats {
     pub server_connections: AtomicU64,
     /// Times the listener stopped accepting at `-c` (`listen_disabled_num`).
     pub listen_disabled_num: AtomicU64,
-    /// Handler threads alive (pooled and busy).
-    pub threads_alive: AtomicU64,
     /// Unix seconds at start-up.
     pub started: u32,
     /// `stats detail on|off` as last asked: DETAIL_DEFAULT until then (the `-D` setting rules).
@@ -182,11 +202,12 @@ impl Stats {
     pub fn new(started: u32) -> Stats {
         Stats {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            threads: Mutex::new(Vec::new()),
+            baseline: std::array::from_fn(|_| AtomicU64::new(0)),
             curr_connections: AtomicU64::new(0),
             connection_structures: AtomicU64::new(0),
             server_connections: AtomicU64::new(0),
             listen_disabled_num: AtomicU64::new(0),
-            threads_alive: AtomicU64::new(0),
             started,
             detail: AtomicU8::new(DETAIL_DEFAULT),
             prefixes: Mutex::new(BTreeMap::new()),
@@ -210,14 +231,28 @@ impl Stats {
         self.counters[counter.index()].fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn get(&self, counter: Counter) -> u64 {
-        self.counters[counter.index()].load(Ordering::Relaxed)
+    /// A thread's counts with a block of their own in these stats, for a long-lived thread.
+    pub fn thread_counts(&self) -> LocalCounts {
+        let home = Arc::new(ThreadCounts { counts: std::array::from_fn(|_| AtomicU64::new(0)) });
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&home));
+        LocalCounts { counts: [0; Counter::ALL.len()], home: Some(home) }
     }
 
-    /// `stats reset`: zeroes every counter and the per-prefix counts (the gauges stay).
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.total(counter.index()).wrapping_sub(self.baseline[counter.index()].load(Ordering::Relaxed))
+    }
+
+    /// Everything ever counted, since start-up.
+    fn total(&self, i: usize) -> u64 {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.iter().fold(self.counters[i].load(Ordering::Relaxed), |sum, t| sum.wrapping_add(t.counts[i].load(Ordering::Relaxed)))
+    }
+
+    /// `stats reset`: every counter starts again from zero, and the per-prefix counts are
+    /// cleared (the gauges stay).
     pub fn reset(&self) {
-        for c in &self.counters {
-            c.store(0, Ordering::Relaxed);
+        for (i, base) in self.baseline.iter().enumerate() {
+            base.store(self.total(i), Ordering::Relaxed);
         }
         self.lock_prefixes().clear();
     }
@@ -473,6 +508,26 @@ mod tests {
         assert_eq!(stats.get(Counter::CmdGet), 3);
         stats.reset();
         assert_eq!(stats.get(Counter::CmdGet), 0);
+    }
+
+    #[test]
+    fn thread_blocks_are_summed_and_reset_with_the_shared_counters() {
+        let stats = Stats::new(0);
+        let mut a = stats.thread_counts();
+        let mut b = stats.thread_counts();
+        let mut shared = LocalCounts::default();
+        a.add(Counter::CmdSet, 2);
+        b.add(Counter::CmdSet, 5);
+        shared.add(Counter::CmdSet, 1);
+        for local in [&mut a, &mut b, &mut shared] {
+            local.fold_into(&stats);
+        }
+        assert_eq!(stats.get(Counter::CmdSet), 8);
+        stats.reset();
+        assert_eq!(stats.get(Counter::CmdSet), 0);
+        a.add(Counter::CmdSet, 4);
+        a.fold_into(&stats);
+        assert_eq!(stats.get(Counter::CmdSet), 4, "counts after a reset start from zero");
     }
 
     #[test]

@@ -21,7 +21,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::config::Settings;
 use crate::daemon;
@@ -60,13 +59,6 @@ impl Stream {
         }
     }
 
-    /// Read and write time-outs (None: wait for ever).
-    pub fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
-            Stream::Unix(s) => s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout)),
-        }
-    }
 }
 
 impl Read for Stream {
@@ -112,18 +104,21 @@ impl Listener {
         }
     }
 
-    /// Blocks until a client connects.
+    /// Blocks until a client connects. The client's socket is non-blocking: a handler thread
+    /// serves it only when it is ready.
     pub fn accept(&self) -> io::Result<Accepted> {
         match &self.kind {
             Kind::Tcp(listener) => {
                 let (stream, peer) = listener.accept()?;
                 // Replies are written whole; Nagle would only delay them.
                 stream.set_nodelay(true)?;
+                stream.set_nonblocking(true)?;
                 let local = stream.local_addr()?;
                 Ok(Accepted { stream: Stream::Tcp(stream), addr: tcp_name(peer), listen_addr: tcp_name(local) })
             }
             Kind::Unix { listener, .. } => {
                 let (stream, _) = listener.accept()?;
+                stream.set_nonblocking(true)?;
                 Ok(Accepted { stream: Stream::Unix(stream), addr: UNIX_PEER.to_string(), listen_addr: self.name.clone() })
             }
         }

@@ -1,17 +1,26 @@
-//! The server loop: listeners, the handler thread pool, and the per-connection loop. Owns the
+//! The server loop: listeners, the handler threads, and the connections they serve. Owns the
 //! threads and the connection count; command syntax and items belong to `protocol` and
 //! `storage`.
 //!
-//! Threading model: one accept thread per listener, and one handler thread per open client
-//! connection, taken from a pool (`pool.rs`). A handler blocks in `read` on its socket, so an
-//! idle connection costs a sleeping thread and no CPU; 1000 open connections are up to 1000
-//! threads, each with a small stack (`HANDLER_STACK`, 256 KiB; the connection's buffers live
-//! on the heap). When a connection closes its thread waits for the next one; at most `-t`
-//! threads wait so, the others exit.
+//! Threading model: one accept thread per listener hands each new connection to one of `-t`
+//! handler threads (`worker.rs`), in turn, as memcached does. A handler owns its connections
+//! and waits for any of them in one epoll set; a ready connection is served synchronously
+//! (read what came, execute every complete command, write the answers) and parked again when
+//! it has no input left. An idle connection costs no thread and no buffer, only its socket and
+//! a few hundred bytes of state, so thousands can stay open; a client stalled part-way through
+//! a command or not reading its answers is parked like an idle one and holds no handler.
+//!
+//! Chosen by measurement (issue 9; `make bench`, memtier_benchmark against Debian's memcached
+//! in the same run): the variants and figures are in the README's "Benchmarks" section. One
+//! epoll set per handler, level-triggered, with connections pinned to their handler, needs no
+//! re-arming call per request (a shared set with EPOLLONESHOT would), and a handler answers
+//! every connection one wait reports before it waits again.
 //!
 //! `-c` caps open client connections. With `-o maxconns_fast` (the default) a client over the
 //! cap is told "ERROR Too many open connections" and closed (`rejected_connections`); without
 //! it the accept threads stop accepting until a connection closes (`listen_disabled_num`).
+//! `-R` bounds the commands one connection runs per turn (`conn_yields`), and
+//! `-o idle_timeout` closes connections idle longer than that.
 //!
 //! `-U` (UDP, `udp.rs`) has no client connections: `-t` threads per socket answer each
 //! datagram. memcached gives each of those threads a connection of its own, and counts them,
@@ -24,10 +33,11 @@
 //! state changes (memcached prints these at -vv).
 
 pub mod connection;
+mod epoll;
 pub mod listener;
-pub mod pool;
 pub mod traffic;
 pub mod udp;
+mod worker;
 
 use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,13 +51,14 @@ use crate::log;
 use crate::protocol::Context;
 use crate::protocol::Limits;
 use crate::replication::Replication;
-use crate::stats::{ConnRegistry, ConnSlot, ConnState, Counter, Stats};
+use crate::stats::{ConnRegistry, ConnState, Counter, Stats};
 use crate::storage::{clock, Cache};
-use listener::{Accepted, Listener, Stream};
-use pool::Pool;
+use connection::Conn;
+use listener::{Accepted, Listener};
+use worker::Workers;
 
-/// Stack of a handler thread. The deepest path is parse + execute of one command; every
-/// buffer is on the heap.
+/// Stack of a handler or UDP thread. The deepest path is parse + execute of one command;
+/// every buffer is on the heap.
 pub const HANDLER_STACK: usize = 256 * 1024;
 /// The longest key memcached accepts.
 const KEY_MAX: usize = 250;
@@ -159,16 +170,15 @@ pub struct Server {
     accepters: Vec<JoinHandle<()>>,
 }
 
-/// Starts one accept thread per listener, and the handler pool they hand connections to.
+/// Starts the `-t` handler threads, and one accept thread per listener that hands them
+/// connections.
 pub fn start(shared: Arc<Shared>, listeners: Vec<Listener>) -> io::Result<Server> {
-    let alive = Arc::clone(&shared);
-    let hook = Box::new(move |n: usize| alive.stats.threads_alive.store(n as u64, Ordering::Relaxed));
-    let pool = Arc::new(Pool::new(shared.settings.threads, HANDLER_STACK, hook));
+    let workers = Arc::new(Workers::start(&shared, shared.settings.threads)?);
     let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
     let mut accepters = Vec::new();
     for listener in &listeners {
-        let (listener, shared, pool) = (Arc::clone(listener), Arc::clone(&shared), Arc::clone(&pool));
-        let thread = std::thread::Builder::new().name("accept".to_string()).spawn(move || accept_loop(&listener, &shared, &pool))?;
+        let (listener, shared, workers) = (Arc::clone(listener), Arc::clone(&shared), Arc::clone(&workers));
+        let thread = std::thread::Builder::new().name("accept".to_string()).spawn(move || accept_loop(&listener, &shared, &workers))?;
         accepters.push(thread);
     }
     Ok(Server { shared, listeners, accepters })
@@ -209,7 +219,7 @@ fn protocol_name(protocol: Protocol) -> (&'static str, &'static str) {
     }
 }
 
-fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>, workers: &Workers) {
     let fd = listener.fd();
     shared.conns.register(fd, listener.name().to_string(), String::new(), ConnState::Listening, clock::now());
     shared.count_server_connection();
@@ -225,7 +235,7 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>, pool: &Pool) {
         }
         match accepted {
             Ok(client) if fast && !shared.try_open() => reject(client, shared),
-            Ok(client) => open(client, shared, pool),
+            Ok(client) => open(client, shared, workers),
             Err(e) => {
                 if !fast {
                     shared.close_one();
@@ -261,39 +271,10 @@ fn reject(mut client: Accepted, shared: &Shared) {
 }
 
 /// Registers the connection and hands it to a handler thread.
-fn open(client: Accepted, shared: &Arc<Shared>, pool: &Pool) {
+fn open(client: Accepted, shared: &Arc<Shared>, workers: &Workers) {
     let fd = client.stream.fd();
     shared.stats.add(Counter::TotalConnections, 1);
     let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
     log::line(log::STATE, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
-    let conn = Connection { fd, slot, shared: Arc::clone(shared), stream: client.stream };
-    if let Err(e) = pool.submit(Box::new(move || conn.serve())) {
-        // The job, and with it the connection, was dropped: the client sees it close.
-        log::line(log::WARN, format_args!("Failed to start a handler thread: {}", daemon::strerror(&e)));
-    }
-}
-
-/// An open client connection. Dropping it (when served, or when no thread could take it)
-/// unregisters and uncounts it before its socket closes, so that the descriptor cannot be
-/// reused by a new connection while still registered.
-struct Connection {
-    fd: i32,
-    slot: Arc<ConnSlot>,
-    shared: Arc<Shared>,
-    /// Declared last: dropped (closed) after `drop` below has run.
-    stream: Stream,
-}
-
-impl Connection {
-    fn serve(mut self) {
-        connection::serve(&mut self.stream, &self.slot, &self.shared);
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.shared.conns.unregister(self.fd);
-        self.shared.close_one();
-        log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
-    }
+    workers.hand_over(Conn::new(client.stream, slot, Arc::clone(shared)));
 }
