@@ -20,10 +20,11 @@
 //! Bounds against hostile clients: while output waits, the connection is not read, so a client
 //! that never reads holds at most one batch's answer and no thread; the input buffer grows only
 //! as far as a command the parser may still accept (a store's data up to `-I`, or a long get
-//! line); the data of a refused store is discarded as it arrives, never buffered. One command
-//! whose answer passes `SPILL_AT` (a get of many large values) is written as it is produced:
-//! the handler then waits for the client to take each part, at most `SPILL_STALL` without
-//! progress before it closes the connection.
+//! line); the data of a refused store is discarded as it arrives, never buffered. A batch stops
+//! executing once its answers pass `SPILL_AT`, and is written without waiting. Only one command
+//! whose own answer passes `SPILL_AT` (a get of many large values) is written as it is
+//! produced: the handler then waits for the client to take each part, at most `SPILL_STALL`
+//! without progress before it closes the connection.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::RawFd;
@@ -278,7 +279,7 @@ impl Conn {
         if self.fresh {
             return Ran::NeedInput;
         }
-        let shared = Arc::clone(&self.shared);
+        let shared: &Shared = &self.shared;
         let ctx = shared.context();
         let cache = &shared.cache;
         let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
@@ -339,7 +340,14 @@ impl Conn {
                         let mut log_from = self.out.len();
                         let mut spilled: io::Result<u64> = Ok(0);
                         let stream = &mut self.stream;
+                        // Earlier commands' answers are written with the batch, without waiting;
+                        // only this command's own long answer waits for the client.
+                        let mut earlier = self.out.len();
                         let mut spill = |out: &mut Vec<u8>| {
+                            if out.len() - earlier.min(out.len()) < SPILL_AT {
+                                return;
+                            }
+                            earlier = 0;
                             if logging {
                                 logged.add(&out[log_from.min(out.len())..]);
                                 log_from = 0;
