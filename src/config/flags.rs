@@ -11,8 +11,8 @@ use super::values::{integer, size, unsigned};
 use super::{refuse, Bad, Draft, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, MIB, VERSION};
 
 /// Handler threads beyond this are refused. memcached, with its default `-c 1024`, fails to
-/// start somewhere between 200 and 300 worker threads (each needs file descriptors); ours keeps
-/// idle threads only, and more than this many ready would be memory spent for nothing.
+/// start somewhere between 200 and 300 worker threads (each needs file descriptors); every
+/// handler serves many connections, so more than this would be memory spent for nothing.
 const MAX_THREADS: i64 = 256;
 
 /// The largest `-q`: 16 Mi queued keys, which at the longest keys is gigabytes already; a
@@ -324,8 +324,8 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "threads",
         arg: "<num>",
         default: "4",
-        help: "handler threads kept ready (1-256); the pool grows beyond them on demand, one \
-               thread per open connection, up to -c",
+        help: "number of handler threads (1-256); each serves many connections, as memcached's \
+               worker threads do",
         status: FAILURE,
         apply: Apply::Value(|d, v| {
             let n = integer(v).ok_or(Bad::Malformed)?;
@@ -344,8 +344,8 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "max-reqs-per-event",
         arg: "<num>",
         default: "20",
-        help: "maximum number of requests per event; accepted and shown by stats settings, but a \
-               thread per connection has no event loop to yield, so conn_yields stays 0",
+        help: "maximum number of requests per event; a connection that sends more at once \
+               yields to the others between turns (conn_yields)",
         status: FAILURE,
         apply: Apply::Value(|d, v| {
             let n = integer(v).ok_or(Bad::Malformed)?;
