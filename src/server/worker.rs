@@ -10,6 +10,7 @@
 //! longer than that, as memcached's idle-timeout thread does.
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,8 +155,12 @@ impl Loop {
         let Some(Some(entry)) = self.conns.get_mut(token) else {
             return;
         };
-        let wait = if entry.writable { entry.conn.on_writable(&mut self.scratch) } else { entry.conn.on_readable(&mut self.scratch) };
         let fd = entry.conn.fd();
+        let (conn, scratch, writable) = (&mut entry.conn, &mut self.scratch, entry.writable);
+        // A panic ends only the connection it happened on: the handler goes on serving the
+        // others (the buffers it lent are dropped with the connection and grown again).
+        let served = panic::catch_unwind(AssertUnwindSafe(|| if writable { conn.on_writable(scratch) } else { conn.on_readable(scratch) }));
+        let wait = served.unwrap_or(Wait::Close);
         let watched = match wait {
             Wait::Close => {
                 self.close(token);
