@@ -4,7 +4,7 @@
 
 use super::meta;
 use super::stats_reply;
-use super::{Context, Next, Request, SPILL_AT};
+use super::{Context, Keys, Next, Request, SPILL_AT};
 use crate::config;
 use crate::log;
 use crate::stats::{Counter, LocalCounts, PrefixOp};
@@ -22,7 +22,7 @@ pub fn execute(
     spill: &mut dyn FnMut(&mut Vec<u8>),
 ) -> Next {
     match request {
-        Request::Get { keys, cas, touch } => get(&keys, cas, touch, ctx, local, out, spill),
+        Request::Get { keys, cas, touch } => get(keys, cas, touch, ctx, local, out, spill),
         Request::Store { mode, key, flags, exptime, data, noreply } => {
             let exptime = clock::absolute_expiry(exptime, clock::now());
             let reply = store(mode, key, flags, exptime, data, ctx, local);
@@ -166,7 +166,7 @@ fn record_prefix(ctx: &Context, key: &[u8], op: PrefixOp) {
 /// get, gets, gat, gats: a VALUE block per live key, then END. gat counts as touches only,
 /// as memcached counts it.
 fn get(
-    keys: &[&[u8]],
+    keys: Keys,
     cas: bool,
     touch: Option<i64>,
     ctx: &Context,
@@ -176,7 +176,7 @@ fn get(
 ) {
     let touch = touch.map(|exptime| clock::absolute_expiry(exptime, clock::now()));
     let detail = ctx.stats.detail_on(ctx.settings.detail_enabled);
-    for key in keys {
+    for key in keys.iter() {
         let (lookup, _) = ctx.cache.get(key, touch, |item| {
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(item.key);
