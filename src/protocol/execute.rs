@@ -112,9 +112,16 @@ fn metadump(classes: u64, ctx: &Context, out: &mut Vec<u8>, spill: &mut dyn FnMu
             } else {
                 push_u64(out, u64::from(item.exptime));
             }
-            let fetch = if item.fetched { "yes" } else { "no" };
-            let rest = format!(" la={} cas={} fetch={fetch} cls={} size={}\n", item.last_access, item.cas, item.class_id, item.size);
-            out.extend_from_slice(rest.as_bytes());
+            out.extend_from_slice(b" la=");
+            push_u64(out, u64::from(item.last_access));
+            out.extend_from_slice(b" cas=");
+            push_u64(out, item.cas);
+            out.extend_from_slice(if item.fetched { b" fetch=yes" } else { b" fetch=no" });
+            out.extend_from_slice(b" cls=");
+            push_u64(out, u64::from(item.class_id));
+            out.extend_from_slice(b" size=");
+            push_u64(out, u64::from(item.size));
+            out.push(b'\n');
         }
         Some(_) => {}
         None if out.len() >= SPILL_AT => spill(out),
@@ -457,6 +464,23 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(String::from_utf8_lossy(&run(&settings, input.as_bytes())), expected);
+        }
+    }
+
+    /// memcached's metadump line: `key= exp= la= cas= fetch= cls= size=`, ending in "\n".
+    #[test]
+    fn metadump_writes_memcached_fields() {
+        let settings = Settings::default();
+        let out = run(&settings, b"set a:b 0 0 1\r\n1\r\nget a:b\r\nlru_crawler metadump all\r\n");
+        let out = String::from_utf8_lossy(&out);
+        let dump = out.strip_prefix("STORED\r\nVALUE a:b 0 1\r\n1\r\nEND\r\n").expect("stored and read");
+        let line = dump.strip_suffix("\nEND\r\n").expect("one line, then END");
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [key, exp, la, cas, fetch, cls, size] = fields[..] else { panic!("{line}") };
+        assert_eq!([key, exp, fetch], ["key=a%3Ab", "exp=-1", "fetch=yes"]);
+        for (field, name) in [(la, "la="), (cas, "cas="), (cls, "cls="), (size, "size=")] {
+            let number = field.strip_prefix(name).unwrap_or_else(|| panic!("{line}"));
+            assert!(number.parse::<u64>().is_ok_and(|n| n > 0), "{line}");
         }
     }
 
