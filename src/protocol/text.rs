@@ -1,7 +1,7 @@
 //! memcached's text protocol: parses the first command line (and its data block) at the front
 //! of a read buffer into a `Request`, or says why it is invalid and what to answer. Knows nothing
-//! of storage or sockets; allocates only the arguments of `stats` and of meta commands; never
-//! panics on any bytes.
+//! of storage or sockets; allocates only the arguments of `stats` and the key of a meta command
+//! given in base64; never panics on any bytes.
 //!
 //! The rules below are memcached 1.6.18's, checked by running it:
 //! - A line ends at "\n"; one "\r" just before it is dropped. Tokens are separated by spaces
@@ -156,6 +156,11 @@ pub(super) struct Tokens<'a> {
 impl<'a> Tokens<'a> {
     pub(super) fn new(line: &'a [u8]) -> Tokens<'a> {
         Tokens { rest: line }
+    }
+
+    /// What is left of the line: the tokens not yet taken, as they were written.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.rest
     }
 }
 
