@@ -467,6 +467,14 @@ mod tests {
         }
     }
 
+    /// ma v gives the length of the new value's digits, from one to twenty.
+    #[test]
+    fn meta_arith_value_length_counts_digits() {
+        let out = run(&Settings::default(), b"ma n N0 J18446744073709551614 v\r\nma n v\r\nma n v\r\nma n D9 v\r\nma n v\r\n");
+        let expected = "VA 20\r\n18446744073709551614\r\nVA 20\r\n18446744073709551615\r\nVA 1\r\n0\r\nVA 1\r\n9\r\nVA 2\r\n10\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
     /// memcached's metadump line: `key= exp= la= cas= fetch= cls= size=`, ending in "\n".
     #[test]
     fn metadump_writes_memcached_fields() {

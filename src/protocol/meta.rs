@@ -666,13 +666,12 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             };
             let seen = Seen { cas, exptime, ..Seen::asked(request) };
             if request.has(b'v') {
-                let mut digits = Vec::new();
-                push_u64(&mut digits, value);
+                let digits = value.checked_ilog10().unwrap_or(0) + 1;
                 out.extend_from_slice(b"VA ");
-                push_u64(out, digits.len() as u64);
+                push_u64(out, u64::from(digits));
                 return_flags(request, b"tckO", &seen, out);
                 out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&digits);
+                push_u64(out, value);
                 out.extend_from_slice(b"\r\n");
             } else {
                 line("HD", request, b"tckO", &seen, out);
