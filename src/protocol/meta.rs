@@ -49,30 +49,58 @@ pub enum MetaCmd {
     Debug,
 }
 
-/// One meta command: its key (decoded when `base64`, else borrowed from the line), its flag
-/// tokens as the line wrote them, and the data block of `ms`. Nothing is copied or collected
-/// for a command without a base64 key.
+/// One meta command: its key (decoded when `base64`, else borrowed from the line), its flags,
+/// and the data block of `ms`. Nothing is copied or collected for a command without a base64
+/// key.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MetaRequest<'a> {
     pub cmd: MetaCmd,
     pub key: Cow<'a, [u8]>,
     pub base64: bool,
-    pub flags: &'a [u8],
+    pub flags: Flags<'a>,
     pub data: &'a [u8],
 }
 
-impl<'a> MetaRequest<'a> {
-    /// The flag tokens in request order (each at least its letter).
-    fn flags(&self) -> Tokens<'a> {
-        Tokens::new(self.flags)
-    }
+/// A meta command's flag tokens as the line wrote them, and the set of their letters (each
+/// letter appears once: the parser refuses a duplicate), so that asking for a flag the
+/// command does not carry costs no scan of the line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flags<'a> {
+    line: &'a [u8],
+    letters: u64,
+}
 
-    fn flag(&self, letter: u8) -> Option<&'a [u8]> {
-        self.flags().find(|f| f[0] == letter).map(|f| &f[1..])
+/// A known flag's bit in `Flags::letters`: every known flag is a letter from 'A' to 'z'.
+fn bit(letter: u8) -> u64 {
+    1 << (letter - b'A')
+}
+
+impl<'a> Flags<'a> {
+    /// The flag tokens in request order (each at least its letter).
+    fn iter(&self) -> Tokens<'a> {
+        Tokens::new(self.line)
     }
 
     fn has(&self, letter: u8) -> bool {
-        self.flag(letter).is_some()
+        self.letters & bit(letter) != 0
+    }
+
+    /// The value after a flag's letter.
+    fn get(&self, letter: u8) -> Option<&'a [u8]> {
+        if !self.has(letter) {
+            return None;
+        }
+        self.iter().find(|f| f[0] == letter).map(|f| &f[1..])
+    }
+}
+
+impl<'a> MetaRequest<'a> {
+    fn flag(&self, letter: u8) -> Option<&'a [u8]> {
+        self.flags.get(letter)
+    }
+
+    fn has(&self, letter: u8) -> bool {
+        self.flags.has(letter)
     }
 
     fn number(&self, letter: u8) -> Option<u64> {
@@ -85,7 +113,7 @@ impl<'a> MetaRequest<'a> {
 
     /// Whether flag `first` comes before flag `then` in the request.
     fn before(&self, first: u8, then: u8) -> bool {
-        let at = |letter: u8| self.flags().position(|f| f[0] == letter);
+        let at = |letter: u8| self.flags.iter().position(|f| f[0] == letter);
         matches!((at(first), at(then)), (Some(a), Some(b)) if a < b)
     }
 }
@@ -132,17 +160,17 @@ pub(super) fn parse<'a>(
     // After a bad ms line, memcached still drops its data block.
     let swallow = if cmd == MetaCmd::Set { len + 2 } else { 0 };
     let refuse = |reply| Parsed::Invalid { reply, consumed, swallow, close: false };
-    let flags = tokens.rest();
     // mg and ms word a duplicate on its own; md and ma share one answer for all bad flags.
     let duplicate = if matches!(cmd, MetaCmd::Get | MetaCmd::Set) { "CLIENT_ERROR duplicate flag" } else { BAD_ANY };
-    let mut seen = [false; 128];
-    for flag in Tokens::new(flags) {
+    let mut flags = Flags { line: tokens.rest(), letters: 0 };
+    for flag in flags.iter() {
         if !KNOWN_FLAGS.contains(&flag[0]) {
             return refuse(bad_flag);
         }
-        if std::mem::replace(&mut seen[usize::from(flag[0])], true) {
+        if flags.has(flag[0]) {
             return refuse(duplicate);
         }
+        flags.letters |= bit(flag[0]);
         if flag[0] == b'O' && flag.len() > MAX_OPAQUE {
             return refuse("CLIENT_ERROR opaque token too long");
         }
@@ -202,7 +230,7 @@ fn parse_debug<'a>(mut tokens: impl Iterator<Item = &'a [u8]>, limits: &Limits, 
     } else {
         Cow::Borrowed(raw_key)
     };
-    let request = MetaRequest { cmd: MetaCmd::Debug, key, base64, flags: &[], data: &[] };
+    let request = MetaRequest { cmd: MetaCmd::Debug, key, base64, flags: Flags::default(), data: &[] };
     Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 }
 }
 
@@ -215,7 +243,7 @@ fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
         MetaCmd::Arith => (b"NJDC", BAD_ANY),
         MetaCmd::Debug => return None,
     };
-    for flag in request.flags() {
+    for flag in request.flags.iter() {
         if numeric.contains(&flag[0]) && unsigned(&flag[1..]).is_none() {
             return Some(bad);
         }
@@ -369,7 +397,7 @@ fn push_key(key: &[u8], encode: bool, out: &mut Vec<u8>) {
 /// Appends the return flags `request` asked for, in its order; `echo` lists the letters
 /// this answer reports.
 fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
-    for flag in request.flags() {
+    for flag in request.flags.iter() {
         if !echo.contains(&flag[0]) {
             continue;
         }
