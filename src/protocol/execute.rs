@@ -4,7 +4,7 @@
 
 use super::meta;
 use super::stats_reply;
-use super::{Context, Next, Request, SPILL_AT};
+use super::{Context, Keys, Next, Request, SPILL_AT};
 use crate::config;
 use crate::log;
 use crate::stats::{Counter, LocalCounts, PrefixOp};
@@ -22,7 +22,7 @@ pub fn execute(
     spill: &mut dyn FnMut(&mut Vec<u8>),
 ) -> Next {
     match request {
-        Request::Get { keys, cas, touch } => get(&keys, cas, touch, ctx, local, out, spill),
+        Request::Get { keys, cas, touch } => get(keys, cas, touch, ctx, local, out, spill),
         Request::Store { mode, key, flags, exptime, data, noreply } => {
             let exptime = clock::absolute_expiry(exptime, clock::now());
             let reply = store(mode, key, flags, exptime, data, ctx, local);
@@ -112,9 +112,16 @@ fn metadump(classes: u64, ctx: &Context, out: &mut Vec<u8>, spill: &mut dyn FnMu
             } else {
                 push_u64(out, u64::from(item.exptime));
             }
-            let fetch = if item.fetched { "yes" } else { "no" };
-            let rest = format!(" la={} cas={} fetch={fetch} cls={} size={}\n", item.last_access, item.cas, item.class_id, item.size);
-            out.extend_from_slice(rest.as_bytes());
+            out.extend_from_slice(b" la=");
+            push_u64(out, u64::from(item.last_access));
+            out.extend_from_slice(b" cas=");
+            push_u64(out, item.cas);
+            out.extend_from_slice(if item.fetched { b" fetch=yes" } else { b" fetch=no" });
+            out.extend_from_slice(b" cls=");
+            push_u64(out, u64::from(item.class_id));
+            out.extend_from_slice(b" size=");
+            push_u64(out, u64::from(item.size));
+            out.push(b'\n');
         }
         Some(_) => {}
         None if out.len() >= SPILL_AT => spill(out),
@@ -166,7 +173,7 @@ fn record_prefix(ctx: &Context, key: &[u8], op: PrefixOp) {
 /// get, gets, gat, gats: a VALUE block per live key, then END. gat counts as touches only,
 /// as memcached counts it.
 fn get(
-    keys: &[&[u8]],
+    keys: Keys,
     cas: bool,
     touch: Option<i64>,
     ctx: &Context,
@@ -176,7 +183,7 @@ fn get(
 ) {
     let touch = touch.map(|exptime| clock::absolute_expiry(exptime, clock::now()));
     let detail = ctx.stats.detail_on(ctx.settings.detail_enabled);
-    for key in keys {
+    for key in keys.iter() {
         let (lookup, _) = ctx.cache.get(key, touch, |item| {
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(item.key);
@@ -457,6 +464,31 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(String::from_utf8_lossy(&run(&settings, input.as_bytes())), expected);
+        }
+    }
+
+    /// ma v gives the length of the new value's digits, from one to twenty.
+    #[test]
+    fn meta_arith_value_length_counts_digits() {
+        let out = run(&Settings::default(), b"ma n N0 J18446744073709551614 v\r\nma n v\r\nma n v\r\nma n D9 v\r\nma n v\r\n");
+        let expected = "VA 20\r\n18446744073709551614\r\nVA 20\r\n18446744073709551615\r\nVA 1\r\n0\r\nVA 1\r\n9\r\nVA 2\r\n10\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    /// memcached's metadump line: `key= exp= la= cas= fetch= cls= size=`, ending in "\n".
+    #[test]
+    fn metadump_writes_memcached_fields() {
+        let settings = Settings::default();
+        let out = run(&settings, b"set a:b 0 0 1\r\n1\r\nget a:b\r\nlru_crawler metadump all\r\n");
+        let out = String::from_utf8_lossy(&out);
+        let dump = out.strip_prefix("STORED\r\nVALUE a:b 0 1\r\n1\r\nEND\r\n").expect("stored and read");
+        let line = dump.strip_suffix("\nEND\r\n").expect("one line, then END");
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [key, exp, la, cas, fetch, cls, size] = fields[..] else { panic!("{line}") };
+        assert_eq!([key, exp, fetch], ["key=a%3Ab", "exp=-1", "fetch=yes"]);
+        for (field, name) in [(la, "la="), (cas, "cas="), (cls, "cls="), (size, "size=")] {
+            let number = field.strip_prefix(name).unwrap_or_else(|| panic!("{line}"));
+            assert!(number.parse::<u64>().is_ok_and(|n| n > 0), "{line}");
         }
     }
 

@@ -19,7 +19,10 @@
 //! The cas-checked forms (ms C, md C, ma C) are atomic: the cache compares under the item's
 //! lock.
 
+use std::borrow::Cow;
+
 use super::execute::{self, push_u64};
+use super::text::Tokens;
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
@@ -46,24 +49,58 @@ pub enum MetaCmd {
     Debug,
 }
 
-/// One meta command: its key (decoded when `base64`), its flag tokens in request order, and
-/// the data block of `ms`.
+/// One meta command: its key (decoded when `base64`, else borrowed from the line), its flags,
+/// and the data block of `ms`. Nothing is copied or collected for a command without a base64
+/// key.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MetaRequest<'a> {
     pub cmd: MetaCmd,
-    pub key: Vec<u8>,
+    pub key: Cow<'a, [u8]>,
     pub base64: bool,
-    pub flags: Vec<&'a [u8]>,
+    pub flags: Flags<'a>,
     pub data: &'a [u8],
 }
 
-impl MetaRequest<'_> {
-    fn flag(&self, letter: u8) -> Option<&[u8]> {
-        self.flags.iter().find(|f| f[0] == letter).map(|f| &f[1..])
+/// A meta command's flag tokens as the line wrote them, and the set of their letters (each
+/// letter appears once: the parser refuses a duplicate), so that asking for a flag the
+/// command does not carry costs no scan of the line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flags<'a> {
+    line: &'a [u8],
+    letters: u64,
+}
+
+/// A known flag's bit in `Flags::letters`: every known flag is a letter from 'A' to 'z'.
+fn bit(letter: u8) -> u64 {
+    1 << (letter - b'A')
+}
+
+impl<'a> Flags<'a> {
+    /// The flag tokens in request order (each at least its letter).
+    fn iter(&self) -> Tokens<'a> {
+        Tokens::new(self.line)
     }
 
     fn has(&self, letter: u8) -> bool {
-        self.flag(letter).is_some()
+        self.letters & bit(letter) != 0
+    }
+
+    /// The value after a flag's letter.
+    fn get(&self, letter: u8) -> Option<&'a [u8]> {
+        if !self.has(letter) {
+            return None;
+        }
+        self.iter().find(|f| f[0] == letter).map(|f| &f[1..])
+    }
+}
+
+impl<'a> MetaRequest<'a> {
+    fn flag(&self, letter: u8) -> Option<&'a [u8]> {
+        self.flags.get(letter)
+    }
+
+    fn has(&self, letter: u8) -> bool {
+        self.flags.has(letter)
     }
 
     fn number(&self, letter: u8) -> Option<u64> {
@@ -87,9 +124,9 @@ fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
 
 /// Parses a meta command whose name `command` was the line's first token and `tokens` the
 /// rest; `consumed` ends the line.
-pub fn parse<'a>(
+pub(super) fn parse<'a>(
     command: &[u8],
-    mut tokens: impl Iterator<Item = &'a [u8]>,
+    mut tokens: Tokens<'a>,
     buf: &'a [u8],
     limits: &Limits,
     item_fits: &dyn Fn(usize, usize) -> bool,
@@ -123,26 +160,26 @@ pub fn parse<'a>(
     // After a bad ms line, memcached still drops its data block.
     let swallow = if cmd == MetaCmd::Set { len + 2 } else { 0 };
     let refuse = |reply| Parsed::Invalid { reply, consumed, swallow, close: false };
-    let flags: Vec<&[u8]> = tokens.collect();
     // mg and ms word a duplicate on its own; md and ma share one answer for all bad flags.
     let duplicate = if matches!(cmd, MetaCmd::Get | MetaCmd::Set) { "CLIENT_ERROR duplicate flag" } else { BAD_ANY };
-    let mut seen = [false; 128];
-    for flag in &flags {
+    let mut flags = Flags { line: tokens.rest(), letters: 0 };
+    for flag in flags.iter() {
         if !KNOWN_FLAGS.contains(&flag[0]) {
             return refuse(bad_flag);
         }
-        if std::mem::replace(&mut seen[usize::from(flag[0])], true) {
+        if flags.has(flag[0]) {
             return refuse(duplicate);
         }
+        flags.letters |= bit(flag[0]);
         if flag[0] == b'O' && flag.len() > MAX_OPAQUE {
             return refuse("CLIENT_ERROR opaque token too long");
         }
     }
-    let mut request = MetaRequest { cmd, key: raw_key.to_vec(), base64: false, flags, data: &[] };
+    let mut request = MetaRequest { cmd, key: Cow::Borrowed(raw_key), base64: false, flags, data: &[] };
     if request.has(b'b') {
         match base64_decode(raw_key) {
             Some(key) => {
-                request.key = key;
+                request.key = Cow::Owned(key);
                 request.base64 = true;
             }
             _ => return refuse(if cmd == MetaCmd::Get || cmd == MetaCmd::Set { BAD_KEY } else { BAD_ANY }),
@@ -187,13 +224,13 @@ fn parse_debug<'a>(mut tokens: impl Iterator<Item = &'a [u8]>, limits: &Limits, 
     let base64 = tokens.next() == Some(&b"b"[..]);
     let key = if base64 {
         match base64_decode(raw_key) {
-            Some(key) => key,
+            Some(key) => Cow::Owned(key),
             _ => return invalid(BAD_FORMAT, consumed),
         }
     } else {
-        raw_key.to_vec()
+        Cow::Borrowed(raw_key)
     };
-    let request = MetaRequest { cmd: MetaCmd::Debug, key, base64, flags: Vec::new(), data: &[] };
+    let request = MetaRequest { cmd: MetaCmd::Debug, key, base64, flags: Flags::default(), data: &[] };
     Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 }
 }
 
@@ -206,7 +243,7 @@ fn check_numbers(request: &MetaRequest) -> Option<&'static str> {
         MetaCmd::Arith => (b"NJDC", BAD_ANY),
         MetaCmd::Debug => return None,
     };
-    for flag in &request.flags {
+    for flag in request.flags.iter() {
         if numeric.contains(&flag[0]) && unsigned(&flag[1..]).is_none() {
             return Some(bad);
         }
@@ -360,7 +397,7 @@ fn push_key(key: &[u8], encode: bool, out: &mut Vec<u8>) {
 /// Appends the return flags `request` asked for, in its order; `echo` lists the letters
 /// this answer reports.
 fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u8>) {
-    for flag in &request.flags {
+    for flag in request.flags.iter() {
         if !echo.contains(&flag[0]) {
             continue;
         }
@@ -408,17 +445,12 @@ pub fn execute(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, ou
     }
 }
 
-fn seen_of(ctx: &Context, key: &[u8], touch: Option<u32>) -> (Lookup, Option<(Seen, Vec<u8>)>) {
-    read(ctx, key, touch, true)
-}
-
-/// Reads the item; `bump` false leaves it unmarked (mg u).
-fn read(ctx: &Context, key: &[u8], touch: Option<u32>, bump: bool) -> (Lookup, Option<(Seen, Vec<u8>)>) {
-    let look = |item: &ItemRef| (seen(item), item.value.to_vec());
+/// Reads the item, handing it to `f` under its lock; `bump` false leaves it unmarked (mg u).
+fn read<R>(ctx: &Context, key: &[u8], touch: Option<u32>, bump: bool, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
     if bump {
-        ctx.cache.get(key, touch, look)
+        ctx.cache.get(key, touch, f)
     } else {
-        ctx.cache.get_unbumped(key, touch, look)
+        ctx.cache.get_unbumped(key, touch, f)
     }
 }
 
@@ -439,19 +471,27 @@ fn seen(item: &ItemRef) -> Seen {
 /// The return flags a hit of mg reports.
 const GET_ECHO: &[u8] = b"cfhklOst";
 
+/// What an mg hit wrote under the item's lock: its whole answer, or, when this client may win
+/// the right to recache the item, only the value (if asked for) from `at`: the win is claimed
+/// under the lock again, so the header that reports it is written afterwards.
+enum Hit {
+    Answered,
+    Contested { seen: Seen, at: usize },
+}
+
 fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) {
     let touch = request.ttl().map(expiry);
-    // memcached applies the flags in order: a t before the T reports the TTL before it.
     let bump = !request.has(b'u');
     let (lookup, found) = match touch {
+        // memcached applies the flags in order: a t before the T reports the TTL before it.
         Some(exptime) if request.before(b't', b'T') => {
-            let found = read(ctx, &request.key, None, bump);
+            let found = read(ctx, &request.key, None, bump, |item| answer_hit(request, item, false, out));
             if found.0 == Lookup::Hit {
                 ctx.cache.touch(&request.key, exptime);
             }
             found
         }
-        _ => read(ctx, &request.key, touch, bump),
+        _ => read(ctx, &request.key, touch, bump, |item| answer_hit(request, item, false, out)),
     };
     execute::count_dead(lookup, local);
     // memcached counts a hit with T as a touch only, and a miss with T as a get miss.
@@ -462,46 +502,70 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     }
     // N: a miss creates an empty item, and this client wins the right to fill it.
     let vivify = request.flag(b'N').and_then(ttl);
-    let (found, vivified) = match (found, vivify) {
+    let found = match (found, vivify) {
         (None, Some(n)) => {
             let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
             let added = ctx.cache.store_with(StoreMode::Add, &request.key, 0, expiry(n), b"", opts).0 == StoreOutcome::Stored;
-            (seen_of(ctx, &request.key, None).1, added)
+            ctx.cache.get(&request.key, None, |item| answer_hit(request, item, added, out)).1
         }
-        (found, _) => (found, false),
+        (found, _) => found,
     };
     // A vivified miss counts as a hit, as in memcached.
     if !touched {
         local.add(Counter::CmdGet, 1);
         local.add(if found.is_some() { Counter::GetHits } else { Counter::GetMisses }, 1);
     }
-    let Some((seen, value)) = found else {
-        if !quiet {
-            line("EN", request, b"kO", &Seen::asked(request), out);
+    match found {
+        None if !quiet => line("EN", request, b"kO", &Seen::asked(request), out),
+        None | Some(Hit::Answered) => {}
+        Some(Hit::Contested { seen, at }) => {
+            let won = ctx.cache.claim_win(&request.key);
+            let value_len = out.len() - at;
+            hit_header(request, &seen, won, !won, out);
+            // The header goes before the value written under the item's lock.
+            out[at..].rotate_left(value_len);
+            if request.has(b'v') {
+                out.extend_from_slice(b"\r\n");
+            }
         }
-        return;
-    };
+    }
+}
+
+/// Answers an mg hit straight from the item, or writes its value and says the answer waits
+/// for a win claim; `vivified`: this command created the item.
+fn answer_hit(request: &MetaRequest, item: &ItemRef, vivified: bool, out: &mut Vec<u8>) -> Hit {
+    let seen = seen(item);
     // R: an item whose TTL fell below the given one is due for a recache.
     let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
         seen.exptime != 0 && i64::from(seen.exptime.saturating_sub(clock::now())) < below
     });
-    let contest = vivified || seen.stale || recache;
-    let won = contest && ctx.cache.claim_win(&request.key);
-    let lost = !won && (seen.win_sent || contest);
-    if request.has(b'v') {
-        out.extend_from_slice(b"VA ");
-        push_u64(out, value.len() as u64);
-        return_flags(request, GET_ECHO, &seen, out);
-        win_flags(won, lost, seen.stale, out);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&value);
-        out.extend_from_slice(b"\r\n");
-    } else {
-        out.extend_from_slice(b"HD");
-        return_flags(request, GET_ECHO, &seen, out);
-        win_flags(won, lost, seen.stale, out);
+    let with_value = request.has(b'v');
+    if vivified || seen.stale || recache {
+        let at = out.len();
+        if with_value {
+            out.extend_from_slice(item.value);
+        }
+        return Hit::Contested { seen, at };
+    }
+    hit_header(request, &seen, false, seen.win_sent, out);
+    if with_value {
+        out.extend_from_slice(item.value);
         out.extend_from_slice(b"\r\n");
     }
+    Hit::Answered
+}
+
+/// mg's "VA <length>" or "HD" line: the return flags, then the win flags.
+fn hit_header(request: &MetaRequest, seen: &Seen, won: bool, lost: bool, out: &mut Vec<u8>) {
+    if request.has(b'v') {
+        out.extend_from_slice(b"VA ");
+        push_u64(out, seen.len as u64);
+    } else {
+        out.extend_from_slice(b"HD");
+    }
+    return_flags(request, GET_ECHO, seen, out);
+    win_flags(won, lost, seen.stale, out);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// W (this client recaches), Z (another one does) and X (stale), in memcached's order.
@@ -630,13 +694,12 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             };
             let seen = Seen { cas, exptime, ..Seen::asked(request) };
             if request.has(b'v') {
-                let mut digits = Vec::new();
-                push_u64(&mut digits, value);
+                let digits = value.checked_ilog10().unwrap_or(0) + 1;
                 out.extend_from_slice(b"VA ");
-                push_u64(out, digits.len() as u64);
+                push_u64(out, u64::from(digits));
                 return_flags(request, b"tckO", &seen, out);
                 out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&digits);
+                push_u64(out, value);
                 out.extend_from_slice(b"\r\n");
             } else {
                 line("HD", request, b"tckO", &seen, out);

@@ -42,7 +42,7 @@ pub struct Limits {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     /// get, gets, gat, gats: `touch` is the exptime given to gat/gats.
-    Get { keys: Vec<&'a [u8]>, cas: bool, touch: Option<i64> },
+    Get { keys: Keys<'a>, cas: bool, touch: Option<i64> },
     /// set/add/replace/append/prepend/cas with its data block (without the "\r\n").
     Store { mode: StoreMode, key: &'a [u8], flags: u32, exptime: i64, data: &'a [u8], noreply: bool },
     /// A store whose data would not fit `item_size_max`: the data is swallowed, the answer is
@@ -69,6 +69,39 @@ pub enum Request<'a> {
     /// mn: answers "MN".
     MetaNoop,
 }
+
+/// The keys of a get: the rest of its command line, split into keys as they are used, so
+/// that a get allocates nothing for them (the parser has checked every key's length).
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a> {
+    list: &'a [u8],
+}
+
+impl<'a> Keys<'a> {
+    /// The keys in order.
+    fn iter(&self) -> text::Tokens<'a> {
+        text::Tokens::new(self.list)
+    }
+
+    pub fn first(&self) -> Option<&'a [u8]> {
+        self.iter().next()
+    }
+
+    pub fn last(&self) -> Option<&'a [u8]> {
+        let end = self.list.iter().rposition(|&b| b != b' ')? + 1;
+        let start = self.list[..end].iter().rposition(|&b| b == b' ').map_or(0, |space| space + 1);
+        Some(&self.list[start..end])
+    }
+}
+
+/// Two key lists are equal when they hold the same keys, however they are spaced.
+impl PartialEq for Keys<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Keys<'_> {}
 
 /// The parser's verdict on the front of the read buffer.
 #[derive(Debug, PartialEq, Eq)]

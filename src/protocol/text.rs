@@ -1,7 +1,7 @@
 //! memcached's text protocol: parses the first command line (and its data block) at the front
 //! of a read buffer into a `Request`, or says why it is invalid and what to answer. Knows nothing
-//! of storage or sockets; allocates only the key list of a get (and the arguments of `stats`);
-//! never panics on any bytes.
+//! of storage or sockets; allocates only the arguments of `stats` and the key of a meta command
+//! given in base64; never panics on any bytes.
 //!
 //! The rules below are memcached 1.6.18's, checked by running it:
 //! - A line ends at "\n"; one "\r" just before it is dropped. Tokens are separated by spaces
@@ -27,7 +27,7 @@
 //!   `-A`.
 
 use super::meta;
-use super::{Limits, Parsed, Request};
+use super::{Keys, Limits, Parsed, Request};
 use crate::storage::StoreMode;
 
 /// Bytes without a "\n" after which a non-get line closes the connection (memcached's).
@@ -149,8 +149,19 @@ fn command_of(request: Request<'_>, consumed: usize) -> Parsed<'_> {
 }
 
 /// Space-separated tokens of one line.
-struct Tokens<'a> {
+pub(super) struct Tokens<'a> {
     rest: &'a [u8],
+}
+
+impl<'a> Tokens<'a> {
+    pub(super) fn new(line: &'a [u8]) -> Tokens<'a> {
+        Tokens { rest: line }
+    }
+
+    /// What is left of the line: the tokens not yet taken, as they were written.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
 }
 
 impl<'a> Iterator for Tokens<'a> {
@@ -194,8 +205,8 @@ impl<'a> Args<'a> {
 }
 
 fn get<'a>(tokens: Tokens<'a>, cas: bool, limits: &Limits, consumed: usize) -> Parsed<'a> {
-    let keys: Vec<&[u8]> = tokens.collect();
-    if keys.is_empty() {
+    let keys = Keys { list: tokens.rest };
+    if keys.first().is_none() {
         return invalid(ERROR, consumed);
     }
     get_keys(keys, cas, None, limits, consumed)
@@ -208,11 +219,11 @@ fn gat<'a>(mut tokens: Tokens<'a>, cas: bool, limits: &Limits, consumed: usize) 
     let Some(exptime) = strtol32(exptime) else {
         return invalid(BAD_EXPTIME, consumed);
     };
-    get_keys(tokens.collect(), cas, Some(i64::from(exptime)), limits, consumed)
+    get_keys(Keys { list: tokens.rest }, cas, Some(i64::from(exptime)), limits, consumed)
 }
 
 /// A key too long anywhere in a get fails the whole command, with no partial answer.
-fn get_keys<'a>(keys: Vec<&'a [u8]>, cas: bool, touch: Option<i64>, limits: &Limits, consumed: usize) -> Parsed<'a> {
+fn get_keys<'a>(keys: Keys<'a>, cas: bool, touch: Option<i64>, limits: &Limits, consumed: usize) -> Parsed<'a> {
     if keys.iter().any(|k| k.len() > limits.max_key) {
         return invalid(BAD_FORMAT, consumed);
     }
@@ -427,8 +438,8 @@ mod tests {
         Request::Store { mode: StoreMode::Set, key, flags, exptime, data, noreply }
     }
 
-    fn get(keys: &[&'static [u8]]) -> Request<'static> {
-        Request::Get { keys: keys.to_vec(), cas: false, touch: None }
+    fn get(list: &'static [u8]) -> Request<'static> {
+        Request::Get { keys: Keys { list }, cas: false, touch: None }
     }
 
     #[test]
@@ -462,13 +473,26 @@ mod tests {
 
     #[test]
     fn get_tokenizes_on_spaces_only() {
-        assert_eq!(p(b"get foo\n"), cmd(get(&[b"foo"]), 8));
-        assert_eq!(p(b"get  foo  bar \r\n"), cmd(get(&[b"foo", b"bar"]), 16));
-        assert_eq!(p(b"   get foo\r\n"), cmd(get(&[b"foo"]), 12));
-        assert_eq!(p(b"get foo\r\r\n"), cmd(get(&[b"foo\r"]), 10));
-        assert_eq!(p(b"get a\tb\r\n"), cmd(get(&[b"a\tb"]), 9));
-        assert_eq!(p(b"get foo\r\nget bar\r\n"), cmd(get(&[b"foo"]), 9));
-        assert_eq!(p(b"gets a b\r\n"), cmd(Request::Get { keys: vec![b"a", b"b"], cas: true, touch: None }, 10));
+        assert_eq!(p(b"get foo\n"), cmd(get(b"foo"), 8));
+        assert_eq!(p(b"get  foo  bar \r\n"), cmd(get(b"foo bar"), 16));
+        assert_eq!(p(b"   get foo\r\n"), cmd(get(b"foo"), 12));
+        assert_eq!(p(b"get foo\r\r\n"), cmd(get(b"foo\r"), 10));
+        assert_eq!(p(b"get a\tb\r\n"), cmd(get(b"a\tb"), 9));
+        assert_eq!(p(b"get foo\r\nget bar\r\n"), cmd(get(b"foo"), 9));
+        assert_eq!(p(b"gets a b\r\n"), cmd(Request::Get { keys: Keys { list: b"a b" }, cas: true, touch: None }, 10));
+    }
+
+    #[test]
+    fn get_keys_are_split_when_used() {
+        let Parsed::Command { request: Request::Get { keys, .. }, .. } = p(b"get  a\tb  c d  \r\n") else {
+            panic!("not a get");
+        };
+        assert_eq!(keys.iter().collect::<Vec<_>>(), [&b"a\tb"[..], b"c", b"d"]);
+        assert_eq!((keys.first(), keys.last()), (Some(&b"a\tb"[..]), Some(&b"d"[..])));
+        let one = Keys { list: b"k" };
+        assert_eq!((one.first(), one.last()), (Some(&b"k"[..]), Some(&b"k"[..])));
+        let none = Keys { list: b"  " };
+        assert_eq!((none.first(), none.last()), (None, None));
     }
 
     #[test]
@@ -483,7 +507,7 @@ mod tests {
         let k250 = "k".repeat(250);
         let k251 = "k".repeat(251);
         let ok = format!("get {k250}\r\n");
-        assert_eq!(p(ok.as_bytes()), cmd(Request::Get { keys: vec![k250.as_bytes()], cas: false, touch: None }, ok.len()));
+        assert_eq!(p(ok.as_bytes()), cmd(Request::Get { keys: Keys { list: k250.as_bytes() }, cas: false, touch: None }, ok.len()));
         for line in [format!("get {k251}\r\n"), format!("get a {k251} b\r\n"), format!("gets {k251}\r\n"), format!("gat 0 {k251}\r\n")] {
             assert_eq!(p(line.as_bytes()), inv(BAD_FORMAT, line.len()), "{line}");
         }
@@ -491,10 +515,10 @@ mod tests {
 
     #[test]
     fn gat_takes_exptime_then_keys() {
-        assert_eq!(p(b"gat 10 a b\r\n"), cmd(Request::Get { keys: vec![b"a", b"b"], cas: false, touch: Some(10) }, 12));
-        assert_eq!(p(b"gats -1 a\r\n"), cmd(Request::Get { keys: vec![b"a"], cas: true, touch: Some(-1) }, 11));
-        assert_eq!(p(b"gat 10\r\n"), cmd(Request::Get { keys: vec![], cas: false, touch: Some(10) }, 8));
-        assert_eq!(p(b"gat 10 a noreply\r\n"), cmd(Request::Get { keys: vec![b"a", b"noreply"], cas: false, touch: Some(10) }, 18));
+        assert_eq!(p(b"gat 10 a b\r\n"), cmd(Request::Get { keys: Keys { list: b"a b" }, cas: false, touch: Some(10) }, 12));
+        assert_eq!(p(b"gats -1 a\r\n"), cmd(Request::Get { keys: Keys { list: b"a" }, cas: true, touch: Some(-1) }, 11));
+        assert_eq!(p(b"gat 10\r\n"), cmd(Request::Get { keys: Keys { list: b"" }, cas: false, touch: Some(10) }, 8));
+        assert_eq!(p(b"gat 10 a noreply\r\n"), cmd(Request::Get { keys: Keys { list: b"a noreply" }, cas: false, touch: Some(10) }, 18));
         assert_eq!(p(b"gat\r\n"), inv(ERROR, 5));
         assert_eq!(p(b"gat abc a\r\n"), inv(BAD_EXPTIME, 11));
         assert_eq!(p(b"gat 1x a\r\n"), inv(BAD_EXPTIME, 10));
@@ -759,7 +783,7 @@ mod tests {
         get.extend_from_slice(b"\r\n");
         match p(&get) {
             Parsed::Command { request: Request::Get { keys, .. }, consumed, .. } => {
-                assert_eq!(keys.len(), 10_000);
+                assert_eq!(keys.iter().count(), 10_000);
                 assert_eq!(consumed, get.len());
             }
             other => panic!("{other:?}"),
