@@ -21,8 +21,10 @@ run: build
 test:
 	$(CARGO) test --release
 
+# The workloads bench drives both servers with memtier_benchmark and skips its memtier rows
+# when that is missing; tests/bench/build-memtier.sh builds and installs it.
 bench:
-	$(CARGO) bench --bench compare
+	$(CARGO) bench --bench compare --bench workloads
 
 bench-replication:
 	$(CARGO) bench --bench replication

@@ -16,11 +16,15 @@
 //! with itself to check the machinery: every ratio should be near 1). `BENCH_SECONDS` sets
 //! the length of one throughput run (default 2) and `BENCH_REPEATS` the repeats (default 3).
 
+mod setup;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use setup::{env_number, fail, median, programs};
 
 const KEYS: u64 = 10_000;
 const VALUE_LEN: usize = 100;
@@ -337,50 +341,13 @@ fn throughput_run(server: &Server, proto: Proto, threads: usize, depth: usize, s
     Throughput { ops_per_sec: ops as f64 / longest.as_secs_f64(), p50_us: pct(0.50), p99_us: pct(0.99) }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("{message}");
-    std::process::exit(1);
-}
-
-/// A program by name from PATH, or the path itself.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let candidate = PathBuf::from(name);
-    if candidate.components().count() > 1 {
-        return candidate.is_file().then_some(candidate);
-    }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
-        .unwrap_or(None)
-}
-
-fn env_number(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn row(label: &str, ours: f64, theirs: f64) {
     let ratio = if theirs > 0.0 { format!("{:.2}", ours / theirs) } else { "-".to_string() };
     println!("{label:<42} {ours:>14.1} {theirs:>14.1} {ratio:>12}");
 }
 
 fn main() {
-    let theirs = match std::env::var("BENCH_THEIRS") {
-        Ok(p) => find_program(&p),
-        Err(_) => find_program("memcached"),
-    }
-    .unwrap_or_else(|| fail("memcached not found: apt-get install memcached"));
-    let ours = match std::env::var("BENCH_OURS") {
-        Ok(p) => find_program(&p).unwrap_or_else(|| fail(&format!("BENCH_OURS={p} not found"))),
-        Err(_) => PathBuf::from(env!("CARGO_BIN_EXE_memcachedrep")),
-    };
+    let (ours, theirs) = programs();
     let repeats = env_number("BENCH_REPEATS", 3.0).max(1.0) as usize;
     let seconds = env_number("BENCH_SECONDS", 2.0).max(0.1);
     println!("ours:   {}", ours.display());
