@@ -290,8 +290,6 @@ pub struct Cache {
     tombstone_ttl: u32,
     /// Replication's listener; none on a single node.
     sink: OnceLock<Arc<dyn MutationSink>>,
-    /// The largest version stored or applied.
-    max_version: AtomicU64,
     total_buckets: AtomicU64,
     store_no_memory: AtomicU64,
     store_too_large: AtomicU64,
@@ -380,7 +378,6 @@ impl Cache {
             use_cas: config.use_cas,
             tombstone_ttl: config.tombstone_ttl,
             sink: OnceLock::new(),
-            max_version: AtomicU64::new(0),
             total_buckets: AtomicU64::new(total_buckets as u64),
             store_no_memory: AtomicU64::new(0),
             store_too_large: AtomicU64::new(0),
@@ -455,7 +452,7 @@ impl Cache {
         unsafe {
             if let Some(exptime) = touch {
                 (*it).exptime = exptime;
-                self.restamp_touched(it);
+                self.restamp_touched(stripe, it);
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
             let fetched = (*it).iflags & item::FETCHED != 0;
@@ -661,7 +658,7 @@ impl Cache {
                 (*it).iflags |= item::KEY_BINARY;
             }
             (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = self.new_version();
+            (*it).version = Self::new_version(stripe);
             if let StoreMode::Cas(_) = mode {
                 self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
             }
@@ -742,7 +739,7 @@ impl Cache {
             if text.len() <= dst.len() {
                 dst[..text.len()].copy_from_slice(text);
                 dst[text.len()..].fill(b' ');
-                (*old).version = self.new_version();
+                (*old).version = Self::new_version(stripe);
                 return (DeltaOutcome::Value(result), self.cas_of(old));
             }
         }
@@ -763,7 +760,7 @@ impl Cache {
             (*it).exptime = (*old).exptime;
             (*it).iflags |= (*old).iflags & item::KEY_BINARY;
             (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = self.new_version();
+            (*it).version = Self::new_version(stripe);
             self.link(stripe, old, it);
         }
         (DeltaOutcome::Value(result), self.cas_of(it))
@@ -821,7 +818,7 @@ impl Cache {
             if let Some(exptime) = exptime {
                 (*it).exptime = exptime;
             }
-            (*it).version = self.new_version();
+            (*it).version = Self::new_version(&mut stripe);
         }
         drop(stripe);
         self.notify(key);
@@ -839,7 +836,7 @@ impl Cache {
         // SAFETY: `it` is linked in the stripe we hold.
         unsafe {
             (*it).exptime = exptime;
-            self.restamp_touched(it);
+            self.restamp_touched(stripe, it);
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
         }
@@ -921,10 +918,11 @@ impl Cache {
         }
     }
 
-    /// A version for a local write.
-    fn new_version(&self) -> u64 {
+    /// A version for a local write to `stripe`, which the caller holds. Recorded there, not
+    /// in one cache-wide word, so a write does no shared atomic work but the stamp.
+    fn new_version(stripe: &mut Stripe) -> u64 {
         let version = clock::stamp();
-        self.max_version.fetch_max(version, Ordering::Relaxed);
+        stripe.max_version = stripe.max_version.max(version);
         version
     }
 
@@ -933,11 +931,11 @@ impl Cache {
     /// the new expiry.
     ///
     /// # Safety
-    /// `it` is linked in a stripe the caller holds.
-    unsafe fn restamp_touched(&self, it: *mut Item) {
+    /// `it` is linked in `stripe`, which the caller holds.
+    unsafe fn restamp_touched(&self, stripe: &mut Stripe, it: *mut Item) {
         if self.sink.get().is_some() {
             // SAFETY: forwarded caller guarantee.
-            unsafe { (*it).version = self.new_version() };
+            unsafe { (*it).version = Self::new_version(stripe) };
         }
     }
 

@@ -147,7 +147,7 @@ impl Cache {
         }
         let applied = self.apply_newer(stripe, hash, entry, found, now);
         if applied {
-            self.max_version.fetch_max(version, Ordering::Relaxed);
+            stripe.max_version = stripe.max_version.max(version);
         }
         applied
     }
@@ -253,10 +253,11 @@ impl Cache {
         }
     }
 
-    /// The largest version this cache has seen (stored, applied or scanned): a node reports it
-    /// so the peer knows what it already has.
+    /// The largest version this cache has stored or applied: a node reports it so the peer
+    /// knows what it already has. Takes each stripe's lock in turn (a handshake's cost, not a
+    /// write's).
     pub fn max_version(&self) -> u64 {
-        self.max_version.load(Ordering::Relaxed)
+        self.stripes.iter().map(|lock| lock.lock().unwrap_or_else(|e| e.into_inner()).max_version).max().unwrap_or(0)
     }
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
@@ -265,7 +266,7 @@ impl Cache {
         if self.tombstone_ttl == 0 {
             self.unlink_free(stripe, it);
         } else {
-            let version = self.new_version();
+            let version = Self::new_version(stripe);
             self.bury(stripe, hash, key, it, version, now);
         }
     }

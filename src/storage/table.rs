@@ -1,6 +1,6 @@
 //! The striped hash table: item pointers in chained buckets, split into stripes that each have
-//! their own mutex and grow on their own. Owns only bucket arrays; it must not allocate or free
-//! items, nor touch LRUs.
+//! their own mutex and grow on their own. Owns only bucket arrays (and each stripe's largest
+//! version, which its mutex guards for free); it must not allocate or free items, nor touch LRUs.
 //!
 //! A key's 64-bit hash keeps its high 32 bits in the item header (`item.hash`); of those, the
 //! low `log2(stripes)` bits pick the stripe and the bits above pick the bucket within it, so
@@ -17,6 +17,8 @@ pub struct Stripe {
     buckets: Vec<*mut Item>,
     count: usize,
     shift: u32,
+    /// The largest version written under this stripe's lock (see `Cache::max_version`).
+    pub max_version: u64,
 }
 
 // SAFETY: the pointers are items in slab pages owned by the cache that owns this stripe; they
@@ -26,7 +28,7 @@ unsafe impl Send for Stripe {}
 impl Stripe {
     /// `shift`: how many low hash bits pick the stripe.
     pub fn new(buckets_log2: u32, shift: u32) -> Stripe {
-        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift }
+        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift, max_version: 0 }
     }
 
     fn index(&self, hash: u32) -> usize {
