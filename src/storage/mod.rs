@@ -275,10 +275,15 @@ pub struct SlabClassStats {
     pub touch_hits: u64,
 }
 
+/// One stripe's mutex on a cache line of its own (a pair, for CPUs that fetch lines in
+/// pairs): threads locking neighbouring stripes would otherwise bounce one line.
+#[repr(align(128))]
+struct StripeLock(Mutex<Stripe>);
+
 /// The cache: a striped hash table over slab-allocated items with a per-class LRU.
 pub struct Cache {
     hasher: RandomState,
-    stripes: Box<[Mutex<Stripe>]>,
+    stripes: Box<[StripeLock]>,
     stripe_mask: u32,
     slabs: Slabs,
     flush: Flush,
@@ -358,8 +363,9 @@ impl Cache {
             return Err(format!("hashpower (-o hashpower) must be at most {}, got {}", MAX_HASH_POWER, hash_power));
         }
         let per_stripe_log2 = hash_power.saturating_sub(stripes_log2);
-        let stripes: Box<[Mutex<Stripe>]> =
-            (0..1usize << stripes_log2).map(|_| Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))).collect();
+        let stripes: Box<[StripeLock]> = (0..1usize << stripes_log2)
+            .map(|_| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))))
+            .collect();
         let total_buckets = stripes.len() << per_stripe_log2;
         Ok(Cache {
             hasher: RandomState::new(),
@@ -514,7 +520,7 @@ impl Cache {
     fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
         for lock in self.stripes.iter() {
             {
-                let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let stripe = lock.0.lock().unwrap_or_else(|e| e.into_inner());
                 let now = clock::now();
                 stripe.for_each(|it| {
                     if self.dead(it, now).is_none() {
@@ -973,7 +979,7 @@ impl Cache {
     }
 
     fn lock_stripe(&self, hash: u32) -> MutexGuard<'_, Stripe> {
-        self.stripes[self.stripe_index(hash)].lock().unwrap_or_else(|e| e.into_inner())
+        self.stripes[self.stripe_index(hash)].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_class(&self, cls: usize) -> MutexGuard<'_, ClassState> {
@@ -1251,7 +1257,7 @@ impl Cache {
         if idx == held_idx {
             return Some(f(held));
         }
-        match self.stripes[idx].try_lock() {
+        match self.stripes[idx].0.try_lock() {
             Ok(mut guard) => Some(f(&mut guard)),
             Err(TryLockError::Poisoned(poisoned)) => Some(f(&mut poisoned.into_inner())),
             Err(TryLockError::WouldBlock) => None,

@@ -257,7 +257,7 @@ impl Cache {
     /// knows what it already has. Takes each stripe's lock in turn (a handshake's cost, not a
     /// write's).
     pub fn max_version(&self) -> u64 {
-        self.stripes.iter().map(|lock| lock.lock().unwrap_or_else(|e| e.into_inner()).max_version).max().unwrap_or(0)
+        self.stripes.iter().map(|lock| lock.0.lock().unwrap_or_else(|e| e.into_inner()).max_version).max().unwrap_or(0)
     }
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
