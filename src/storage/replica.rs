@@ -294,17 +294,17 @@ impl Cache {
             _ => None,
         };
         match (fresh, cls) {
-            (Some(it), Some(cls)) => {
+            (Some((it, st)), Some(cls)) => {
                 // SAFETY: a fresh chunk of class `cls`, large enough for the key, reachable by
-                // no one else; `found` is null or linked in the stripe we hold.
+                // no one else until we release the stripe; `found` is null or linked in the
+                // stripe we hold.
                 unsafe {
-                    item::init(it, cls as u8, key.len(), 0, hash);
-                    item::key_mut(it).copy_from_slice(key);
+                    item::init(it, cls as u8, key.len(), 0, hash, now);
                     (*it).iflags = item::TOMBSTONE;
+                    self.link(stripe, st, found, it, false);
+                    item::key_mut(it).copy_from_slice(key);
                     (*it).version = version;
                     (*it).exptime = exptime;
-                    (*it).atime.store(now, Ordering::Relaxed);
-                    self.link(stripe, found, it);
                 }
                 true
             }
@@ -351,21 +351,20 @@ impl Cache {
             _ => return false,
         };
         let now = clock::now();
-        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+        let Some((it, st)) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             return false;
         };
-        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else;
-        // `found` is null or linked in the stripe we hold.
+        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else until
+        // we release the stripe; `found` is null or linked in the stripe we hold.
         unsafe {
-            item::init(it, cls as u8, key.len(), value.len(), hash);
+            item::init(it, cls as u8, key.len(), value.len(), hash, now);
+            self.link(stripe, st, found, it, false);
             item::key_mut(it).copy_from_slice(key);
             item::value_mut(it).copy_from_slice(value);
             (*it).flags = *flags;
             (*it).exptime = *exptime;
             (*it).version = *version;
             (*it).iflags |= iflags_of(*marks);
-            (*it).atime.store(now, Ordering::Relaxed);
-            self.link(stripe, found, it);
         }
         true
     }

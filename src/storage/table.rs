@@ -51,12 +51,12 @@ impl Stripe {
         ptr::null_mut()
     }
 
-    /// Links `it` (not linked anywhere yet) at its bucket's head. Returns how many buckets the
-    /// stripe gained if it grew.
+    /// Links `it` (not linked anywhere yet) at its bucket's head. Growing is left to
+    /// `grow_if_crowded`, so that a caller holding a class lock does not rehash under it.
     ///
     /// # Safety
-    /// `it` is an allocated, filled item whose key is not in this stripe.
-    pub unsafe fn insert(&mut self, it: *mut Item) -> usize {
+    /// `it` is an allocated item, its header filled, whose key is not in this stripe.
+    pub unsafe fn insert(&mut self, it: *mut Item) {
         // SAFETY: the caller hands over an allocated item; its header is ours to write.
         unsafe {
             let idx = self.index((*it).hash);
@@ -64,6 +64,11 @@ impl Stripe {
             self.buckets[idx] = it;
         }
         self.count += 1;
+    }
+
+    /// Doubles the buckets when items outnumber them by half again, up to the cap. Returns how
+    /// many buckets the stripe gained.
+    pub fn grow_if_crowded(&mut self) -> usize {
         if self.count * 2 > self.buckets.len() * 3 && self.buckets.len() < 1 << MAX_BUCKETS_LOG2 {
             let before = self.buckets.len();
             self.grow();
@@ -97,7 +102,7 @@ impl Stripe {
     /// Puts `new` in place of `old` (same key) in the chain.
     ///
     /// # Safety
-    /// `old` is linked in this stripe; `new` is allocated, filled, with the same key.
+    /// `old` is linked in this stripe; `new` is allocated, its header filled, for the same key.
     pub unsafe fn replace(&mut self, old: *mut Item, new: *mut Item) {
         // SAFETY: every item on the chain is allocated while linked here.
         unsafe {
