@@ -205,7 +205,7 @@ mod tests {
                         for i in 0..20_000u64 {
                             // The wall clock moves now and then, each thread seeing it late or
                             // early; one thread also observes a peer's stamps.
-                            let wall = base + ((i + t * 7) / 1000 << 16);
+                            let wall = base + (((i + t * 7) / 1000) << 16);
                             let stamp = clock.stamp(wall);
                             assert!(stamp >= wall, "a stamp is at least the wall clock");
                             if t == 0 && i % 500 == 0 {
