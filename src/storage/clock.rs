@@ -3,7 +3,6 @@
 //! Owns no item memory and takes no locks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest relative exptime; larger values are absolute unix times (memcached's rule).
 pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
@@ -16,13 +15,25 @@ static CLOCK: Hlc = Hlc::new();
 
 /// The current unix time in seconds.
 pub fn now() -> u32 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    u32::try_from(secs).unwrap_or(u32::MAX)
+    u32::try_from(wall().0).unwrap_or(u32::MAX)
 }
 
 fn unix_millis() -> u64 {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    u64::try_from(millis).unwrap_or(u64::MAX >> LOGICAL_BITS)
+    let (secs, nanos) = wall();
+    secs.saturating_mul(1000).saturating_add(nanos / 1_000_000).min(u64::MAX >> LOGICAL_BITS)
+}
+
+/// Seconds and nanoseconds since the unix epoch (0 before it): the clock `SystemTime::now`
+/// reads, read directly, as every request reads it and profiles showed the `Duration` and
+/// `Result` work of `duration_since` costing as much as the read.
+fn wall() -> (u64, u64) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to write; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    match u64::try_from(ts.tv_sec) {
+        Ok(secs) => (secs, u64::try_from(ts.tv_nsec).unwrap_or(0)),
+        Err(_) => (0, 0),
+    }
 }
 
 /// The stamp below which every item written before unix second `secs` lies.
@@ -58,8 +69,11 @@ pub fn plausible(version: u64) -> bool {
     version <= unix_millis().saturating_add(MAX_DRIFT_MILLIS) << LOGICAL_BITS
 }
 
-/// A hybrid logical clock: the last stamp handed out (or observed), and the node bit.
+/// A hybrid logical clock: the last stamp handed out (or observed), and the node bit. On a
+/// cache line pair of its own: every write takes a stamp, so no hot read should share it.
+#[repr(align(128))]
 struct Hlc {
+    /// No stamp handed out is above it: a stamp claims the values up to the one it sets.
     last: AtomicU64,
     /// 0 or 1 once the pair has agreed; NO_BIT before.
     bit: AtomicU64,
@@ -76,25 +90,41 @@ impl Hlc {
         self.bit.store(bit & 1, Ordering::Relaxed);
     }
 
-    /// The next stamp: above the last one and at least `wall`, with the node bit when set
-    /// (rounding up keeps stamps increasing; the counter then steps by two).
+    /// The next stamp: above the last one and at least `wall`, with the node bit when set.
+    /// One `fetch_add`, which never retries, while the counter is ahead of the wall clock
+    /// (many writes a millisecond); a `fetch_max` more when the wall clock has moved past it.
     fn stamp(&self, wall: u64) -> u64 {
         let bit = self.bit.load(Ordering::Relaxed);
-        let mut last = self.last.load(Ordering::Relaxed);
-        loop {
-            let mut next = wall.max(last.saturating_add(1));
-            if bit != NO_BIT {
-                next += (next ^ bit) & 1;
-            }
-            match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return next,
-                Err(seen) => last = seen,
-            }
+        let next = self.claim(bit);
+        if next >= wall {
+            return next;
         }
+        // Values up to `last` may be claimed already, so only a move from below `wall` owns it.
+        let wall = with_bit(wall, bit);
+        if self.last.fetch_max(wall, Ordering::Relaxed) < wall {
+            return wall;
+        }
+        self.claim(bit)
+    }
+
+    /// Claims the values just above `last`: one, or two (with the node bit) so that one of
+    /// them carries the bit (the counter then steps by two).
+    fn claim(&self, bit: u64) -> u64 {
+        let step = if bit == NO_BIT { 1 } else { 2 };
+        with_bit(self.last.fetch_add(step, Ordering::Relaxed) + 1, bit)
     }
 
     fn observe(&self, version: u64) {
         self.last.fetch_max(version, Ordering::Relaxed);
+    }
+}
+
+/// `stamp` rounded up to carry the node bit in its lowest bit (unchanged with no bit).
+fn with_bit(stamp: u64, bit: u64) -> u64 {
+    if bit == NO_BIT {
+        stamp
+    } else {
+        stamp + ((stamp ^ bit) & 1)
     }
 }
 
@@ -170,5 +200,43 @@ mod tests {
         assert!(stamp_at_secs(2) > a.stamp(1000 << 16), "flush thresholds still compare with stamps");
         assert!(plausible(stamp() + (1000 << 16)));
         assert!(!plausible(u64::MAX));
+    }
+
+    #[test]
+    fn racing_threads_get_unique_increasing_stamps_at_least_the_wall() {
+        let clock = Hlc::new();
+        clock.set_node_bit(1);
+        let base = 5000 << 16;
+        let runs: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let clock = &clock;
+                    s.spawn(move || {
+                        let mut taken = Vec::new();
+                        for i in 0..20_000u64 {
+                            // The wall clock moves now and then, each thread seeing it late or
+                            // early; one thread also observes a peer's stamps.
+                            let wall = base + (((i + t * 7) / 1000) << 16);
+                            let stamp = clock.stamp(wall);
+                            assert!(stamp >= wall, "a stamp is at least the wall clock");
+                            if t == 0 && i % 500 == 0 {
+                                let peer = stamp + 5;
+                                clock.observe(peer);
+                                assert!(clock.stamp(wall) > peer, "a stamp after observing is larger");
+                            }
+                            taken.push(stamp);
+                        }
+                        taken
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let mut all = std::collections::HashSet::new();
+        for run in &runs {
+            assert!(run.windows(2).all(|w| w[1] > w[0]), "each thread's stamps increase");
+            assert!(run.iter().all(|s| s & 1 == 1), "every stamp carries the node bit");
+            assert!(run.iter().all(|&s| all.insert(s)), "no stamp is handed out twice");
+        }
     }
 }

@@ -78,13 +78,13 @@ pub fn total_size(klen: usize, vlen: usize) -> usize {
     HEADER + klen + vlen
 }
 
-/// Fills a taken chunk's header, all but `magic` (which the class lock guards). The key and
-/// value bytes are written by the caller.
+/// Fills a taken chunk's header, all but `magic` (which the class lock guards), with `atime`
+/// as its last access. The key and value bytes are written by the caller.
 ///
 /// # Safety
 /// `it` points to a chunk taken from class `class`, of at least `total_size(klen, vlen)`
 /// bytes, 8-byte aligned, that no other thread reads or writes but for its magic.
-pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32) {
+pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32, atime: u32) {
     debug_assert!(klen > 0 && klen <= usize::from(u8::MAX));
     // SAFETY: the caller hands over an aligned chunk large enough for the header; each field
     // is written in place so the magic byte is left alone.
@@ -94,7 +94,7 @@ pub unsafe fn init(it: *mut Item, class: u8, klen: usize, vlen: usize, hash: u32
         (*it).next = ptr::null_mut();
         (*it).version = 0;
         (*it).exptime = 0;
-        ptr::addr_of_mut!((*it).atime).write(AtomicU32::new(0));
+        ptr::addr_of_mut!((*it).atime).write(AtomicU32::new(atime));
         (*it).flags = 0;
         (*it).vlen = u32::try_from(vlen).unwrap_or(u32::MAX);
         (*it).hash = hash;

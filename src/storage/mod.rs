@@ -17,6 +17,10 @@
 //! LOCK ORDER: stripe -> class -> page pool. Nothing holds two stripes or two classes at once
 //! by blocking: the eviction walker, which holds a class lock, takes other stripes only with
 //! `try_lock` (and uses the caller's own stripe directly), skipping items it cannot lock.
+//! A store holds its new item's class lock once: `alloc` takes the chunk and hands the lock
+//! to `link`, which puts the item in the table and its LRU and frees an old item of the same
+//! class. Key and value are written after, under the stripe lock alone: every other thread
+//! needs that stripe to read the item, even when it meets it in the LRU.
 //!
 //! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
 //! `flush_all` is a threshold: items older than it are invalid.
@@ -275,10 +279,15 @@ pub struct SlabClassStats {
     pub touch_hits: u64,
 }
 
+/// One stripe's mutex on a cache line of its own (a pair, for CPUs that fetch lines in
+/// pairs): threads locking neighbouring stripes would otherwise bounce one line.
+#[repr(align(128))]
+struct StripeLock(Mutex<Stripe>);
+
 /// The cache: a striped hash table over slab-allocated items with a per-class LRU.
 pub struct Cache {
     hasher: RandomState,
-    stripes: Box<[Mutex<Stripe>]>,
+    stripes: Box<[StripeLock]>,
     stripe_mask: u32,
     slabs: Slabs,
     flush: Flush,
@@ -290,8 +299,6 @@ pub struct Cache {
     tombstone_ttl: u32,
     /// Replication's listener; none on a single node.
     sink: OnceLock<Arc<dyn MutationSink>>,
-    /// The largest version stored or applied.
-    max_version: AtomicU64,
     total_buckets: AtomicU64,
     store_no_memory: AtomicU64,
     store_too_large: AtomicU64,
@@ -360,8 +367,9 @@ impl Cache {
             return Err(format!("hashpower (-o hashpower) must be at most {}, got {}", MAX_HASH_POWER, hash_power));
         }
         let per_stripe_log2 = hash_power.saturating_sub(stripes_log2);
-        let stripes: Box<[Mutex<Stripe>]> =
-            (0..1usize << stripes_log2).map(|_| Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))).collect();
+        let stripes: Box<[StripeLock]> = (0..1usize << stripes_log2)
+            .map(|_| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))))
+            .collect();
         let total_buckets = stripes.len() << per_stripe_log2;
         Ok(Cache {
             hasher: RandomState::new(),
@@ -380,7 +388,6 @@ impl Cache {
             use_cas: config.use_cas,
             tombstone_ttl: config.tombstone_ttl,
             sink: OnceLock::new(),
-            max_version: AtomicU64::new(0),
             total_buckets: AtomicU64::new(total_buckets as u64),
             store_no_memory: AtomicU64::new(0),
             store_too_large: AtomicU64::new(0),
@@ -455,7 +462,7 @@ impl Cache {
         unsafe {
             if let Some(exptime) = touch {
                 (*it).exptime = exptime;
-                self.restamp_touched(it);
+                self.restamp_touched(stripe, it);
                 self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
             }
             let fetched = (*it).iflags & item::FETCHED != 0;
@@ -517,7 +524,7 @@ impl Cache {
     fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
         for lock in self.stripes.iter() {
             {
-                let stripe = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let stripe = lock.0.lock().unwrap_or_else(|e| e.into_inner());
                 let now = clock::now();
                 stripe.for_each(|it| {
                     if self.dead(it, now).is_none() {
@@ -599,7 +606,7 @@ impl Cache {
             _ => return (StoreOutcome::NotStored, false, 0),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
-        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+        let Some((it, mut st)) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             if joining {
                 return (StoreOutcome::NotStored, false, 0);
             }
@@ -624,15 +631,27 @@ impl Cache {
             _ => None,
         };
         if let Some(outcome) = refused {
-            let mut st = self.lock_class(cls);
-            // SAFETY: `it` was taken above and never linked or shared.
+            // SAFETY: `it` was taken above, under `st`, and never linked or shared.
             unsafe { Slabs::free_chunk(&mut st, it) };
             return (outcome, false, 0);
         }
-        // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else;
-        // `old` stays allocated (the walker skips it) while we read its value and header.
+        // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else
+        // until we release the stripe; `old` is linked in the stripe we hold, and a joining
+        // store keeps it allocated (`link`'s keep_old) while it reads its value.
         unsafe {
-            item::init(it, cls as u8, key.len(), vlen, hash);
+            // What the new item takes from the old, read before `link` may free it.
+            let (flags, exptime, iflags) = if joining {
+                ((*old).flags, (*old).exptime, (*old).iflags & item::KEY_BINARY)
+            } else if stale {
+                (flags, (*old).exptime, item::STALE | ((*old).iflags & item::WIN_SENT))
+            } else {
+                (flags, exptime, 0)
+            };
+            if let StoreMode::Cas(_) = mode {
+                self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
+            }
+            item::init(it, cls as u8, key.len(), vlen, hash, now);
+            self.link(stripe, st, found, it, joining);
             item::key_mut(it).copy_from_slice(key);
             let dst = item::value_mut(it);
             match mode {
@@ -646,26 +665,16 @@ impl Cache {
                 }
                 _ => dst.copy_from_slice(value),
             }
-            if joining {
-                (*it).flags = (*old).flags;
-                (*it).exptime = (*old).exptime;
-                (*it).iflags |= (*old).iflags & item::KEY_BINARY;
-            } else {
-                (*it).flags = flags;
-                (*it).exptime = if stale { (*old).exptime } else { exptime };
-            }
-            if stale {
-                (*it).iflags |= item::STALE | ((*old).iflags & item::WIN_SENT);
-            }
+            (*it).flags = flags;
+            (*it).exptime = exptime;
+            (*it).iflags |= iflags;
             if opts.key_binary {
                 (*it).iflags |= item::KEY_BINARY;
             }
-            (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = self.new_version();
-            if let StoreMode::Cas(_) = mode {
-                self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
+            (*it).version = Self::new_version(stripe);
+            if joining {
+                self.free_unlinked(old);
             }
-            self.link(stripe, found, it);
         }
         (StoreOutcome::Stored, true, self.cas_of(it))
     }
@@ -742,29 +751,29 @@ impl Cache {
             if text.len() <= dst.len() {
                 dst[..text.len()].copy_from_slice(text);
                 dst[text.len()..].fill(b' ');
-                (*old).version = self.new_version();
+                (*old).version = Self::new_version(stripe);
                 return (DeltaOutcome::Value(result), self.cas_of(old));
             }
         }
         let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
             return (DeltaOutcome::NoMemory, 0);
         };
-        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
+        let Some((it, st)) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             return (DeltaOutcome::NoMemory, 0);
         };
-        // SAFETY: `it` is a fresh chunk of class `cls` that no one else can reach; `old` stays
-        // allocated (the walker skips it).
+        // SAFETY: `it` is a fresh chunk of class `cls` that no one else can reach until we
+        // release the stripe; `old` is linked in the stripe we hold until `link` frees it.
         unsafe {
-            item::init(it, cls as u8, key.len(), text.len(), hash);
+            let (flags, exptime, key_binary) = ((*old).flags, (*old).exptime, (*old).iflags & item::KEY_BINARY);
+            item::init(it, cls as u8, key.len(), text.len(), hash, now);
+            self.link(stripe, st, old, it, false);
             item::key_mut(it).copy_from_slice(key);
             item::value_mut(it).copy_from_slice(text);
-            (*it).flags = (*old).flags;
-            (*it).exptime = (*old).exptime;
-            (*it).iflags |= (*old).iflags & item::KEY_BINARY;
-            (*it).atime.store(now, Ordering::Relaxed);
-            (*it).version = self.new_version();
-            self.link(stripe, old, it);
+            (*it).flags = flags;
+            (*it).exptime = exptime;
+            (*it).iflags |= key_binary;
+            (*it).version = Self::new_version(stripe);
         }
         (DeltaOutcome::Value(result), self.cas_of(it))
     }
@@ -821,7 +830,7 @@ impl Cache {
             if let Some(exptime) = exptime {
                 (*it).exptime = exptime;
             }
-            (*it).version = self.new_version();
+            (*it).version = Self::new_version(&mut stripe);
         }
         drop(stripe);
         self.notify(key);
@@ -839,7 +848,7 @@ impl Cache {
         // SAFETY: `it` is linked in the stripe we hold.
         unsafe {
             (*it).exptime = exptime;
-            self.restamp_touched(it);
+            self.restamp_touched(stripe, it);
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
         }
@@ -921,10 +930,11 @@ impl Cache {
         }
     }
 
-    /// A version for a local write.
-    fn new_version(&self) -> u64 {
+    /// A version for a local write to `stripe`, which the caller holds. Recorded there, not
+    /// in one cache-wide word, so a write does no shared atomic work but the stamp.
+    fn new_version(stripe: &mut Stripe) -> u64 {
         let version = clock::stamp();
-        self.max_version.fetch_max(version, Ordering::Relaxed);
+        stripe.max_version = stripe.max_version.max(version);
         version
     }
 
@@ -933,11 +943,11 @@ impl Cache {
     /// the new expiry.
     ///
     /// # Safety
-    /// `it` is linked in a stripe the caller holds.
-    unsafe fn restamp_touched(&self, it: *mut Item) {
+    /// `it` is linked in `stripe`, which the caller holds.
+    unsafe fn restamp_touched(&self, stripe: &mut Stripe, it: *mut Item) {
         if self.sink.get().is_some() {
             // SAFETY: forwarded caller guarantee.
-            unsafe { (*it).version = self.new_version() };
+            unsafe { (*it).version = Self::new_version(stripe) };
         }
     }
 
@@ -975,7 +985,7 @@ impl Cache {
     }
 
     fn lock_stripe(&self, hash: u32) -> MutexGuard<'_, Stripe> {
-        self.stripes[self.stripe_index(hash)].lock().unwrap_or_else(|e| e.into_inner())
+        self.stripes[self.stripe_index(hash)].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_class(&self, cls: usize) -> MutexGuard<'_, ClassState> {
@@ -1023,51 +1033,89 @@ impl Cache {
 
     /// Unlinks a linked item from its stripe and LRU and frees its chunk.
     fn unlink_free(&self, stripe: &mut Stripe, it: *mut Item) {
-        // SAFETY: `it` is linked in `stripe`, whose lock the caller holds; its class lock is
-        // taken after the stripe (lock order).
+        // SAFETY: `it` is linked in `stripe`, whose lock the caller holds.
         unsafe {
             stripe.remove(it);
+            self.free_unlinked(it);
+        }
+    }
+
+    /// Takes an item already out of its stripe off its LRU and frees its chunk.
+    ///
+    /// # Safety
+    /// `it` is allocated and out of the table, and the caller holds the stripe it was in.
+    unsafe fn free_unlinked(&self, it: *mut Item) {
+        // SAFETY: forwarded caller guarantees; the class lock is taken after the stripe.
+        unsafe {
             let mut st = self.lock_class(usize::from((*it).class));
             slab::release(&mut st, it);
         }
     }
 
-    /// Puts the filled item `new` in the table (in place of `old` when non-null), frees `old`,
-    /// and links `new` at its LRU head.
+    /// Puts `new` in the table in place of `old` (or alone when null) and at its LRU head,
+    /// and frees `old` unless `keep_old`: in the same hold of the class lock `st` that `alloc`
+    /// took `new` under, when `old` shares the class (an overwrite, most often). The caller
+    /// writes the key, value and the rest of the header afterwards, before it releases the
+    /// stripe: until then no other thread can read the item, as that takes the stripe. A kept
+    /// `old` is out of the table but allocated, for the caller to read and `free_unlinked`.
     ///
     /// # Safety
-    /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key; `new`
-    /// is allocated and filled.
-    unsafe fn link(&self, stripe: &mut Stripe, old: *mut Item, new: *mut Item) {
+    /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key;
+    /// `new` was taken by `alloc` under `st` and its header filled by `item::init` (and marked
+    /// `TOMBSTONE` if it is one, which its counts depend on).
+    unsafe fn link(
+        &self,
+        stripe: &mut Stripe,
+        mut st: MutexGuard<'_, ClassState>,
+        old: *mut Item,
+        new: *mut Item,
+        keep_old: bool,
+    ) {
         self.debug_check(new);
-        // SAFETY: forwarded caller guarantees; class locks are taken after the stripe.
+        // SAFETY: forwarded caller guarantees; `old`'s class lock, when not `st`, is taken
+        // only once `st` is released (one class at a time).
         unsafe {
             if old.is_null() {
-                let grown = stripe.insert(new);
-                if grown > 0 {
-                    self.total_buckets.fetch_add(grown as u64, Ordering::Relaxed);
-                }
+                stripe.insert(new);
             } else {
                 stripe.replace(old, new);
-                let mut st = self.lock_class(usize::from((*old).class));
-                slab::release(&mut st, old);
             }
-            let mut st = self.lock_class(usize::from((*new).class));
             (*new).magic = item::ITEM_MAGIC;
             st.lru.push_head(new);
             st.count_linked(new);
             if !item::is_tombstone(new) {
                 st.total_items += 1;
             }
+            let free_old = !old.is_null() && !keep_old;
+            let same_class = free_old && (*old).class == (*new).class;
+            if same_class {
+                slab::release(&mut st, old);
+            }
+            drop(st);
+            if free_old && !same_class {
+                self.free_unlinked(old);
+            }
+        }
+        let grown = stripe.grow_if_crowded();
+        if grown > 0 {
+            self.total_buckets.fetch_add(grown as u64, Ordering::Relaxed);
         }
     }
 
     /// A chunk of class `cls`: free or new memory first, else reclaim or evict from the LRU
-    /// tail. The caller holds `held` (stripe `held_idx`); `protect` is never evicted.
-    fn alloc(&self, cls: usize, held: &mut Stripe, held_idx: usize, protect: *mut Item, now: u32) -> Option<*mut Item> {
+    /// tail. The caller holds `held` (stripe `held_idx`); `protect` is never evicted. The
+    /// class lock comes back still held, for `link` or for freeing the chunk at once.
+    fn alloc(
+        &self,
+        cls: usize,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: *mut Item,
+        now: u32,
+    ) -> Option<(*mut Item, MutexGuard<'_, ClassState>)> {
         let mut st = self.lock_class(cls);
         if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-            return Some(it);
+            return Some((it, st));
         }
         let mut cursor = st.lru.tail;
         let mut candidate: *mut Item = ptr::null_mut();
@@ -1115,7 +1163,7 @@ impl Cache {
                         }
                         Self::drop_from_lru(&mut st, it);
                     }
-                    return Some(it);
+                    return Some((it, st));
                 }
                 Some(Verdict::Cold) if candidate.is_null() => candidate = it,
                 _ => {}
@@ -1134,11 +1182,11 @@ impl Cache {
                     Self::count_eviction(&mut st, candidate, now);
                     Self::drop_from_lru(&mut st, candidate);
                 }
-                return Some(candidate);
+                return Some((candidate, st));
             }
             if self.steal_page(cls, &mut st, held, held_idx, protect, now) {
                 if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-                    return Some(it);
+                    return Some((it, st));
                 }
             }
         }
@@ -1253,7 +1301,7 @@ impl Cache {
         if idx == held_idx {
             return Some(f(held));
         }
-        match self.stripes[idx].try_lock() {
+        match self.stripes[idx].0.try_lock() {
             Ok(mut guard) => Some(f(&mut guard)),
             Err(TryLockError::Poisoned(poisoned)) => Some(f(&mut poisoned.into_inner())),
             Err(TryLockError::WouldBlock) => None,

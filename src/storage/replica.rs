@@ -147,7 +147,7 @@ impl Cache {
         }
         let applied = self.apply_newer(stripe, hash, entry, found, now);
         if applied {
-            self.max_version.fetch_max(version, Ordering::Relaxed);
+            stripe.max_version = stripe.max_version.max(version);
         }
         applied
     }
@@ -253,10 +253,11 @@ impl Cache {
         }
     }
 
-    /// The largest version this cache has seen (stored, applied or scanned): a node reports it
-    /// so the peer knows what it already has.
+    /// The largest version this cache has stored or applied: a node reports it so the peer
+    /// knows what it already has. Takes each stripe's lock in turn (a handshake's cost, not a
+    /// write's).
     pub fn max_version(&self) -> u64 {
-        self.max_version.load(Ordering::Relaxed)
+        self.stripes.iter().map(|lock| lock.0.lock().unwrap_or_else(|e| e.into_inner()).max_version).max().unwrap_or(0)
     }
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
@@ -265,7 +266,7 @@ impl Cache {
         if self.tombstone_ttl == 0 {
             self.unlink_free(stripe, it);
         } else {
-            let version = self.new_version();
+            let version = Self::new_version(stripe);
             self.bury(stripe, hash, key, it, version, now);
         }
     }
@@ -293,17 +294,17 @@ impl Cache {
             _ => None,
         };
         match (fresh, cls) {
-            (Some(it), Some(cls)) => {
+            (Some((it, st)), Some(cls)) => {
                 // SAFETY: a fresh chunk of class `cls`, large enough for the key, reachable by
-                // no one else; `found` is null or linked in the stripe we hold.
+                // no one else until we release the stripe; `found` is null or linked in the
+                // stripe we hold.
                 unsafe {
-                    item::init(it, cls as u8, key.len(), 0, hash);
-                    item::key_mut(it).copy_from_slice(key);
+                    item::init(it, cls as u8, key.len(), 0, hash, now);
                     (*it).iflags = item::TOMBSTONE;
+                    self.link(stripe, st, found, it, false);
+                    item::key_mut(it).copy_from_slice(key);
                     (*it).version = version;
                     (*it).exptime = exptime;
-                    (*it).atime.store(now, Ordering::Relaxed);
-                    self.link(stripe, found, it);
                 }
                 true
             }
@@ -350,21 +351,20 @@ impl Cache {
             _ => return false,
         };
         let now = clock::now();
-        let Some(it) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+        let Some((it, st)) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
             return false;
         };
-        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else;
-        // `found` is null or linked in the stripe we hold.
+        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else until
+        // we release the stripe; `found` is null or linked in the stripe we hold.
         unsafe {
-            item::init(it, cls as u8, key.len(), value.len(), hash);
+            item::init(it, cls as u8, key.len(), value.len(), hash, now);
+            self.link(stripe, st, found, it, false);
             item::key_mut(it).copy_from_slice(key);
             item::value_mut(it).copy_from_slice(value);
             (*it).flags = *flags;
             (*it).exptime = *exptime;
             (*it).version = *version;
             (*it).iflags |= iflags_of(*marks);
-            (*it).atime.store(now, Ordering::Relaxed);
-            self.link(stripe, found, it);
         }
         true
     }

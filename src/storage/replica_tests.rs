@@ -46,7 +46,7 @@ impl MutationSink for Recorder {
     fn mutated(&self, key: &[u8]) {
         if let Some(c) = self.cache.lock().unwrap().as_ref() {
             let idx = c.stripe_index(c.hash(key));
-            if c.stripes[idx].try_lock().is_err() {
+            if c.stripes[idx].0.try_lock().is_err() {
                 *self.called_under_lock.lock().unwrap() = true;
             }
         }

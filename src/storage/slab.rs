@@ -161,6 +161,9 @@ unsafe impl Send for Pool {}
 
 pub struct Slabs {
     pub classes: Vec<Class>,
+    /// Each class's chunk size again, packed apart from the class locks: `class_for` reads
+    /// them on every store, and `Class::size` shares a cache line with its class's mutex.
+    sizes: Box<[usize]>,
     pub page_size: usize,
     pool: Mutex<Pool>,
 }
@@ -202,8 +205,8 @@ impl Slabs {
         }
         let region = if config.large_pages { map_region(max_pages * page_size, true)? } else { ptr::null_mut() };
         let classes = sizes
-            .into_iter()
-            .map(|size| Class {
+            .iter()
+            .map(|&size| Class {
                 size,
                 per_page: page_size / size,
                 state: Mutex::new(ClassState {
@@ -232,6 +235,7 @@ impl Slabs {
             .collect();
         Ok(Slabs {
             classes,
+            sizes: sizes.into_boxed_slice(),
             page_size,
             pool: Mutex::new(Pool { assigned: 0, max_pages, region, mapped: Vec::new() }),
         })
@@ -244,8 +248,8 @@ impl Slabs {
 
     /// The smallest class whose chunk holds `total` bytes.
     pub fn class_for(&self, total: usize) -> Option<usize> {
-        let idx = self.classes.partition_point(|c| c.size < total);
-        (idx < self.classes.len()).then_some(idx)
+        let idx = self.sizes.partition_point(|&size| size < total);
+        (idx < self.sizes.len()).then_some(idx)
     }
 
     /// A chunk from the free list, the current page, or a new page; the caller holds `state`,

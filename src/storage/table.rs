@@ -1,6 +1,6 @@
 //! The striped hash table: item pointers in chained buckets, split into stripes that each have
-//! their own mutex and grow on their own. Owns only bucket arrays; it must not allocate or free
-//! items, nor touch LRUs.
+//! their own mutex and grow on their own. Owns only bucket arrays (and each stripe's largest
+//! version, which its mutex guards for free); it must not allocate or free items, nor touch LRUs.
 //!
 //! A key's 64-bit hash keeps its high 32 bits in the item header (`item.hash`); of those, the
 //! low `log2(stripes)` bits pick the stripe and the bits above pick the bucket within it, so
@@ -17,6 +17,8 @@ pub struct Stripe {
     buckets: Vec<*mut Item>,
     count: usize,
     shift: u32,
+    /// The largest version written under this stripe's lock (see `Cache::max_version`).
+    pub max_version: u64,
 }
 
 // SAFETY: the pointers are items in slab pages owned by the cache that owns this stripe; they
@@ -26,7 +28,7 @@ unsafe impl Send for Stripe {}
 impl Stripe {
     /// `shift`: how many low hash bits pick the stripe.
     pub fn new(buckets_log2: u32, shift: u32) -> Stripe {
-        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift }
+        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift, max_version: 0 }
     }
 
     fn index(&self, hash: u32) -> usize {
@@ -49,12 +51,12 @@ impl Stripe {
         ptr::null_mut()
     }
 
-    /// Links `it` (not linked anywhere yet) at its bucket's head. Returns how many buckets the
-    /// stripe gained if it grew.
+    /// Links `it` (not linked anywhere yet) at its bucket's head. Growing is left to
+    /// `grow_if_crowded`, so that a caller holding a class lock does not rehash under it.
     ///
     /// # Safety
-    /// `it` is an allocated, filled item whose key is not in this stripe.
-    pub unsafe fn insert(&mut self, it: *mut Item) -> usize {
+    /// `it` is an allocated item, its header filled, whose key is not in this stripe.
+    pub unsafe fn insert(&mut self, it: *mut Item) {
         // SAFETY: the caller hands over an allocated item; its header is ours to write.
         unsafe {
             let idx = self.index((*it).hash);
@@ -62,6 +64,11 @@ impl Stripe {
             self.buckets[idx] = it;
         }
         self.count += 1;
+    }
+
+    /// Doubles the buckets when items outnumber them by half again, up to the cap. Returns how
+    /// many buckets the stripe gained.
+    pub fn grow_if_crowded(&mut self) -> usize {
         if self.count * 2 > self.buckets.len() * 3 && self.buckets.len() < 1 << MAX_BUCKETS_LOG2 {
             let before = self.buckets.len();
             self.grow();
@@ -95,7 +102,7 @@ impl Stripe {
     /// Puts `new` in place of `old` (same key) in the chain.
     ///
     /// # Safety
-    /// `old` is linked in this stripe; `new` is allocated, filled, with the same key.
+    /// `old` is linked in this stripe; `new` is allocated, its header filled, for the same key.
     pub unsafe fn replace(&mut self, old: *mut Item, new: *mut Item) {
         // SAFETY: every item on the chain is allocated while linked here.
         unsafe {

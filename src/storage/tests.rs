@@ -618,6 +618,48 @@ fn threads_mixing_ops_on_shared_keys_keep_counts_consistent() {
     assert_eq!(per_class, found);
 }
 
+/// A store links its item before writing key and value, and frees an old item of another
+/// class after: under eviction by other threads, a reader must still only ever see a whole
+/// value of its own key.
+#[test]
+fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
+    let c = Arc::new(Cache::new(&config(2 << 20)).unwrap());
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut x = t + 1;
+                for _ in 0..200_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!("key{}", x % 4000);
+                    let len = (x >> 24) as usize % 1500;
+                    let fill = key.as_bytes().iter().fold(0u8, |a, &b| a.wrapping_add(b));
+                    match x % 4 {
+                        0 => {
+                            c.store(StoreMode::Set, key.as_bytes(), len as u32, 0, &vec![fill; len]);
+                        }
+                        1 => {
+                            c.delete(key.as_bytes(), None);
+                        }
+                        _ => {
+                            let (_, seen) = c.get(key.as_bytes(), None, |it| {
+                                (it.key == key.as_bytes(), it.flags as usize == it.value.len(), it.value.iter().all(|&b| b == fill))
+                            });
+                            assert!(seen.is_none_or(|s| s == (true, true, true)), "{key}: a torn or foreign item");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(c.stats().evictions > 0, "the test ran under memory pressure");
+}
+
 #[test]
 fn one_stripe_grows_past_a_million_items() {
     let c = Cache::with_stripes(&config(160 << 20), 0).unwrap();
