@@ -3,6 +3,7 @@
 //! Owns no item memory and takes no locks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest relative exptime; larger values are absolute unix times (memcached's rule).
 pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
@@ -15,25 +16,13 @@ static CLOCK: Hlc = Hlc::new();
 
 /// The current unix time in seconds.
 pub fn now() -> u32 {
-    u32::try_from(wall().0).unwrap_or(u32::MAX)
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 fn unix_millis() -> u64 {
-    let (secs, nanos) = wall();
-    secs.saturating_mul(1000).saturating_add(nanos / 1_000_000).min(u64::MAX >> LOGICAL_BITS)
-}
-
-/// Seconds and nanoseconds since the unix epoch (0 before it): the clock `SystemTime::now`
-/// reads, read directly, as every request reads it and profiles showed the `Duration` and
-/// `Result` work of `duration_since` costing as much as the read.
-fn wall() -> (u64, u64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec for the call to write; CLOCK_REALTIME always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    match u64::try_from(ts.tv_sec) {
-        Ok(secs) => (secs, u64::try_from(ts.tv_nsec).unwrap_or(0)),
-        Err(_) => (0, 0),
-    }
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    u64::try_from(millis).unwrap_or(u64::MAX >> LOGICAL_BITS)
 }
 
 /// The stamp below which every item written before unix second `secs` lies.
