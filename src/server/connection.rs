@@ -245,6 +245,9 @@ impl Conn {
         let mut may_read = true;
         loop {
             let ran = self.execute_buffered(&mut scratch.local, &mut budget);
+            // As in memcached, a command is counted before its answer goes out: a client that
+            // has the answer finds it in `stats`.
+            scratch.local.fold_into(&self.shared.stats);
             match self.write_out(&mut scratch.local) {
                 Ok(true) => {}
                 Ok(false) => {

@@ -23,6 +23,8 @@
 //! Each figure is the median of `BENCH_REPEATS` (default 3) rounds; each round runs ours and
 //! theirs, alternating which goes first. `BENCH_OURS` and `BENCH_THEIRS` choose the programs
 //! (see setup.rs; `BENCH_OURS=/usr/bin/memcached` checks the machinery: ratios near 1).
+//! `BENCH_ONLY` runs only the rows whose name contains it (e.g. `BENCH_ONLY="90/10, 50"`; the
+//! idle-connection rows are named "idle"), for comparing builds on one workload.
 //!
 //! memtier_benchmark is optional: without it the memtier rows are skipped with a note. To get
 //! it, `apt-get install -y build-essential autoconf automake autoconf-archive libtool
@@ -259,6 +261,7 @@ fn main() {
     raise_nofile(MANY_IDLE as u64 + 1024);
     // Round r runs ours first when r is even, theirs first when it is odd.
     let order = |r: usize| [r % 2, 1 - r % 2];
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
 
     println!("ours:   {}", ours.display());
     println!("theirs: {}", theirs.display());
@@ -270,6 +273,10 @@ fn main() {
         println!("{:<44} {:>11} {:>12} {:>9} {:>9} {:>11} {:>9}", "workload", "", "ops/s", "p50 us", "p99 us", "ops/CPU-s", "RSS MiB");
         for (name, args) in WORKLOADS {
             for (idle, open) in [(0, "50 open"), (EXTRA_IDLE, "1,000 open")] {
+                let label = format!("{name}, {open}");
+                if !label.contains(&only) {
+                    continue;
+                }
                 let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
                 for r in 0..repeats {
                     for i in order(r) {
@@ -280,7 +287,6 @@ fn main() {
                     [|r| r.load.ops_per_sec, |r| r.load.p50_us, |r| r.load.p99_us, |r| r.ops_per_cpu_sec, |r| r.rss_kib / 1024.0];
                 let medians = |i: usize| columns.map(|f| median(runs[i].iter().map(f).collect()));
                 let (o, t) = (medians(0), medians(1));
-                let label = format!("{name}, {open}");
                 println!("{label:<44} {:>11} {:>12.0} {:>9.0} {:>9.0} {:>11.0} {:>9.1}", "ours", o[0], o[1], o[2], o[3], o[4]);
                 println!("{:<44} {:>11} {:>12.0} {:>9.0} {:>9.0} {:>11.0} {:>9.1}", "", "memcached", t[0], t[1], t[2], t[3], t[4]);
                 let r: Vec<String> = (0..5).map(|c| ratio(o[c], t[c])).collect();
@@ -295,6 +301,9 @@ fn main() {
         println!();
     }
 
+    if !"idle".contains(&only) {
+        return;
+    }
     let mut idle: [Vec<IdleRun>; 2] = [Vec::new(), Vec::new()];
     for r in 0..repeats {
         for i in order(r) {
