@@ -1,7 +1,7 @@
-//! The readiness calls the handler threads park connections with: one epoll set that every
-//! handler waits on, and `poll` on one socket for a handler that must wait for a client to
-//! take part of a long answer. Knows nothing of connections: it deals in descriptors and the
-//! 64-bit token each was registered with.
+//! The readiness calls the handler threads park connections with: an `epoll` set, an
+//! `eventfd` that wakes a handler blocked in `epoll_wait`, and `poll` on one socket for a
+//! handler that must wait for a client to take part of a long answer. Knows nothing of
+//! connections: it deals in descriptors and the 64-bit token each was registered with.
 //!
 //! Every `unsafe` block of the server layer is here (issue 9 names epoll for parking
 //! connections); each wraps one system call on descriptors this module owns or is handed.
@@ -18,20 +18,38 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// What a registered descriptor is waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Readable,
+    Writable,
+}
+
+impl Interest {
+    fn events(self) -> u32 {
+        // Level-triggered: input left in the socket is reported again at the next wait, so a
+        // handler may read one buffer's worth and move on to another connection.
+        match self {
+            Interest::Readable => (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            Interest::Writable => libc::EPOLLOUT as u32,
+        }
+    }
+}
+
 /// One ready descriptor, by the token it was registered with.
 #[derive(Debug, Clone, Copy)]
 pub struct Ready {
     pub token: u64,
 }
 
-/// A handle on an epoll set, with room for the ready descriptors of one wait.
+/// An epoll set.
 pub struct Epoll {
     fd: OwnedFd,
     events: Vec<libc::epoll_event>,
 }
 
 impl Epoll {
-    /// A new set; this handle returns at most `batch` ready descriptors per wait.
+    /// A set that returns at most `batch` ready descriptors per wait.
     pub fn new(batch: usize) -> io::Result<Epoll> {
         // SAFETY: no pointers; the result is a new descriptor or -1.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -40,20 +58,12 @@ impl Epoll {
         Ok(Epoll { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; batch.max(1)] })
     }
 
-    /// Another handle on the same set, for another thread, returning at most `batch` ready
-    /// descriptors per wait.
-    pub fn try_clone(&self, batch: usize) -> io::Result<Epoll> {
-        Ok(Epoll { fd: self.fd.try_clone()?, events: vec![libc::epoll_event { events: 0, u64: 0 }; batch.max(1)] })
+    pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, interest)
     }
 
-    /// Adds `fd`, edge-triggered for input and output: it is reported once each time input
-    /// arrives, the peer hangs up, or room to write opens after a write found none (and once
-    /// at once if it is ready when added).
-    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        let mut event = libc::epoll_event { events, u64: token };
-        // SAFETY: `event` is a valid epoll_event for the duration of the call.
-        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }).map(drop)
+    pub fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, interest)
     }
 
     /// Removes `fd`; closing it would too, but only once no other descriptor shares its file.
@@ -61,6 +71,12 @@ impl Epoll {
         let mut unused = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: the event is ignored by DEL but must be a valid pointer on old kernels.
         check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut unused) }).map(drop)
+    }
+
+    fn control(&self, op: libc::c_int, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        let mut event = libc::epoll_event { events: interest.events(), u64: token };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) }).map(drop)
     }
 
     /// Waits up to `timeout` (None: for ever; zero: not at all) and appends the ready
@@ -80,6 +96,38 @@ impl Epoll {
     }
 }
 
+/// An eventfd: `wake` from any thread makes the descriptor readable until `drain`.
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: no pointers; the result is a new descriptor or -1.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of `one`, which lives through the call. A full counter
+        // (EAGAIN) already means "readable", so the result needs no check.
+        let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub fn drain(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `count`, which lives through the call. Empty
+        // (EAGAIN) is as good as drained.
+        let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+}
+
 /// Waits up to `timeout` for `fd` to take more output. False when it timed out.
 pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let mut poll = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
@@ -96,8 +144,8 @@ pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{wait_writable, Epoll, Ready};
-    use std::io::{Read, Write};
+    use super::{wait_writable, Epoll, Interest, Ready, Waker};
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
@@ -109,33 +157,30 @@ mod tests {
     }
 
     #[test]
-    fn each_edge_is_reported_once_with_its_token() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
+    fn a_readable_socket_is_reported_with_its_token_until_read() {
+        let (mut a, b) = UnixStream::pair().unwrap();
         let mut epoll = Epoll::new(8).unwrap();
-        epoll.add(b.as_raw_fd(), 42).unwrap();
-        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![42], "writable when added");
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty(), "an edge is reported once");
+        epoll.add(b.as_raw_fd(), 42, Interest::Readable).unwrap();
+        assert!(tokens(&mut epoll, Duration::ZERO).is_empty(), "nothing sent yet");
         a.write_all(b"x").unwrap();
-        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![42], "input arrived");
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty(), "unread input is not reported again");
-        a.write_all(b"y").unwrap();
-        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![42], "more input is a new edge");
-        let mut got = [0u8; 2];
-        b.read_exact(&mut got).unwrap();
+        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![42]);
+        assert_eq!(tokens(&mut epoll, Duration::ZERO), vec![42], "level-triggered: still unread");
+        epoll.modify(b.as_raw_fd(), 7, Interest::Writable).unwrap();
+        assert_eq!(tokens(&mut epoll, Duration::ZERO), vec![7], "an empty send buffer is writable");
         epoll.remove(b.as_raw_fd()).unwrap();
-        a.write_all(b"z").unwrap();
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty(), "removed");
+        assert!(tokens(&mut epoll, Duration::ZERO).is_empty());
     }
 
     #[test]
-    fn every_handle_waits_on_the_same_set() {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        let first = Epoll::new(8).unwrap();
-        let mut second = first.try_clone(8).unwrap();
-        first.add(b.as_raw_fd(), 7).unwrap();
-        assert_eq!(tokens(&mut second, Duration::from_secs(5)), vec![7]);
-        a.write_all(b"x").unwrap();
-        assert_eq!(tokens(&mut second, Duration::from_secs(5)), vec![7]);
+    fn a_waker_wakes_a_wait_until_drained() {
+        let waker = Waker::new().unwrap();
+        let mut epoll = Epoll::new(8).unwrap();
+        epoll.add(waker.fd(), 1, Interest::Readable).unwrap();
+        waker.wake();
+        waker.wake();
+        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![1]);
+        waker.drain();
+        assert!(tokens(&mut epoll, Duration::ZERO).is_empty());
     }
 
     #[test]

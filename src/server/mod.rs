@@ -2,25 +2,26 @@
 //! threads and the connection count; command syntax and items belong to `protocol` and
 //! `storage`.
 //!
-//! Threading model: one accept thread per listener puts each new connection in one epoll
-//! set that `-t` handler threads (`worker.rs`) wait on together. A handler takes a few ready
-//! connections from a wait and serves each synchronously (read what came, execute every
-//! complete command, write the answers) until it has no input left; the connection stays in
-//! the set, parked, until its next input. An idle connection costs no thread and no buffer,
-//! only its socket and a few hundred bytes of state, so thousands can stay open; a client
-//! stalled part-way through a command or not reading its answers is parked like an idle one
-//! and holds no handler.
+//! Threading model: one accept thread per listener hands each new connection to one of `-t`
+//! handler threads (`worker.rs`), in turn, as memcached does. A handler owns its connections
+//! and waits for any of them in its own epoll set; a ready connection is served synchronously
+//! (read what came, execute every complete command, write the answers) and parked again when
+//! it has no input left. An idle connection costs no thread and no buffer, only its socket and
+//! a few hundred bytes of state, so thousands can stay open; a client stalled part-way through
+//! a command or not reading its answers is parked like an idle one and holds no handler.
 //!
-//! Chosen by measurement (issue 9), with memtier_benchmark against Debian's memcached in the
-//! same run on 2 cores, 50 busy connections, get/set 90/10, medians of 3 rounds (ours /
-//! memcached: throughput, p99, ops per server CPU-second):
+//! Chosen by measurement (issue 9), ours against Debian's memcached in the same run on 2
+//! cores, medians of 3 rounds (ours / memcached):
 //! - one level-triggered set per handler, connections pinned to a handler as memcached pins
-//!   them: 0.99-1.05, p99 0.98-1.53, 1.04-1.11. A handler put aside by the scheduler keeps
-//!   its connections waiting while the other idles, which shows in the p99;
-//! - one shared set, EPOLLONESHOT, re-armed after each turn: 1.00-1.02, p99 0.75-1.32,
-//!   0.95-0.99 (the re-arming call costs CPU on every request);
-//! - one shared set, edge-triggered, never re-armed (this one): 1.03-1.07, p99 0.72-1.23,
-//!   1.03-1.11; 16 connections per wait at most (4: p99 0.88; 64: 0.72, on a noisy machine).
+//!   them (this one). memtier, 50 busy connections, get/set 90/10: throughput 0.99-1.05,
+//!   p99 0.98-1.53, ops per server CPU-second 1.04-1.11. 2 clients, unpipelined (`make
+//!   bench`'s own generator): 1.06, p50 0.96;
+//! - one shared set, edge-triggered, any handler serving any connection: 1.03-1.07, p99
+//!   0.72-1.23, 1.03-1.11 at 50 connections, but 2 clients got 0.20 (p50 49 us against 8):
+//!   the handler woken is seldom the one on the client's CPU, and waking an idle virtual CPU
+//!   costs tens of microseconds. A client that waits for each answer pays that every time;
+//! - one shared set with EPOLLONESHOT, re-armed after each turn: 1.00-1.02, p99 0.75-1.32,
+//!   0.95-0.99 (the re-arming call costs CPU on every request), and the same wake-ups.
 //! The README's "Benchmarks" section has the whole table.
 //!
 //! `-c` caps open client connections. With `-o maxconns_fast` (the default) a client over the
@@ -180,7 +181,7 @@ pub struct Server {
 /// Starts the `-t` handler threads, and one accept thread per listener that hands them
 /// connections.
 pub fn start(shared: Arc<Shared>, listeners: Vec<Listener>) -> io::Result<Server> {
-    let workers = Arc::new(Workers::start(&shared, shared.settings.threads, shared.settings.max_conns)?);
+    let workers = Arc::new(Workers::start(&shared, shared.settings.threads)?);
     let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
     let mut accepters = Vec::new();
     for listener in &listeners {
