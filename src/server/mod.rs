@@ -14,8 +14,9 @@
 //! cores, medians of 3 rounds (ours / memcached):
 //! - one level-triggered set per handler, connections pinned to a handler as memcached pins
 //!   them (this one). memtier, 50 busy connections, get/set 90/10: throughput 0.99-1.05,
-//!   p99 0.98-1.53, ops per server CPU-second 1.04-1.11. 2 clients, unpipelined (`make
-//!   bench`'s own generator): 1.06, p50 0.96;
+//!   p99 0.98-1.56, ops per server CPU-second 1.04-1.11: a handler put aside by the
+//!   scheduler keeps its connections waiting while another may idle. 2 clients, unpipelined
+//!   (`make bench`'s own generator): 1.06, p50 0.96;
 //! - one shared set, edge-triggered, any handler serving any connection: 1.03-1.07, p99
 //!   0.72-1.23, 1.03-1.11 at 50 connections, but 2 clients got 0.20 (p50 49 us against 8):
 //!   the handler woken is seldom the one on the client's CPU, and waking an idle virtual CPU
