@@ -46,6 +46,7 @@ use std::hash::BuildHasher;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
 
 use item::Item;
 use replica::MutationSink;
@@ -62,6 +63,19 @@ const WALK_LIMIT: usize = 50;
 /// Once a cold item is found, how many more the walker checks for an expired one to take
 /// instead.
 const DEAD_SEARCH_AFTER_COLD: usize = 5;
+/// How long an allocation keeps trying while the memory it could take is behind another
+/// thread's lock: far longer than any lock is held, short enough to bound a store.
+const ALLOC_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Why an allocation attempt found no chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortage {
+    /// Memory could be had, but another thread holds its lock (or has a chunk of the page in
+    /// flight): worth another try.
+    Contended,
+    /// Nothing this class may take.
+    Exhausted,
+}
 
 /// Start-up parameters of the cache, taken from the command-line settings.
 #[derive(Debug, Clone)]
@@ -1105,6 +1119,11 @@ impl Cache {
     /// A chunk of class `cls`: free or new memory first, else reclaim or evict from the LRU
     /// tail. The caller holds `held` (stripe `held_idx`); `protect` is never evicted. The
     /// class lock comes back still held, for `link` or for freeing the chunk at once.
+    ///
+    /// The walk only tries the locks of other stripes and classes (the caller holds a stripe,
+    /// so blocking could deadlock). When it found memory only behind a lock another thread
+    /// holds, it lets go of the class lock and tries again, for up to `ALLOC_PATIENCE`: a
+    /// store answers out of memory only when there is nothing to take, as in memcached.
     fn alloc(
         &self,
         cls: usize,
@@ -1113,10 +1132,37 @@ impl Cache {
         protect: *mut Item,
         now: u32,
     ) -> Option<(*mut Item, MutexGuard<'_, ClassState>)> {
+        let mut since: Option<Instant> = None;
+        loop {
+            let (got, mut st) = self.try_alloc(cls, held, held_idx, protect, now);
+            match got {
+                Ok(it) => return Some((it, st)),
+                Err(Shortage::Contended) if since.get_or_insert_with(Instant::now).elapsed() < ALLOC_PATIENCE => {
+                    drop(st);
+                    std::thread::yield_now();
+                }
+                Err(_) => {
+                    st.outofmemory += 1;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// One attempt of `alloc`, giving back the class lock whatever its outcome.
+    fn try_alloc(
+        &self,
+        cls: usize,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: *mut Item,
+        now: u32,
+    ) -> (Result<*mut Item, Shortage>, MutexGuard<'_, ClassState>) {
         let mut st = self.lock_class(cls);
         if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-            return Some((it, st));
+            return (Ok(it), st);
         }
+        let mut contended = false;
         let mut cursor = st.lru.tail;
         let mut candidate: *mut Item = ptr::null_mut();
         let mut past_candidate = 0;
@@ -1152,6 +1198,7 @@ impl Cache {
                 None => Verdict::Cold,
             });
             match verdict {
+                None => contended = true,
                 Some(Verdict::Dead) => {
                     // SAFETY: unlinked from its stripe just now; still in this class's LRU.
                     unsafe {
@@ -1163,7 +1210,7 @@ impl Cache {
                         }
                         Self::drop_from_lru(&mut st, it);
                     }
-                    return Some((it, st));
+                    return (Ok(it), st);
                 }
                 Some(Verdict::Cold) if candidate.is_null() => candidate = it,
                 _ => {}
@@ -1173,31 +1220,36 @@ impl Cache {
             if candidate.is_null() && st.lru.tail != protect {
                 candidate = st.lru.tail;
             }
-            // SAFETY (closure): the candidate is linked in the stripe the closure is handed.
-            if !candidate.is_null()
-                && self.with_stripe(candidate, held, held_idx, |stripe| unsafe { stripe.remove(candidate) }).is_some()
-            {
-                // SAFETY: unlinked from its stripe just now; still in this class's LRU.
-                unsafe {
-                    Self::count_eviction(&mut st, candidate, now);
-                    Self::drop_from_lru(&mut st, candidate);
+            if !candidate.is_null() {
+                // SAFETY (closure): the candidate is linked in the stripe the closure is handed.
+                if self.with_stripe(candidate, held, held_idx, |stripe| unsafe { stripe.remove(candidate) }).is_some() {
+                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                    unsafe {
+                        Self::count_eviction(&mut st, candidate, now);
+                        Self::drop_from_lru(&mut st, candidate);
+                    }
+                    return (Ok(candidate), st);
                 }
-                return Some((candidate, st));
+                contended = true;
             }
-            if self.steal_page(cls, &mut st, held, held_idx, protect, now) {
-                if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-                    return Some((it, st));
+            match self.steal_page(cls, &mut st, held, held_idx, protect, now) {
+                Ok(()) => {
+                    if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
+                        return (Ok(it), st);
+                    }
                 }
+                Err(Shortage::Contended) => contended = true,
+                Err(Shortage::Exhausted) => {}
             }
         }
-        st.outofmemory += 1;
-        None
+        (Err(if contended { Shortage::Contended } else { Shortage::Exhausted }), st)
     }
 
     /// Moves one page to class `cls` (whose lock `st` is) from the class with the most pages,
     /// evicting the items on it. Used when `cls` has nothing of its own to evict, so a class
     /// that came late still gets memory once every page is taken. Never blocks: the other
-    /// class and the items' stripes are only tried, and any failure leaves the page where it is.
+    /// class and the items' stripes are only tried, and any failure leaves the page where it is
+    /// (`Contended` when another thread's lock or store in flight was in the way).
     fn steal_page(
         &self,
         cls: usize,
@@ -1206,20 +1258,27 @@ impl Cache {
         held_idx: usize,
         protect: *mut Item,
         now: u32,
-    ) -> bool {
+    ) -> Result<(), Shortage> {
         let classes = &self.slabs.classes;
+        let mut contended = false;
         let victim = (0..classes.len())
             .filter(|&v| v != cls)
-            .filter_map(|v| classes[v].state.try_lock().ok().map(|vst| (vst.pages, v)))
+            .filter_map(|v| match classes[v].state.try_lock() {
+                Ok(vst) => Some((vst.pages, v)),
+                Err(_) => {
+                    contended = true;
+                    None
+                }
+            })
             .max();
         let Some((_, v)) = victim.filter(|&(pages, _)| pages > 0) else {
-            return false;
+            return Err(if contended { Shortage::Contended } else { Shortage::Exhausted });
         };
         let Ok(mut vst) = classes[v].state.try_lock() else {
-            return false;
+            return Err(Shortage::Contended);
         };
         let Some((page, carved)) = self.slabs.victim_page(v, &vst) else {
-            return false;
+            return Err(Shortage::Exhausted);
         };
         let size = classes[v].size;
         // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page.
@@ -1227,13 +1286,16 @@ impl Cache {
         // SAFETY: chunk magics are written only under the victim's class lock, which we hold.
         let magic = |it: *mut Item| unsafe { (*it).magic };
         // A chunk handed out but not linked belongs to a store in flight: leave this page.
-        if (0..carved).map(chunk).any(|it| it == protect || magic(it) == item::TAKEN_MAGIC) {
-            return false;
+        if (0..carved).map(chunk).any(|it| it == protect) {
+            return Err(Shortage::Exhausted);
+        }
+        if (0..carved).map(chunk).any(|it| magic(it) == item::TAKEN_MAGIC) {
+            return Err(Shortage::Contended);
         }
         for it in (0..carved).map(chunk).filter(|&it| magic(it) == item::ITEM_MAGIC) {
             // SAFETY (closure): linked items are in the stripe their hash names.
             if self.with_stripe(it, held, held_idx, |stripe| unsafe { stripe.remove(it) }).is_none() {
-                return false;
+                return Err(Shortage::Contended);
             }
             // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
             unsafe {
@@ -1244,7 +1306,7 @@ impl Cache {
         self.slabs.remove_page(&mut vst, page);
         drop(vst);
         self.slabs.give_page(cls, st, page);
-        true
+        Ok(())
     }
 
     /// Counts the eviction of a live item (a tombstone's is not counted: it held no data).

@@ -695,3 +695,32 @@ fn items_in_64_mib_match_memcached() {
     println!("100-byte values in 64 MiB: ours {ours}, memcached 1.6.18 {memcached}");
     assert!(ours >= memcached);
 }
+
+/// The stall issue 10 found: when memory runs out, a class with no items of its own takes a
+/// page from another class; a store that met that class's lock (or the stripes of its LRU
+/// tail) held by another thread answered out of memory instead of waiting its turn, where
+/// memcached evicts. Threads filling a small cache past its limit with sizes spanning several
+/// classes must see every store succeed.
+#[test]
+fn stores_racing_for_memory_evict_rather_than_fail() {
+    for round in 0..10 {
+        let c = Arc::new(Cache::new(&config(8 << 20)).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                thread::spawn(move || {
+                    for i in 0..120_000usize {
+                        let len = 90 + (i * 7 + t * 13) % 40;
+                        let outcome = set(&c, format!("t{t}:{i}").as_bytes(), &vec![b'v'; len]);
+                        assert_eq!(outcome, StoreOutcome::Stored, "round {round}, thread {t}, store {i} of {len} bytes");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = c.stats();
+        assert!(s.evictions > 0 && s.store_no_memory == 0, "round {round}: {} evictions", s.evictions);
+    }
+}
