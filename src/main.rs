@@ -16,25 +16,16 @@
 //! 7. listen on the client ports, the server threads, the UDP threads; then the main thread waits for the
 //!    stop, stops accepting clients, delivers the replication queue (bounded) and exits.
 
-mod config;
-mod daemon;
-mod log;
-mod net;
-mod protocol;
-mod replication;
-mod server;
-mod stats;
-mod storage;
-
 use std::path::Path;
 use std::process::exit;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
-use config::{Action, Settings};
+use memcachedrep::config::{self, Action, Settings};
+use memcachedrep::{daemon, log, replication, server, storage};
 use daemon::{ChildOutcome, Forked, ShutdownSignals, StartupReport, UserSwitchError};
 use replication::Replication;
-use storage::{Cache, CacheConfig};
+use storage::Cache;
 
 /// sysexits(3) codes, as memcached uses them.
 const EX_USAGE: i32 = 64;
@@ -66,7 +57,7 @@ fn main() {
     if daemon::is_root() && settings.user.is_none() {
         fail(None, EX_USAGE, "can't run as root without the -u switch");
     }
-    let cache = Cache::new(&cache_config(&settings)).unwrap_or_else(|line| fail(None, EX_USAGE, &line));
+    let cache = Cache::new(&memcachedrep::cache_config(&settings)).unwrap_or_else(|line| fail(None, EX_USAGE, &line));
     // UDP first, as memcached binds it.
     let udp = server::udp::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     let listeners = server::listener::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
@@ -179,20 +170,6 @@ fn fail(report: Option<StartupReport>, code: i32, line: &str) -> ! {
         None => eprintln!("{line}"),
     }
     exit(code);
-}
-
-fn cache_config(settings: &Settings) -> CacheConfig {
-    CacheConfig {
-        memory_limit: settings.memory_limit,
-        item_size_max: settings.item_size_max,
-        chunk_size: settings.chunk_size,
-        growth_factor: settings.growth_factor,
-        evict: !settings.no_evict,
-        use_cas: settings.use_cas,
-        hash_power: settings.hash_power,
-        large_pages: settings.large_pages,
-        tombstone_ttl: if settings.peer.is_some() { settings.repl_tombstone_ttl } else { 0 },
-    }
 }
 
 /// `-d`: returns in the daemon child; the starting process exits here with the child's
