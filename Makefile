@@ -8,7 +8,7 @@ BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench bench-replication clean install uninstall
+.PHONY: all build run test bench bench-replication soak clean install uninstall
 
 all: build
 
@@ -28,6 +28,11 @@ bench:
 
 bench-replication:
 	$(CARGO) bench --bench replication
+
+# A pair under load with kill -9, SIGSTOP and link cuts for SOAK_SECONDS (default 600);
+# SOAK_SEED repeats a run. Long runs of other tests are added below it.
+soak:
+	$(CARGO) test --release --test soak
 
 clean:
 	$(CARGO) clean
