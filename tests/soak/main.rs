@@ -112,6 +112,8 @@ struct Shared {
     down: [AtomicBool; 2],
     /// Per node: faults begun on it, so a request that failed under one is excused.
     faults_begun: [AtomicU64; 2],
+    /// Per node: restarts completed, so a client drops a connection to a process now gone.
+    incarnation: [AtomicU64; 2],
     /// Per node: its process id for the sampler, 0 while it is not running.
     pids: [AtomicU32; 2],
     max_rss_kib: [AtomicU64; 2],
@@ -185,28 +187,33 @@ impl Counts {
 /// to judge (the node may have been killed or stopped under it).
 struct Client {
     addr: SocketAddr,
-    conn: Option<(TcpStream, Vec<u8>)>,
+    /// The stream, what it has read, and the node's incarnation before it connected.
+    conn: Option<(TcpStream, Vec<u8>, u64)>,
 }
 
 impl Client {
     /// Sends `request` and reads one answer: up to the first line end, or for a `get` up to
     /// its END. Gives up after `STALL`.
-    fn call(&mut self, request: &[u8], is_get: bool) -> Result<Vec<u8>, String> {
-        let result = self.try_call(request, is_get);
+    fn call(&mut self, request: &[u8], is_get: bool, incarnation: &AtomicU64) -> Result<Vec<u8>, String> {
+        if self.conn.as_ref().is_some_and(|c| c.2 != incarnation.load(SeqCst)) {
+            self.conn = None;
+        }
+        let result = self.try_call(request, is_get, incarnation);
         if result.is_err() {
             self.conn = None;
         }
         result
     }
 
-    fn try_call(&mut self, request: &[u8], is_get: bool) -> Result<Vec<u8>, String> {
+    fn try_call(&mut self, request: &[u8], is_get: bool, incarnation: &AtomicU64) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + STALL;
         if self.conn.is_none() {
+            let born = incarnation.load(SeqCst);
             let stream = TcpStream::connect_timeout(&self.addr, STALL).map_err(|e| format!("connect: {e}"))?;
             let _ = stream.set_nodelay(true);
-            self.conn = Some((stream, Vec::new()));
+            self.conn = Some((stream, Vec::new(), born));
         }
-        let (stream, buf) = self.conn.as_mut().expect("connected above");
+        let (stream, buf, _) = self.conn.as_mut().expect("connected above");
         stream.write_all(request).map_err(|e| format!("write: {e}"))?;
         let mut chunk = [0u8; 16384];
         loop {
@@ -287,7 +294,7 @@ fn load(thread: usize, seed: u64, shared: Arc<Shared>) -> (Counts, Vec<KeyLog>) 
         };
         let phase = shared.phase.load(SeqCst);
         let faults_before = shared.faults_begun[n].load(SeqCst);
-        let answer = clients[n].call(&request, is_get);
+        let answer = clients[n].call(&request, is_get, &shared.incarnation[n]);
         let protected = phase % 2 == 1 && shared.phase.load(SeqCst) == phase;
         last[i] = Some((n, Instant::now()));
         let Some(written) = written else {
@@ -406,6 +413,7 @@ fn inject(pair: &mut Pair, proxy: &Proxy, shared: &Shared, rng: &mut Rng, faults
             node(pair, n).kill_9();
             std::thread::sleep(hold);
             node(pair, n).restart();
+            shared.incarnation[n].fetch_add(1, SeqCst);
             shared.pids[n].store(node(pair, n).pid(), SeqCst);
             shared.down[n].store(false, SeqCst);
             format!("kill -9 {name}, restart after {hold:?}")
@@ -511,6 +519,7 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
         phase: AtomicU64::new(1),
         down: [AtomicBool::new(false), AtomicBool::new(false)],
         faults_begun: [AtomicU64::new(0), AtomicU64::new(0)],
+        incarnation: [AtomicU64::new(0), AtomicU64::new(0)],
         pids: [AtomicU32::new(pair.a.pid()), AtomicU32::new(pair.b.pid())],
         max_rss_kib: [AtomicU64::new(0), AtomicU64::new(0)],
         addrs: [addr(&pair.a), addr(&pair.b)],
