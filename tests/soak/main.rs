@@ -1,8 +1,9 @@
 //! The soak: a pair (A and B, linked through a TCP proxy on loopback) under mixed load
 //! (set, delete, incr, get on both nodes) for SOAK_SECONDS (default 600), while the controller
 //! injects one fault at a time at random moments: kill -9 of a node and its restart, SIGSTOP
-//! of a node then SIGCONT, or a cut of the link at the proxy then its heal. SOAK_SEED (default:
-//! the clock) fixes the choices; the seed is printed first, so a failing run can be repeated.
+//! of a node then SIGCONT, a cut of the link at the proxy then its heal, or a kill -9 of a node
+//! during a cut (restarted while still cut). SOAK_SEED (default: the clock) fixes the
+//! controller's and the load's choices (not their timing); the seed is printed first.
 //!
 //! At the end, once the load has stopped and the pair is whole and caught up, it fails (exit
 //! 1, every violation printed) unless: both nodes hold the same item (value, flags, cas) for
@@ -395,6 +396,21 @@ struct Faults {
     kills: u32,
     stops: u32,
     cuts: u32,
+    kills_in_cuts: u32,
+}
+
+fn kill_and_restart(pair: &mut Pair, shared: &Shared, n: usize, hold: Duration, evicted: &mut u64) {
+    // The count dies with the process: kept so that the end can check it.
+    *evicted += node(pair, n).stat_num("evictions");
+    shared.down[n].store(true, SeqCst);
+    shared.faults_begun[n].fetch_add(1, SeqCst);
+    shared.pids[n].store(0, SeqCst);
+    node(pair, n).kill_9();
+    std::thread::sleep(hold);
+    node(pair, n).restart();
+    shared.incarnation[n].fetch_add(1, SeqCst);
+    shared.pids[n].store(node(pair, n).pid(), SeqCst);
+    shared.down[n].store(false, SeqCst);
 }
 
 /// Injects one fault, holds it, undoes it. Returns a line for the progress output.
@@ -402,20 +418,10 @@ fn inject(pair: &mut Pair, proxy: &Proxy, shared: &Shared, rng: &mut Rng, faults
     let n = rng.below(2) as usize;
     let hold = rng.millis(FAULT_MS);
     let name = NODE_NAMES[n];
-    match rng.below(3) {
+    match rng.below(4) {
         0 => {
             faults.kills += 1;
-            // The count dies with the process: kept so that the end can check it.
-            *evicted += node(pair, n).stat_num("evictions");
-            shared.down[n].store(true, SeqCst);
-            shared.faults_begun[n].fetch_add(1, SeqCst);
-            shared.pids[n].store(0, SeqCst);
-            node(pair, n).kill_9();
-            std::thread::sleep(hold);
-            node(pair, n).restart();
-            shared.incarnation[n].fetch_add(1, SeqCst);
-            shared.pids[n].store(node(pair, n).pid(), SeqCst);
-            shared.down[n].store(false, SeqCst);
+            kill_and_restart(pair, shared, n, hold, evicted);
             format!("kill -9 {name}, restart after {hold:?}")
         }
         1 => {
@@ -427,6 +433,17 @@ fn inject(pair: &mut Pair, proxy: &Proxy, shared: &Shared, rng: &mut Rng, faults
             node(pair, n).sigcont();
             shared.down[n].store(false, SeqCst);
             format!("SIGSTOP {name}, SIGCONT after {hold:?}")
+        }
+        // The killed node took writes during the split that it never sent, and restarts
+        // without its peer: it serves alone (after -o repl_join_wait) and merges at the heal.
+        3 => {
+            faults.kills_in_cuts += 1;
+            proxy.cut();
+            std::thread::sleep(hold);
+            kill_and_restart(pair, shared, n, hold, evicted);
+            std::thread::sleep(hold);
+            proxy.heal();
+            format!("cut the link, kill -9 {name} {hold:?} later, restart it still cut, heal after {hold:?} more")
         }
         _ => {
             faults.cuts += 1;
@@ -611,7 +628,7 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
     let rss = [0, 1].map(|n| shared.max_rss_kib[n].load(SeqCst));
     println!(
         "soak summary: {:.0}s; ops {} (set {}, delete {}, incr {}, get {}); acks {} in healthy windows, {} in faulty ones; \
-         {} changed nothing (NOT_FOUND, non-numeric); {} unanswered under a fault; faults {} (kill -9 {}, SIGSTOP {}, cut {}); \
+         {} changed nothing (NOT_FOUND, non-numeric); {} unanswered under a fault; faults {} (kill -9 {}, SIGSTOP {}, cut {}, kill -9 in a cut {}); \
          max RSS A {} KiB, B {} KiB (bound {} KiB); keys checked {}; evictions {evicted}; queue overflows {overflows}",
         start.elapsed().as_secs_f64(),
         counts.sets + counts.deletes + counts.incrs + counts.gets,
@@ -623,10 +640,11 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
         counts.faulty_acks,
         counts.no_change,
         counts.unanswered,
-        faults.kills + faults.stops + faults.cuts,
+        faults.kills + faults.stops + faults.cuts + faults.kills_in_cuts,
         faults.kills,
         faults.stops,
         faults.cuts,
+        faults.kills_in_cuts,
         rss[0],
         rss[1],
         MEMORY_MIB * 1024 + RSS_OVERHEAD_KIB,
