@@ -159,6 +159,22 @@ struct KeyLog {
     since: Vec<Outcome>,
 }
 
+impl KeyLog {
+    fn allows(&self, item: Option<&Item>) -> bool {
+        self.protected.allows(item) || self.since.iter().any(|o| o.allows(item))
+    }
+
+    /// Why `item` is not allowed, for the report.
+    fn explain(&self, item: Option<&Item>) -> String {
+        let later: Vec<String> = self.since.iter().map(brief_outcome).collect();
+        format!(
+            "holds {}; its last protected write left {}, and the requests after it {later:?}",
+            brief(item),
+            brief_outcome(&self.protected)
+        )
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     sets: u64,
@@ -169,6 +185,8 @@ struct Counts {
     faulty_acks: u64,
     no_change: u64,
     unanswered: u64,
+    /// Keys read back from a node by the sweeps after the faults.
+    swept: u64,
 }
 
 impl Counts {
@@ -181,6 +199,7 @@ impl Counts {
         self.faulty_acks += o.faulty_acks;
         self.no_change += o.no_change;
         self.unanswered += o.unanswered;
+        self.swept += o.swept;
     }
 }
 
@@ -253,7 +272,14 @@ fn load(thread: usize, seed: u64, shared: Arc<Shared>) -> (Counts, Vec<KeyLog>) 
     let mut clients = [0, 1].map(|n| Client { addr: shared.addrs[n], conn: None });
     let mut counts = Counts::default();
     let mut op_id: u64 = 0;
+    // The first window follows no fault.
+    let mut swept_phase = 1;
     while !shared.stop.load(SeqCst) {
+        let phase = shared.phase.load(SeqCst);
+        if phase % 2 == 1 && phase != swept_phase {
+            swept_phase = phase;
+            sweep(&shared, &mut clients, &keys, &logs, phase, &mut counts);
+        }
         let i = rng.below(keys.len() as u64) as usize;
         let key = &keys[i];
         let mut n = rng.below(2) as usize;
@@ -341,6 +367,79 @@ fn load(thread: usize, seed: u64, shared: Arc<Shared>) -> (Counts, Vec<KeyLog>) 
         }
     }
     (counts, logs)
+}
+
+/// Reads every key of this thread back from both nodes, before the thread writes again in the
+/// window that just opened: each must hold what the key's log allows. Without it, only the
+/// last write of each key would ever be checked (the end's check), and the load rewrites
+/// every key long after the last fault. Gives up when the window closes under it (a node
+/// restarted in a cut serves an empty cache for a while, legitimately).
+fn sweep(shared: &Shared, clients: &mut [Client; 2], keys: &[String], logs: &[KeyLog], phase: u64, counts: &mut Counts) {
+    let mut bad = 0;
+    for n in 0..2 {
+        for (batch, batch_logs) in keys.chunks(100).zip(logs.chunks(100)) {
+            let request = format!("gets {}\r\n", batch.join(" "));
+            let faults_before = shared.faults_begun[n].load(SeqCst);
+            let reply = match clients[n].call(request.as_bytes(), true, &shared.incarnation[n]) {
+                Ok(reply) => reply,
+                Err(e) => return judge_failure(shared, counts, n, faults_before, &batch[0], "gets", &e),
+            };
+            if shared.phase.load(SeqCst) != phase {
+                return;
+            }
+            let items = match parse_values(&reply) {
+                Ok(items) => items,
+                Err(e) => {
+                    shared.violation(format!("gets on {} answered badly: {e}", NODE_NAMES[n]));
+                    return;
+                }
+            };
+            for (key, log) in batch.iter().zip(batch_logs) {
+                counts.swept += 1;
+                let have = items.get(key);
+                if !log.allows(have) {
+                    bad += 1;
+                    if bad <= 5 {
+                        shared.violation(format!(
+                            "after fault {}: {key} on {} {}",
+                            phase / 2,
+                            NODE_NAMES[n],
+                            log.explain(have)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if bad > 5 {
+        shared.violation(format!("after fault {}: {bad} keys in all hold what no write allows", phase / 2));
+    }
+}
+
+/// The items of a `gets` answer, by key.
+fn parse_values(reply: &[u8]) -> Result<HashMap<String, Item>, String> {
+    let mut items = HashMap::new();
+    let mut rest = reply;
+    loop {
+        let end = rest.windows(2).position(|w| w == b"\r\n").ok_or("no line end")?;
+        let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+        rest = &rest[end + 2..];
+        if line == "END" {
+            return Ok(items);
+        }
+        let fields: Vec<&str> = line.split(' ').collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or(format!("bad line {line:?}"));
+        if fields.len() != 5 || fields[0] != "VALUE" {
+            return Err(format!("bad line {line:?}"));
+        }
+        let (flags, len, cas) = (number(2)?, number(3)? as usize, number(4)?);
+        if rest.len() < len + 2 || &rest[len..len + 2] != b"\r\n" {
+            return Err(format!("value of {} not ended by CRLF", fields[1]));
+        }
+        let flags = u32::try_from(flags).map_err(|_| format!("flags over 32 bits: {line:?}"))?;
+        items.insert(fields[1].to_string(), Item { flags, cas, value: rest[..len].to_vec() });
+        rest = &rest[len + 2..];
+    }
 }
 
 /// A request without an answer is excused only when a fault began on its node meanwhile, or
@@ -598,17 +697,12 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
             for key in &all {
                 let log = &logs[key];
                 let have = items.get(key);
-                if log.protected.allows(have) || log.since.iter().any(|o| o.allows(have)) {
+                if log.allows(have) {
                     continue;
                 }
                 lost += 1;
                 if lost <= 10 {
-                    let later: Vec<String> = log.since.iter().map(brief_outcome).collect();
-                    violations.push(format!(
-                        "{key} holds {} on both nodes; its last protected write left {}, and the requests after it {later:?}",
-                        brief(have),
-                        brief_outcome(&log.protected)
-                    ));
+                    violations.push(format!("at the end: {key} on both nodes {}", log.explain(have)));
                 }
             }
             if lost > 10 {
@@ -629,7 +723,7 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
     println!(
         "soak summary: {:.0}s; ops {} (set {}, delete {}, incr {}, get {}); acks {} in healthy windows, {} in faulty ones; \
          {} changed nothing (NOT_FOUND, non-numeric); {} unanswered under a fault; faults {} (kill -9 {}, SIGSTOP {}, cut {}, kill -9 in a cut {}); \
-         max RSS A {} KiB, B {} KiB (bound {} KiB); keys checked {}; evictions {evicted}; queue overflows {overflows}",
+         max RSS A {} KiB, B {} KiB (bound {} KiB); keys checked {} at the end, {} by the sweeps after faults; evictions {evicted}; queue overflows {overflows}",
         start.elapsed().as_secs_f64(),
         counts.sets + counts.deletes + counts.incrs + counts.gets,
         counts.sets,
@@ -648,7 +742,8 @@ fn run(seconds: u64, seed: u64) -> Vec<String> {
         rss[0],
         rss[1],
         MEMORY_MIB * 1024 + RSS_OVERHEAD_KIB,
-        all.len()
+        all.len(),
+        counts.swept
     );
     violations
 }
