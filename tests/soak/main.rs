@@ -66,9 +66,16 @@ const STALL: Duration = Duration::from_secs(10);
 /// See the module comment: more than one millisecond, so the next version is larger.
 const CROSS_NODE_GAP: Duration = Duration::from_millis(2);
 const THREADS: usize = 3;
-const KEYS_PER_THREAD: usize = 3000;
-/// Text values are this long at most (a working set of about 13 MiB).
+/// Each thread's keys: a few hot ones that take most requests, with values up to
+/// `MAX_VALUE`, and many cold ones with short values, each written every several seconds,
+/// so that a write made just before or during a fault is often still the key's latest when
+/// the sweep after the fault reads it (a working set of about 20 MiB in all).
+const HOT_KEYS: usize = 2000;
+const COLD_KEYS: usize = 30000;
 const MAX_VALUE: u64 = 1500;
+const MAX_COLD_VALUE: u64 = 60;
+/// One request in this many goes to a cold key.
+const COLD_ONE_IN: u64 = 5;
 /// How long the pair runs healthy between two faults, and how long a fault lasts (ms).
 const HEALTHY_MS: (u64, u64) = (2000, 8000);
 const FAULT_MS: (u64, u64) = (300, 5000);
@@ -260,7 +267,7 @@ impl Client {
 }
 
 fn thread_keys(thread: usize) -> Vec<String> {
-    keys(&format!("soak{thread}"), KEYS_PER_THREAD)
+    keys(&format!("soak{thread}"), HOT_KEYS + COLD_KEYS)
 }
 
 /// One load thread: random requests on its own keys, to either node, until told to stop.
@@ -280,7 +287,8 @@ fn load(thread: usize, seed: u64, shared: Arc<Shared>) -> (Counts, Vec<KeyLog>) 
             swept_phase = phase;
             sweep(&shared, &mut clients, &keys, &logs, phase, &mut counts);
         }
-        let i = rng.below(keys.len() as u64) as usize;
+        let cold = rng.below(COLD_ONE_IN) == 0;
+        let i = if cold { HOT_KEYS + rng.below(COLD_KEYS as u64) as usize } else { rng.below(HOT_KEYS as u64) as usize };
         let key = &keys[i];
         let mut n = rng.below(2) as usize;
         if shared.down[n].load(SeqCst) {
@@ -303,7 +311,8 @@ fn load(thread: usize, seed: u64, shared: Arc<Shared>) -> (Counts, Vec<KeyLog>) 
             let value = if rng.below(3) == 0 {
                 rng.below(1_000_000).to_string().into_bytes()
             } else {
-                value_for(key, &format!("{thread}.{op_id}"), 1 + rng.below(MAX_VALUE) as usize)
+                let max = if cold { MAX_COLD_VALUE } else { MAX_VALUE };
+                value_for(key, &format!("{op_id}"), 1 + rng.below(max) as usize)
             };
             let mut request = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
             request.extend_from_slice(&value);
