@@ -30,7 +30,8 @@ bench-replication:
 	$(CARGO) bench --bench replication
 
 # A pair under load with kill -9, SIGSTOP and link cuts for SOAK_SECONDS (default 600);
-# SOAK_SEED repeats a run. Long runs of other tests are added below it.
+# SOAK_SEED repeats a run. Other long runs (the model test, through its env var) go on
+# lines after the soak's.
 soak:
 	$(CARGO) test --release --test soak
 

@@ -5,10 +5,12 @@
 //! during a cut (restarted while still cut). SOAK_SEED (default: the clock) fixes the
 //! controller's and the load's choices (not their timing); the seed is printed first.
 //!
-//! At the end, once the load has stopped and the pair is whole and caught up, it fails (exit
-//! 1, every violation printed) unless: both nodes hold the same item (value, flags, cas) for
-//! every key of the load's key space and the same curr_items; every key holds what its
-//! acknowledged writes allow (below); no node evicted (so "lost" means lost, not evicted);
+//! After each fault, once the pair is whole again, each load thread reads all its keys back
+//! from both nodes before it writes again: each must hold what its acknowledged writes allow
+//! (below). At the end, once the load has stopped and the pair is whole and caught up, it
+//! fails (exit 1, every violation printed) unless: both nodes hold the same item (value,
+//! flags, cas) for every key of the load's key space and the same curr_items; every key
+//! holds what its acknowledged writes allow; no node evicted (so "lost" means lost);
 //! no sampled VmRSS went over `-m` plus `RSS_OVERHEAD_KIB`; and every request to a node that
 //! was running and not stopped was answered within `STALL` (a request to a node killed or
 //! stopped under it is given up; the client reconnects and moves on to the other node).
@@ -25,6 +27,7 @@
 //! acknowledgements are: `set` STORED (the value and flags), `delete` DELETED (the key is
 //! absent), `incr` answering a number (that value; its flags are whatever the item had, so
 //! they are not checked). NOT_FOUND and the non-numeric error change nothing: not writes.
+//! A `get` is load only: a read may lag the other node's last write.
 //!
 //! Each key is written by one load thread only, one request at a time, so "later" is that
 //! thread's order. A request goes to another node than the key's previous request only
