@@ -33,6 +33,7 @@
 
 pub mod clock;
 mod item;
+mod lock;
 pub mod replica;
 #[cfg(test)]
 mod replica_tests;
@@ -45,10 +46,11 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use item::Item;
+use lock::Held;
 use replica::MutationSink;
 use slab::{ClassState, HitCounters, Slabs};
 use table::Stripe;
@@ -536,9 +538,9 @@ impl Cache {
     /// at a time under its lock (dead ones are left for lazy unlinking), and with None after
     /// each stripe, with no lock held. A pointer is valid only during its call.
     fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
-        for lock in self.stripes.iter() {
+        for stripe_lock in self.stripes.iter() {
             {
-                let stripe = lock.0.lock().unwrap_or_else(|e| e.into_inner());
+                let stripe = lock::lock(&stripe_lock.0);
                 let now = clock::now();
                 stripe.for_each(|it| {
                     if self.dead(it, now).is_none() {
@@ -874,7 +876,7 @@ impl Cache {
     /// once that time is reached. Items stored later are untouched; a flush that has taken
     /// effect stays in effect when a later delayed flush is scheduled.
     pub fn flush(&self, at: u32) {
-        let writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = lock::lock(&self.flush.writer);
         let f = &self.flush;
         let now = clock::now();
         f.fold_due(now);
@@ -897,7 +899,7 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats::default();
         for class in &self.slabs.classes {
-            let st = class.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = lock::lock(&class.state);
             s.curr_items += st.number;
             s.tombstones += st.tombstones;
             s.total_items += st.total_items;
@@ -998,12 +1000,12 @@ impl Cache {
         (hash & self.stripe_mask) as usize
     }
 
-    fn lock_stripe(&self, hash: u32) -> MutexGuard<'_, Stripe> {
-        self.stripes[self.stripe_index(hash)].0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_stripe(&self, hash: u32) -> Held<'_, Stripe> {
+        lock::lock(&self.stripes[self.stripe_index(hash)].0)
     }
 
-    fn lock_class(&self, cls: usize) -> MutexGuard<'_, ClassState> {
-        self.slabs.classes[cls].state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_class(&self, cls: usize) -> Held<'_, ClassState> {
+        lock::lock(&self.slabs.classes[cls].state)
     }
 
     /// The hit counters of the item's class; `it` is linked in a stripe the caller holds.
@@ -1080,7 +1082,7 @@ impl Cache {
     unsafe fn link(
         &self,
         stripe: &mut Stripe,
-        mut st: MutexGuard<'_, ClassState>,
+        mut st: Held<'_, ClassState>,
         old: *mut Item,
         new: *mut Item,
         keep_old: bool,
@@ -1131,7 +1133,7 @@ impl Cache {
         held_idx: usize,
         protect: *mut Item,
         now: u32,
-    ) -> Option<(*mut Item, MutexGuard<'_, ClassState>)> {
+    ) -> Option<(*mut Item, Held<'_, ClassState>)> {
         let mut since: Option<Instant> = None;
         loop {
             let (got, mut st) = self.try_alloc(cls, held, held_idx, protect, now);
@@ -1157,7 +1159,7 @@ impl Cache {
         held_idx: usize,
         protect: *mut Item,
         now: u32,
-    ) -> (Result<*mut Item, Shortage>, MutexGuard<'_, ClassState>) {
+    ) -> (Result<*mut Item, Shortage>, Held<'_, ClassState>) {
         let mut st = self.lock_class(cls);
         if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
             return (Ok(it), st);
@@ -1263,9 +1265,9 @@ impl Cache {
         let mut contended = false;
         let victim = (0..classes.len())
             .filter(|&v| v != cls)
-            .filter_map(|v| match classes[v].state.try_lock() {
-                Ok(vst) => Some((vst.pages, v)),
-                Err(_) => {
+            .filter_map(|v| match lock::try_lock(&classes[v].state) {
+                Some(vst) => Some((vst.pages, v)),
+                None => {
                     contended = true;
                     None
                 }
@@ -1274,7 +1276,7 @@ impl Cache {
         let Some((_, v)) = victim.filter(|&(pages, _)| pages > 0) else {
             return Err(if contended { Shortage::Contended } else { Shortage::Exhausted });
         };
-        let Ok(mut vst) = classes[v].state.try_lock() else {
+        let Some(mut vst) = lock::try_lock(&classes[v].state) else {
             return Err(Shortage::Contended);
         };
         let Some((page, carved)) = self.slabs.victim_page(v, &vst) else {
@@ -1363,11 +1365,7 @@ impl Cache {
         if idx == held_idx {
             return Some(f(held));
         }
-        match self.stripes[idx].0.try_lock() {
-            Ok(mut guard) => Some(f(&mut guard)),
-            Err(TryLockError::Poisoned(poisoned)) => Some(f(&mut poisoned.into_inner())),
-            Err(TryLockError::WouldBlock) => None,
-        }
+        lock::try_lock(&self.stripes[idx].0).map(|mut guard| f(&mut guard))
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::item::{self, Item};
 use super::table::Stripe;
-use super::{clock, Cache, DeltaOp, DeltaOutcome, Slot};
+use super::{clock, lock, Cache, DeltaOp, DeltaOutcome, Slot};
 
 /// One key's replicable state: its item, or its deletion, with the version that orders it.
 /// Versions are `clock::stamp`s: unique across the pair, and later writes have larger ones.
@@ -210,7 +210,7 @@ impl Cache {
     }
 
     pub fn flush_state(&self) -> FlushState {
-        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = lock::lock(&self.flush.writer);
         let f = &self.flush;
         f.fold_due(clock::now());
         let at = f.pending_at.load(Ordering::Acquire);
@@ -226,7 +226,7 @@ impl Cache {
         // A peer's "flush now" threshold is one of its stamps: later local writes must be
         // above it, or they would be born flushed. One from a broken clock is ignored, or it
         // would flush every later write.
-        let _writer = self.flush.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = lock::lock(&self.flush.writer);
         let f = &self.flush;
         if clock::plausible(state.applied) {
             clock::observe(state.applied);
@@ -257,7 +257,7 @@ impl Cache {
     /// knows what it already has. Takes each stripe's lock in turn (a handshake's cost, not a
     /// write's).
     pub fn max_version(&self) -> u64 {
-        self.stripes.iter().map(|lock| lock.0.lock().unwrap_or_else(|e| e.into_inner()).max_version).max().unwrap_or(0)
+        self.stripes.iter().map(|stripe| lock::lock(&stripe.0).max_version).max().unwrap_or(0)
     }
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version

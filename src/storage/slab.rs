@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::item::{self, Item, Lru, FREE_MAGIC, HEADER, ITEM_MAGIC, TAKEN_MAGIC};
+use super::lock;
 use super::{CacheConfig, SlabClassStats};
 
 const MIN_PAGE_SIZE: usize = 1 << 20;
@@ -345,7 +346,7 @@ impl Slabs {
     }
 
     fn new_page(&self) -> Option<*mut u8> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = lock::lock(&self.pool);
         if pool.assigned >= pool.max_pages {
             return None;
         }
@@ -363,14 +364,14 @@ impl Slabs {
 
     /// (pages given to classes, pages taken but not given).
     pub fn page_counts(&self) -> (u64, u64) {
-        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = lock::lock(&self.pool);
         let spare = if pool.region.is_null() { 0 } else { pool.max_pages - pool.assigned };
         (pool.assigned as u64, spare as u64)
     }
 
     pub fn class_stats(&self, idx: usize, now: u32) -> Option<SlabClassStats> {
         let class = &self.classes[idx];
-        let st = class.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = lock::lock(&class.state);
         if st.pages == 0 && st.number == 0 {
             return None;
         }
@@ -416,7 +417,7 @@ impl Slabs {
 
     pub fn reset_stats(&self) {
         for class in &self.classes {
-            let mut st = class.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = lock::lock(&class.state);
             st.total_items = 0;
             st.evicted = 0;
             st.evicted_nonzero = 0;
