@@ -16,7 +16,7 @@ pub const REQUEST_MAGIC: u8 = 0x80;
 const RESPONSE_MAGIC: u8 = 0x81;
 const HEADER: usize = 24;
 /// The longest key a request may carry.
-const MAX_KEY: usize = 250;
+const MAX_KEY: usize = crate::storage::KEY_MAX_LENGTH;
 /// An incr/decr expiry that means "fail rather than create".
 const NO_CREATE: u32 = 0xffff_ffff;
 /// SASL's list-mechanisms request: not served, but refused as memcached refuses it.

@@ -348,7 +348,7 @@ mod tests {
             if swallow > 0 {
                 return out;
             }
-            match parse(&input[pos..], &Limits { max_key: 250 }, &|k, v| cache.item_fits(k, v)) {
+            match parse(&input[pos..], &Limits { max_key: crate::storage::KEY_MAX_LENGTH }, &|k, v| cache.item_fits(k, v)) {
                 Parsed::Incomplete => return out,
                 Parsed::Command { request, consumed, swallow: s } => {
                     pos += consumed;

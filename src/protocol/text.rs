@@ -418,7 +418,7 @@ fn strtol32(token: &[u8]) -> Option<i32> {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { max_key: 250 };
+    const LIMITS: Limits = Limits { max_key: crate::storage::KEY_MAX_LENGTH };
 
     fn p(buf: &[u8]) -> Parsed<'_> {
         parse(buf, &LIMITS, &|_, len| len <= 1_000_000)

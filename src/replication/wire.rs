@@ -63,7 +63,7 @@ pub const HEADER_LEN: usize = 5;
 pub const HELLO_MAX: usize = 64;
 /// Room for a frame's fields around the largest value.
 pub const FRAME_OVERHEAD: usize = 1024;
-const KEY_MAX: usize = 250;
+const KEY_MAX: usize = crate::storage::KEY_MAX_LENGTH;
 
 const HELLO: u8 = 1;
 const ITEM: u8 = 2;

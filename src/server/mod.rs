@@ -70,7 +70,7 @@ use worker::Workers;
 /// every buffer is on the heap.
 pub const HANDLER_STACK: usize = 256 * 1024;
 /// The longest key memcached accepts.
-const KEY_MAX: usize = 250;
+const KEY_MAX: usize = crate::storage::KEY_MAX_LENGTH;
 /// After an accept error such as "too many open files", how long to wait for a connection
 /// to close before trying again, so that the accept thread does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);

@@ -1,7 +1,9 @@
 //! The storage engine's facade: the only part of `storage` that the rest of the server uses.
 //!
 //! CONTRACT (fixed by the skeleton; implementations fill the bodies, callers rely on it):
-//! - Keys are 1..=250 bytes (callers check). Values are raw bytes with no trailing "\r\n".
+//! - Keys are 1..=`KEY_MAX_LENGTH` bytes: every public method refuses any other key (a miss,
+//!   not stored, not found) rather than trusting its caller. Values are raw bytes with no
+//!   trailing "\r\n".
 //! - Expiry times handed in and out are absolute unix seconds, 0 meaning never
 //!   (see `clock::absolute_expiry` for turning a protocol exptime into one).
 //! - Every method is safe to call from many threads at once.
@@ -54,6 +56,9 @@ use lock::Held;
 use replica::MutationSink;
 use slab::{ClassState, HitCounters, Slabs};
 use table::Stripe;
+
+/// The longest key memcached accepts; the protocols refuse longer ones before they get here.
+pub const KEY_MAX_LENGTH: usize = 250;
 
 /// 1024 stripes: enough that handler threads rarely meet on one lock.
 const DEFAULT_STRIPES_LOG2: u32 = 10;
@@ -446,6 +451,9 @@ impl Cache {
     /// `get` or `get_unbumped`: `do_get` under the key's stripe lock, then the sink told of
     /// a touch.
     fn lookup<R>(&self, key: &[u8], touch: Option<u32>, bump: bool, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
+        if !valid_key(key) {
+            return (Lookup::Miss, None);
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let found = self.do_get(&mut stripe, hash, key, touch, bump, f);
@@ -569,6 +577,9 @@ impl Cache {
         value: &[u8],
         opts: StoreOptions,
     ) -> (StoreOutcome, u64) {
+        if !valid_key(key) {
+            return (StoreOutcome::NotStored, 0);
+        }
         let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value, opts);
         if mutated {
             self.notify(key);
@@ -697,6 +708,9 @@ impl Cache {
 
     /// Removes the live item, if it has the cas unique `cas` when one is given.
     pub fn delete(&self, key: &[u8], cas: Option<u64>) -> DeleteOutcome {
+        if !valid_key(key) {
+            return DeleteOutcome::NotFound;
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let outcome = self.do_delete(&mut stripe, hash, key, cas);
@@ -727,6 +741,9 @@ impl Cache {
     /// replaces the item. Either way the cas unique changes; the new one comes back with a
     /// value (0 otherwise).
     pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
+        if !valid_key(key) {
+            return (DeltaOutcome::NotFound, 0);
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let done = self.do_delta(&mut stripe, hash, key, op, amount, cas);
@@ -796,6 +813,9 @@ impl Cache {
 
     /// Sets a live item's expiry.
     pub fn touch(&self, key: &[u8], exptime: u32) -> Lookup {
+        if !valid_key(key) {
+            return Lookup::Miss;
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let found = self.do_touch(&mut stripe, hash, key, exptime);
@@ -810,6 +830,9 @@ impl Cache {
     /// one was already marked (false, as for a missing item). A new store clears it. The mark
     /// keeps the version (memcached keeps the cas) and reaches the peer, which merges it.
     pub fn claim_win(&self, key: &[u8]) -> bool {
+        if !valid_key(key) {
+            return false;
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
@@ -832,6 +855,9 @@ impl Cache {
     /// removing it, with a new cas unique as memcached gives it, and the expiry when given;
     /// only if it has the cas unique `cas` when one is given.
     pub fn invalidate(&self, key: &[u8], exptime: Option<u32>, cas: Option<u64>) -> DeleteOutcome {
+        if !valid_key(key) {
+            return DeleteOutcome::NotFound;
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
@@ -1367,6 +1393,12 @@ impl Cache {
         }
         lock::try_lock(&self.stripes[idx].0).map(|mut guard| f(&mut guard))
     }
+}
+
+/// Whether a key is one the cache stores: 1..=`KEY_MAX_LENGTH` bytes (the item header keeps
+/// its length in a byte).
+fn valid_key(key: &[u8]) -> bool {
+    (1..=KEY_MAX_LENGTH).contains(&key.len())
 }
 
 /// memcached's reading of a counter (C's strtoull plus its checks): optional leading white

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::item::{self, Item};
 use super::table::Stripe;
-use super::{clock, lock, Cache, DeltaOp, DeltaOutcome, Slot};
+use super::{clock, lock, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
 
 /// One key's replicable state: its item, or its deletion, with the version that orders it.
 /// Versions are `clock::stamp`s: unique across the pair, and later writes have larger ones.
@@ -101,6 +101,9 @@ impl Cache {
     /// The key's current replicable state: its live item, its tombstone, or None (never
     /// stored, expired, flushed, evicted, or a tombstone past its time).
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
+        if !valid_key(key) {
+            return None;
+        }
         let hash = self.hash(key);
         let mut stripe = self.lock_stripe(hash);
         match self.find(&mut stripe, hash, key, clock::now()) {
@@ -119,7 +122,7 @@ impl Cache {
     pub fn apply(&self, entry: &Entry) -> bool {
         let key = entry.key();
         let version = entry.version();
-        if key.is_empty() || key.len() > usize::from(u8::MAX) || !clock::plausible(version) {
+        if !valid_key(key) || !clock::plausible(version) {
             self.apply_dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }

@@ -548,3 +548,16 @@ fn claiming_a_win_and_invalidating_tell_the_sink() {
     c.invalidate(b"k", None, None);
     assert_eq!(recorder.take(), vec![b"k".to_vec()]);
 }
+
+#[test]
+fn apply_and_entry_refuse_a_bad_key() {
+    let c = cache(60);
+    for key in [Vec::new(), vec![b'k'; super::KEY_MAX_LENGTH + 1]] {
+        let version = clock::stamp();
+        let item = Entry::Item { key: key.clone(), flags: 0, exptime: 0, version, marks: 0, value: b"v".to_vec() };
+        assert!(!c.apply(&item));
+        assert!(!c.apply(&Entry::Deleted { key: key.clone(), version }));
+        assert_eq!(c.entry(&key), None);
+    }
+    assert_eq!(c.stats().apply_dropped, 4);
+}

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome};
+use super::{
+    clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome, KEY_MAX_LENGTH,
+};
 
 fn config(memory_limit: usize) -> CacheConfig {
     CacheConfig::test(memory_limit)
@@ -722,5 +724,53 @@ fn stores_racing_for_memory_evict_rather_than_fail() {
         }
         let s = c.stats();
         assert!(s.evictions > 0 && s.store_no_memory == 0, "round {round}: {} evictions", s.evictions);
+    }
+}
+
+/// Keys the cache must refuse whoever calls it: empty, and one byte over the limit.
+fn bad_keys() -> [Vec<u8>; 2] {
+    [Vec::new(), vec![b'k'; KEY_MAX_LENGTH + 1]]
+}
+
+#[test]
+fn the_longest_key_is_stored() {
+    let c = cache();
+    let key = vec![b'k'; KEY_MAX_LENGTH];
+    assert_eq!(set(&c, &key, b"v"), StoreOutcome::Stored);
+    assert_eq!(value(&c, &key), Some(b"v".to_vec()));
+}
+
+#[test]
+fn stores_refuse_a_bad_key() {
+    let c = cache();
+    for key in bad_keys() {
+        for mode in [StoreMode::Set, StoreMode::Add, StoreMode::Replace, StoreMode::Append, StoreMode::Prepend, StoreMode::Cas(1)] {
+            assert_eq!(c.store(mode, &key, 0, 0, b"v"), StoreOutcome::NotStored, "{mode:?}, key of {}", key.len());
+        }
+        assert_eq!(c.store_with(StoreMode::Set, &key, 0, 0, b"v", StoreOptions::default()), (StoreOutcome::NotStored, 0));
+    }
+    assert_eq!(c.stats().curr_items, 0);
+}
+
+#[test]
+fn reads_refuse_a_bad_key() {
+    let c = cache();
+    for key in bad_keys() {
+        assert_eq!(c.get(&key, None, |_| ()), (Lookup::Miss, None));
+        assert_eq!(c.get(&key, Some(0), |_| ()), (Lookup::Miss, None));
+        assert_eq!(c.get_unbumped(&key, None, |_| ()), (Lookup::Miss, None));
+        assert_eq!(c.touch(&key, 0), Lookup::Miss);
+        assert!(!c.claim_win(&key));
+    }
+}
+
+#[test]
+fn deletes_and_deltas_refuse_a_bad_key() {
+    let c = cache();
+    for key in bad_keys() {
+        assert_eq!(c.delete(&key, None), DeleteOutcome::NotFound);
+        assert_eq!(c.invalidate(&key, None, None), DeleteOutcome::NotFound);
+        assert_eq!(c.delta(&key, DeltaOp::Incr, 1, None), (DeltaOutcome::NotFound, 0));
+        assert_eq!(c.delta(&key, DeltaOp::Decr, 1, None), (DeltaOutcome::NotFound, 0));
     }
 }
