@@ -390,8 +390,13 @@ impl StartupReport {
 /// `-d`: forks; the child starts a new session, changes to `/` unless `keep_cwd`, and puts
 /// /dev/null on stdin, stdout and stderr unless `keep_stdio`. The parent waits until the child
 /// reports through its `StartupReport` (or dies), so a failure after the fork still makes the
-/// starting command fail. Call it while the process has a single thread.
-pub fn daemonize(keep_cwd: bool, keep_stdio: bool) -> io::Result<Forked> {
+/// starting command fail.
+///
+/// # Safety
+/// The process has a single thread: the child of a fork holds only the calling thread, so any
+/// lock another thread held (the allocator's, stdio's, a cache lock) would stay locked there
+/// for ever, and the child could deadlock or see half-made state.
+pub unsafe fn daemonize(keep_cwd: bool, keep_stdio: bool) -> io::Result<Forked> {
     let mut ends = [0 as libc::c_int; 2];
     // SAFETY: pipe2 writes two descriptors into the array we own.
     check(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;

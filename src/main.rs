@@ -175,7 +175,9 @@ fn fail(report: Option<StartupReport>, code: i32, line: &str) -> ! {
 /// `-d`: returns in the daemon child; the starting process exits here with the child's
 /// verdict. As memcached: `-r` keeps the working directory (for cores), `-v` keeps stderr.
 fn daemonize(settings: &Settings) -> Option<StartupReport> {
-    match daemon::daemonize(settings.max_core, settings.verbose > 0) {
+    // SAFETY: called from `main` before the first thread is started (step 5 of the start-up
+    // order: the cache, the sockets and the settings start none).
+    match unsafe { daemon::daemonize(settings.max_core, settings.verbose > 0) } {
         Ok(Forked::Child(report)) => Some(report),
         Ok(Forked::Parent(ChildOutcome::Ready)) => exit(0),
         Ok(Forked::Parent(ChildOutcome::Failed { code, message })) => fail(None, code, &message),

@@ -10,19 +10,40 @@
 //! - Item memory (slab pages) never exceeds `CacheConfig::memory_limit`.
 //!
 //! DESIGN. Items live in slab chunks (`slab`, layout in `item`); a key's stripe of the hash
-//! table (`table`) points to it, and its class keeps it in an LRU. An item is read, written
-//! or freed only under its stripe lock, so `get` needs no reference counts. A get hit only
-//! marks the item FETCHED|ACTIVE; the eviction walker later gives an ACTIVE item a second
-//! trip to the LRU head instead of relinking on every read. Expired and flushed items are
-//! unlinked lazily by whoever meets them (a lookup, a store, the walker).
+//! table (`table`) points to it, and its class keeps it in an LRU. A get hit only marks the
+//! item FETCHED|ACTIVE; the eviction walker later gives an ACTIVE item a second trip to the
+//! LRU head instead of relinking on every read. Expired and flushed items are unlinked lazily
+//! by whoever meets them (a lookup, a store, the walker).
 //!
-//! LOCK ORDER: stripe -> class -> page pool. Nothing holds two stripes or two classes at once
-//! by blocking: the eviction walker, which holds a class lock, takes other stripes only with
-//! `try_lock` (and uses the caller's own stripe directly), skipping items it cannot lock.
-//! A store holds its new item's class lock once: `alloc` takes the chunk and hands the lock
-//! to `link`, which puts the item in the table and its LRU and frees an old item of the same
-//! class. Key and value are written after, under the stripe lock alone: every other thread
-//! needs that stripe to read the item, even when it meets it in the LRU.
+//! LOCKING PROTOCOL (the one place it is written down; every `# Safety` section below leans
+//! on it). Three kinds of lock, always taken in this order: stripe -> class -> page pool.
+//! - Reaching an item. An item is reached from its stripe's hash chain or from its class's
+//!   LRU (and a free chunk from its class's free list). Its key, value, flags, expiry,
+//!   version and iflags are read or written only under its stripe lock; its LRU links, its
+//!   class counts and its chunk's `magic` only under its class lock. A thread holding only a
+//!   class lock may look at an LRU item's `hash` (fixed while linked) and `atime` (atomic),
+//!   nothing more, until it has the item's stripe too. A pointer to an item is good only while
+//!   one of those locks is held: there are no reference counts, so nothing may keep one past
+//!   its lock, and `get` hands callers a view that lives only inside the callback.
+//! - Freeing an item. A chunk is freed or reused only by a thread that took its item out of
+//!   the hash chain under the stripe lock (so no reader is inside it, and none can reach it
+//!   after) and holds its class lock (so the LRU and free list agree). A chunk between `alloc` and `link` is TAKEN: in no chain, no LRU
+//!   and no free list, owned by the one store holding the stripe it will be linked in. A page
+//!   moves to another class (`steal_page`) only when none of its chunks is TAKEN or linked.
+//! - Blocking and trying. A thread blocks on at most one stripe and then on one class at a
+//!   time. The eviction walker (`alloc`) and `steal_page` run with a stripe and a class
+//!   already held, so every *other* stripe, and the victim class in `steal_page`, is only
+//!   ever `try_lock`ed: blocking there could deadlock against a thread holding that stripe
+//!   and waiting for our class. The caller's own stripe is recognised by the index it
+//!   carries (`Stripe::index`) and used directly. Items whose lock cannot be had are skipped,
+//!   and `alloc` retries for `ALLOC_PATIENCE` before it answers out of memory.
+//! - Stores. A store holds its new item's class lock once: `alloc` takes the chunk and hands
+//!   the lock to `link`, which puts the item in the table and its LRU and frees an old item of
+//!   the same class. Key and value are written after, under the stripe lock alone: every other
+//!   thread needs that stripe to read the item, even when it meets it in the LRU.
+//! - Panics. Every storage lock is taken through `lock` and held as a `lock::Held`, whose drop
+//!   aborts the process if a panic unwinds through it: a half-relinked list must never be
+//!   used again, and no storage mutex is ever poisoned.
 //!
 //! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
 //! `flush_all` is a threshold: items older than it are invalid.
@@ -389,7 +410,7 @@ impl Cache {
         }
         let per_stripe_log2 = hash_power.saturating_sub(stripes_log2);
         let stripes: Box<[StripeLock]> = (0..1usize << stripes_log2)
-            .map(|_| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2))))
+            .map(|i| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2, i))))
             .collect();
         let total_buckets = stripes.len() << per_stripe_log2;
         Ok(Cache {
@@ -551,7 +572,8 @@ impl Cache {
                 let stripe = lock::lock(&stripe_lock.0);
                 let now = clock::now();
                 stripe.for_each(|it| {
-                    if self.dead(it, now).is_none() {
+                    // SAFETY: `for_each` hands out items linked in the stripe we hold.
+                    if unsafe { self.dead(it, now) }.is_none() {
                         visit(Some(it));
                     }
                 });
@@ -619,7 +641,8 @@ impl Cache {
             // memcached sizes and allocates before it looks at the old item, so these answers
             // win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
-                self.remove_live(stripe, hash, key, old, now);
+                // SAFETY: `old` is linked in the stripe we hold.
+                unsafe { self.remove_live(stripe, hash, key, old, now) };
                 return (refused, true, 0);
             }
             return (refused, false, 0);
@@ -633,28 +656,32 @@ impl Cache {
             _ => return (StoreOutcome::NotStored, false, 0),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
-        let Some((it, mut st)) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+        let Some((it, mut st)) = self.alloc(cls, stripe, found, now) else {
             if joining {
                 return (StoreOutcome::NotStored, false, 0);
             }
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             if mode == StoreMode::Set && !old.is_null() {
-                self.remove_live(stripe, hash, key, old, now);
+                // SAFETY: `old` is linked in the stripe we hold (`alloc` spares it).
+                unsafe { self.remove_live(stripe, hash, key, old, now) };
                 return (StoreOutcome::NoMemory, true, 0);
             }
             return (StoreOutcome::NoMemory, false, 0);
         };
+        // SAFETY: `old`, when not null, is linked in the stripe we hold (`alloc` spares it).
+        let old_cas = if old.is_null() { 0 } else { unsafe { self.cas_of(old) } };
         // An invalidating cas older than the item's stores a stale copy instead of failing.
-        let stale = opts.invalidate && matches!(mode, StoreMode::Cas(unique) if !old.is_null() && unique < self.cas_of(old));
+        let stale = opts.invalidate && matches!(mode, StoreMode::Cas(unique) if !old.is_null() && unique < old_cas);
         let refused = match (mode, opts.cas) {
             (StoreMode::Add, _) if !old.is_null() => Some(StoreOutcome::NotStored),
             (StoreMode::Replace, _) if old.is_null() => Some(StoreOutcome::NotStored),
             (StoreMode::Cas(_), _) if old.is_null() => Some(StoreOutcome::NotFound),
-            (StoreMode::Cas(unique), _) if self.cas_of(old) != unique && !stale => {
-                self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
+            (StoreMode::Cas(unique), _) if old_cas != unique && !stale => {
+                // SAFETY: as above, and `old` is not null here.
+                unsafe { self.class_hits(old) }.cas_badval.fetch_add(1, Ordering::Relaxed);
                 Some(StoreOutcome::Exists)
             }
-            (StoreMode::Append | StoreMode::Prepend, Some(unique)) if self.cas_of(old) != unique => Some(StoreOutcome::Exists),
+            (StoreMode::Append | StoreMode::Prepend, Some(unique)) if old_cas != unique => Some(StoreOutcome::Exists),
             _ => None,
         };
         if let Some(outcome) = refused {
@@ -703,7 +730,8 @@ impl Cache {
                 self.free_unlinked(old);
             }
         }
-        (StoreOutcome::Stored, true, self.cas_of(it))
+        // SAFETY: `it` is linked in the stripe we still hold.
+        (StoreOutcome::Stored, true, unsafe { self.cas_of(it) })
     }
 
     /// Removes the live item, if it has the cas unique `cas` when one is given.
@@ -727,11 +755,14 @@ impl Cache {
         let Slot::Live(it) = self.find(stripe, hash, key, now) else {
             return DeleteOutcome::NotFound;
         };
-        if cas.is_some_and(|unique| unique != self.cas_of(it)) {
-            return DeleteOutcome::Exists;
+        // SAFETY: `it` is linked in the stripe we hold, until `remove_live` takes it out.
+        unsafe {
+            if cas.is_some_and(|unique| unique != self.cas_of(it)) {
+                return DeleteOutcome::Exists;
+            }
+            self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
+            self.remove_live(stripe, hash, key, it, now);
         }
-        self.class_hits(it).delete_hits.fetch_add(1, Ordering::Relaxed);
-        self.remove_live(stripe, hash, key, it, now);
         DeleteOutcome::Done
     }
 
@@ -760,10 +791,11 @@ impl Cache {
         let Slot::Live(old) = self.find(stripe, hash, key, now) else {
             return (DeltaOutcome::NotFound, 0);
         };
-        if cas.is_some_and(|unique| unique != self.cas_of(old)) {
+        // SAFETY: `old` is linked in the stripe we hold (also for the uses below, up to `link`).
+        if cas.is_some_and(|unique| unique != unsafe { self.cas_of(old) }) {
             return (DeltaOutcome::Exists, 0);
         }
-        // SAFETY: `old` is linked in the stripe we hold.
+        // SAFETY: as above.
         let Some(current) = parse_counter(unsafe { item::value(old) }) else {
             return (DeltaOutcome::NonNumeric, 0);
         };
@@ -771,7 +803,8 @@ impl Cache {
             DeltaOp::Incr => current.wrapping_add(amount),
             DeltaOp::Decr => current.saturating_sub(amount),
         };
-        let hits = self.class_hits(old);
+        // SAFETY: as above.
+        let hits = unsafe { self.class_hits(old) };
         match op {
             DeltaOp::Incr => hits.incr_hits.fetch_add(1, Ordering::Relaxed),
             DeltaOp::Decr => hits.decr_hits.fetch_add(1, Ordering::Relaxed),
@@ -791,7 +824,7 @@ impl Cache {
         let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
             return (DeltaOutcome::NoMemory, 0);
         };
-        let Some((it, st)) = self.alloc(cls, stripe, self.stripe_index(hash), old, now) else {
+        let Some((it, st)) = self.alloc(cls, stripe, old, now) else {
             self.store_no_memory.fetch_add(1, Ordering::Relaxed);
             return (DeltaOutcome::NoMemory, 0);
         };
@@ -808,7 +841,8 @@ impl Cache {
             (*it).iflags |= key_binary;
             (*it).version = Self::new_version(stripe);
         }
-        (DeltaOutcome::Value(result), self.cas_of(it))
+        // SAFETY: `it` is linked in the stripe we still hold.
+        (DeltaOutcome::Value(result), unsafe { self.cas_of(it) })
     }
 
     /// Sets a live item's expiry.
@@ -863,11 +897,11 @@ impl Cache {
         let Slot::Live(it) = self.find(&mut stripe, hash, key, clock::now()) else {
             return DeleteOutcome::NotFound;
         };
-        if cas.is_some_and(|unique| unique != self.cas_of(it)) {
-            return DeleteOutcome::Exists;
-        }
         // SAFETY: `it` is linked in the stripe we hold.
         unsafe {
+            if cas.is_some_and(|unique| unique != self.cas_of(it)) {
+                return DeleteOutcome::Exists;
+            }
             (*it).iflags = ((*it).iflags | item::STALE) & !item::WIN_SENT;
             if let Some(exptime) = exptime {
                 (*it).exptime = exptime;
@@ -893,8 +927,8 @@ impl Cache {
             self.restamp_touched(stripe, it);
             (*it).atime.store(now, Ordering::Relaxed);
             (*it).iflags |= item::FETCHED | item::ACTIVE;
+            self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
         }
-        self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
         Lookup::Hit
     }
 
@@ -1000,16 +1034,20 @@ impl Cache {
         if it.is_null() {
             return Slot::Empty;
         }
-        self.debug_check(it);
-        // SAFETY: `it` is linked in the stripe the caller holds.
-        let tomb = unsafe { item::is_tombstone(it) };
-        match self.dead(it, now) {
+        // SAFETY: `stripe.find` returns items linked in it, and the caller holds it (`&mut`).
+        let (tomb, dead) = unsafe {
+            self.debug_check(it);
+            (item::is_tombstone(it), self.dead(it, now))
+        };
+        match dead {
             Some(_) if tomb => {
-                self.unlink_free(stripe, it);
+                // SAFETY: as above.
+                unsafe { self.unlink_free(stripe, it) };
                 Slot::Empty
             }
             Some(why) => {
-                self.unlink_free(stripe, it);
+                // SAFETY: as above.
+                unsafe { self.unlink_free(stripe, it) };
                 Slot::Dead(why)
             }
             None if tomb => Slot::Tomb(it),
@@ -1034,21 +1072,31 @@ impl Cache {
         lock::lock(&self.slabs.classes[cls].state)
     }
 
-    /// The hit counters of the item's class; `it` is linked in a stripe the caller holds.
-    fn class_hits(&self, it: *const Item) -> &HitCounters {
-        // SAFETY: callers pass items linked in a stripe they hold.
+    /// The hit counters of the item's class.
+    ///
+    /// # Safety
+    /// `it` is linked in a stripe the caller holds.
+    unsafe fn class_hits(&self, it: *const Item) -> &HitCounters {
+        // SAFETY: forwarded caller guarantee.
         let (class, hash) = unsafe { ((*it).class, (*it).hash) };
         self.slabs.classes[usize::from(class)].hits(hash)
     }
 
-    fn cas_of(&self, it: *const Item) -> u64 {
-        // SAFETY: callers pass items linked in a stripe they hold.
+    /// The item's cas unique as clients see it.
+    ///
+    /// # Safety
+    /// `it` is linked in a stripe the caller holds.
+    unsafe fn cas_of(&self, it: *const Item) -> u64 {
+        // SAFETY: forwarded caller guarantee.
         self.cas_for_version(unsafe { (*it).version })
     }
 
     /// Debug builds: the header's magic is right and the item fits its class's chunk.
-    fn debug_check(&self, it: *const Item) {
-        // SAFETY: callers pass an allocated item that they hold (its stripe or sole owner).
+    ///
+    /// # Safety
+    /// `it` is an allocated item the caller holds (its stripe lock, or as its sole owner).
+    unsafe fn debug_check(&self, it: *const Item) {
+        // SAFETY: forwarded caller guarantee.
         let (class, size) = unsafe {
             item::check(it);
             (usize::from((*it).class), item::size_of(it))
@@ -1060,9 +1108,11 @@ impl Cache {
     }
 
     /// Why a linked item is no longer valid, if it is not. Flushed wins, as in memcached.
-    fn dead(&self, it: *const Item, now: u32) -> Option<Lookup> {
-        // SAFETY: callers hold the item's stripe lock (or its class lock during a walk, with
-        // the stripe taken by try_lock).
+    ///
+    /// # Safety
+    /// `it` is linked in a stripe the caller holds.
+    unsafe fn dead(&self, it: *const Item, now: u32) -> Option<Lookup> {
+        // SAFETY: forwarded caller guarantee.
         let (version, exptime) = unsafe { ((*it).version, (*it).exptime) };
         if self.flush.is_flushed(version, now) {
             Some(Lookup::Flushed)
@@ -1074,8 +1124,11 @@ impl Cache {
     }
 
     /// Unlinks a linked item from its stripe and LRU and frees its chunk.
-    fn unlink_free(&self, stripe: &mut Stripe, it: *mut Item) {
-        // SAFETY: `it` is linked in `stripe`, whose lock the caller holds.
+    ///
+    /// # Safety
+    /// `it` is linked in `stripe` (which, being `&mut`, the caller holds).
+    unsafe fn unlink_free(&self, stripe: &mut Stripe, it: *mut Item) {
+        // SAFETY: forwarded caller guarantee.
         unsafe {
             stripe.remove(it);
             self.free_unlinked(it);
@@ -1113,10 +1166,10 @@ impl Cache {
         new: *mut Item,
         keep_old: bool,
     ) {
-        self.debug_check(new);
         // SAFETY: forwarded caller guarantees; `old`'s class lock, when not `st`, is taken
         // only once `st` is released (one class at a time).
         unsafe {
+            self.debug_check(new);
             if old.is_null() {
                 stripe.insert(new);
             } else {
@@ -1145,7 +1198,7 @@ impl Cache {
     }
 
     /// A chunk of class `cls`: free or new memory first, else reclaim or evict from the LRU
-    /// tail. The caller holds `held` (stripe `held_idx`); `protect` is never evicted. The
+    /// tail. The caller holds `held` (the stripe it is storing in); `protect` is never evicted. The
     /// class lock comes back still held, for `link` or for freeing the chunk at once.
     ///
     /// The walk only tries the locks of other stripes and classes (the caller holds a stripe,
@@ -1156,13 +1209,12 @@ impl Cache {
         &self,
         cls: usize,
         held: &mut Stripe,
-        held_idx: usize,
         protect: *mut Item,
         now: u32,
     ) -> Option<(*mut Item, Held<'_, ClassState>)> {
         let mut since: Option<Instant> = None;
         loop {
-            let (got, mut st) = self.try_alloc(cls, held, held_idx, protect, now);
+            let (got, mut st) = self.try_alloc(cls, held, protect, now);
             match got {
                 Ok(it) => return Some((it, st)),
                 Err(Shortage::Contended) if since.get_or_insert_with(Instant::now).elapsed() < ALLOC_PATIENCE => {
@@ -1182,7 +1234,6 @@ impl Cache {
         &self,
         cls: usize,
         held: &mut Stripe,
-        held_idx: usize,
         protect: *mut Item,
         now: u32,
     ) -> (Result<*mut Item, Shortage>, Held<'_, ClassState>) {
@@ -1207,24 +1258,24 @@ impl Cache {
             if !candidate.is_null() {
                 past_candidate += 1;
             }
-            let verdict = self.with_stripe(it, held, held_idx, |stripe| match self.dead(it, now) {
-                Some(_) => {
-                    // SAFETY: `it` is linked in this stripe, whose lock we hold.
-                    unsafe { stripe.remove(it) };
-                    Verdict::Dead
-                }
-                // SAFETY: as above; iflags change only under the stripe lock.
-                None if self.evict && unsafe { (*it).iflags } & item::ACTIVE != 0 => {
-                    // SAFETY: as above; the LRU is guarded by the class lock we hold.
-                    unsafe {
+            // SAFETY: `it` is in the LRU of the class we hold; the closure gets its stripe, in
+            // which it is linked.
+            let verdict = unsafe {
+                self.with_stripe(it, held, |stripe| match self.dead(it, now) {
+                    Some(_) => {
+                        stripe.remove(it);
+                        Verdict::Dead
+                    }
+                    // iflags change only under the stripe lock; the LRU under the class lock.
+                    None if self.evict && (*it).iflags & item::ACTIVE != 0 => {
                         (*it).iflags &= !item::ACTIVE;
                         st.lru.remove(it);
                         st.lru.push_head(it);
+                        Verdict::SecondChance
                     }
-                    Verdict::SecondChance
-                }
-                None => Verdict::Cold,
-            });
+                    None => Verdict::Cold,
+                })
+            };
             match verdict {
                 None => contended = true,
                 Some(Verdict::Dead) => {
@@ -1249,8 +1300,9 @@ impl Cache {
                 candidate = st.lru.tail;
             }
             if !candidate.is_null() {
-                // SAFETY (closure): the candidate is linked in the stripe the closure is handed.
-                if self.with_stripe(candidate, held, held_idx, |stripe| unsafe { stripe.remove(candidate) }).is_some() {
+                // SAFETY: the candidate is in the LRU of the class we hold, and linked in the
+                // stripe the closure is handed.
+                if unsafe { self.with_stripe(candidate, held, |stripe| stripe.remove(candidate)) }.is_some() {
                     // SAFETY: unlinked from its stripe just now; still in this class's LRU.
                     unsafe {
                         Self::count_eviction(&mut st, candidate, now);
@@ -1260,7 +1312,7 @@ impl Cache {
                 }
                 contended = true;
             }
-            match self.steal_page(cls, &mut st, held, held_idx, protect, now) {
+            match self.steal_page(cls, &mut st, held, protect, now) {
                 Ok(()) => {
                     if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
                         return (Ok(it), st);
@@ -1283,7 +1335,6 @@ impl Cache {
         cls: usize,
         st: &mut ClassState,
         held: &mut Stripe,
-        held_idx: usize,
         protect: *mut Item,
         now: u32,
     ) -> Result<(), Shortage> {
@@ -1321,8 +1372,9 @@ impl Cache {
             return Err(Shortage::Contended);
         }
         for it in (0..carved).map(chunk).filter(|&it| magic(it) == item::ITEM_MAGIC) {
-            // SAFETY (closure): linked items are in the stripe their hash names.
-            if self.with_stripe(it, held, held_idx, |stripe| unsafe { stripe.remove(it) }).is_none() {
+            // SAFETY: a chunk marked ITEM_MAGIC is in the victim's LRU, whose lock we hold, and
+            // linked in the stripe its hash names, which the closure is handed.
+            if unsafe { self.with_stripe(it, held, |stripe| stripe.remove(it)) }.is_none() {
                 return Err(Shortage::Contended);
             }
             // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
@@ -1331,9 +1383,13 @@ impl Cache {
                 slab::release(&mut vst, it);
             }
         }
-        self.slabs.remove_page(&mut vst, page);
-        drop(vst);
-        self.slabs.give_page(cls, st, page);
+        // SAFETY: every chunk of the page is now free or was never handed out (no TAKEN
+        // chunk, every linked one released above), so nothing refers into it.
+        unsafe {
+            self.slabs.remove_page(&mut vst, page);
+            drop(vst);
+            self.slabs.give_page(cls, st, page);
+        }
         Ok(())
     }
 
@@ -1377,18 +1433,16 @@ impl Cache {
     }
 
     /// Runs `f` on the stripe of the LRU item `it` if that stripe can be had without blocking:
-    /// it is `held` (the caller's), or a `try_lock` succeeds.
-    fn with_stripe<T>(
-        &self,
-        it: *const Item,
-        held: &mut Stripe,
-        held_idx: usize,
-        f: impl FnOnce(&mut Stripe) -> T,
-    ) -> Option<T> {
+    /// it is `held` (the caller's, known by the index it carries, not by the caller's word),
+    /// or a `try_lock` succeeds.
+    ///
+    /// # Safety
+    /// `it` is in the LRU of a class whose lock the caller holds.
+    unsafe fn with_stripe<T>(&self, it: *const Item, held: &mut Stripe, f: impl FnOnce(&mut Stripe) -> T) -> Option<T> {
         // SAFETY: LRU items stay allocated while the caller holds their class lock, and the
         // hash never changes while an item is linked.
         let idx = self.stripe_index(unsafe { (*it).hash });
-        if idx == held_idx {
+        if idx == held.index() {
             return Some(f(held));
         }
         lock::try_lock(&self.stripes[idx].0).map(|mut guard| f(&mut guard))

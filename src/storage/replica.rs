@@ -148,26 +148,31 @@ impl Cache {
             }
             return false;
         }
-        let applied = self.apply_newer(stripe, hash, entry, found, now);
+        // SAFETY: `found` is null or linked in the stripe we hold.
+        let applied = unsafe { self.apply_newer(stripe, hash, entry, found, now) };
         if applied {
             stripe.max_version = stripe.max_version.max(version);
         }
         applied
     }
 
-    /// `apply` once the entry is known to be newer than `found` (null, or linked in `stripe`,
-    /// which the caller holds).
-    fn apply_newer(&self, stripe: &mut Stripe, hash: u32, entry: &Entry, found: *mut Item, now: u32) -> bool {
+    /// `apply` once the entry is known to be newer than `found`.
+    ///
+    /// # Safety
+    /// `found` is null, or linked in `stripe` (which, being `&mut`, the caller holds).
+    unsafe fn apply_newer(&self, stripe: &mut Stripe, hash: u32, entry: &Entry, found: *mut Item, now: u32) -> bool {
         let (key, version) = (entry.key(), entry.version());
+        // SAFETY (each block below): forwarded caller guarantee; nothing frees `found` before
+        // its last use (a failed `store_applied` leaves it linked).
         match entry {
             Entry::Deleted { .. } => {
                 if self.tombstone_ttl == 0 {
                     if !found.is_null() {
-                        self.unlink_free(stripe, found);
+                        unsafe { self.unlink_free(stripe, found) };
                     }
                     return true;
                 }
-                let buried = self.bury(stripe, hash, key, found, version, now);
+                let buried = unsafe { self.bury(stripe, hash, key, found, version, now) };
                 if !buried {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -180,16 +185,16 @@ impl Cache {
                 if *exptime != 0 && *exptime <= now {
                     // Already expired: it only hides what it overwrote.
                     if !found.is_null() {
-                        self.unlink_free(stripe, found);
+                        unsafe { self.unlink_free(stripe, found) };
                     }
                     return true;
                 }
-                let stored = self.store_applied(stripe, hash, found, entry);
+                let stored = unsafe { self.store_applied(stripe, hash, found, entry) };
                 if !stored {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
                     // The peer has a newer write than ours: better no item than a stale one.
                     if !found.is_null() {
-                        self.unlink_free(stripe, found);
+                        unsafe { self.unlink_free(stripe, found) };
                     }
                 }
                 stored
@@ -265,12 +270,18 @@ impl Cache {
 
     /// Takes a live item out for a client (delete, a failed set): a tombstone at a new version
     /// takes its place when tombstones are on.
-    pub(super) fn remove_live(&self, stripe: &mut Stripe, hash: u32, key: &[u8], it: *mut Item, now: u32) {
-        if self.tombstone_ttl == 0 {
-            self.unlink_free(stripe, it);
-        } else {
-            let version = Self::new_version(stripe);
-            self.bury(stripe, hash, key, it, version, now);
+    ///
+    /// # Safety
+    /// `it` is a live item with this key and hash, linked in `stripe`.
+    pub(super) unsafe fn remove_live(&self, stripe: &mut Stripe, hash: u32, key: &[u8], it: *mut Item, now: u32) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            if self.tombstone_ttl == 0 {
+                self.unlink_free(stripe, it);
+            } else {
+                let version = Self::new_version(stripe);
+                self.bury(stripe, hash, key, it, version, now);
+            }
         }
     }
 
@@ -278,7 +289,10 @@ impl Cache {
     /// `stripe`, which the caller holds). A tombstone is updated in place; otherwise a chunk
     /// of the smallest fitting class is taken, and when none can be had the old item's chunk
     /// becomes the tombstone. False only when there was nothing to reuse and no memory.
-    fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
+    ///
+    /// # Safety
+    /// `found` is null, or linked in `stripe` under this key.
+    unsafe fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
         let exptime = now.saturating_add(self.tombstone_ttl);
         // SAFETY: `found`, when non-null, is linked in the stripe we hold.
         let (found_tomb, found_class) =
@@ -293,7 +307,7 @@ impl Cache {
         }
         let cls = self.slabs.class_for(item::total_size(key.len(), 0));
         let fresh = match cls {
-            Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, self.stripe_index(hash), found, now),
+            Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, found, now),
             _ => None,
         };
         match (fresh, cls) {
@@ -341,10 +355,12 @@ impl Cache {
         }
     }
 
-    /// Stores a peer's item in place of `found` (null, or linked in `stripe`, which the
-    /// caller holds) with exactly its flags, expiry and version. False when it does not fit or
-    /// no memory can be had.
-    fn store_applied(&self, stripe: &mut Stripe, hash: u32, found: *mut Item, entry: &Entry) -> bool {
+    /// Stores a peer's item in place of `found` with exactly its flags, expiry and version.
+    /// False when it does not fit or no memory can be had (`found` is then left linked).
+    ///
+    /// # Safety
+    /// `found` is null, or linked in `stripe` under the entry's key.
+    unsafe fn store_applied(&self, stripe: &mut Stripe, hash: u32, found: *mut Item, entry: &Entry) -> bool {
         let Entry::Item { key, flags, exptime, version, marks, value } = entry else {
             return false;
         };
@@ -354,7 +370,7 @@ impl Cache {
             _ => return false,
         };
         let now = clock::now();
-        let Some((it, st)) = self.alloc(cls, stripe, self.stripe_index(hash), found, now) else {
+        let Some((it, st)) = self.alloc(cls, stripe, found, now) else {
             return false;
         };
         // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else until

@@ -266,7 +266,8 @@ impl Slabs {
         } else {
             if state.end_left == 0 {
                 let page = self.new_page().ok_or(Exhausted)?;
-                self.give_page(cls, state, page);
+                // SAFETY: a page fresh from the pool, used by no one.
+                unsafe { self.give_page(cls, state, page) };
             }
             let it = state.end as *mut Item;
             // SAFETY: `end_left > 0` chunks remain in the current page, so the next chunk lies
@@ -280,8 +281,12 @@ impl Slabs {
         Ok(it)
     }
 
-    /// Makes `page` (unused memory of `page_size` bytes) class `cls`'s current page.
-    pub fn give_page(&self, cls: usize, state: &mut ClassState, page: *mut u8) {
+    /// Makes `page` class `cls`'s current page; the caller holds `state`, that class's lock.
+    ///
+    /// # Safety
+    /// `page` is `page_size` bytes of this pool's memory, 8-byte aligned, that nothing refers
+    /// into and no class holds: chunks will be carved from it.
+    pub unsafe fn give_page(&self, cls: usize, state: &mut ClassState, page: *mut u8) {
         state.pages += 1;
         state.page_list.push(page);
         state.end = page;
@@ -304,8 +309,14 @@ impl Slabs {
         Some((page, carved))
     }
 
-    /// Takes `page` away from the class: its chunks must all be free (or never handed out).
-    pub fn remove_page(&self, state: &mut ClassState, page: *mut u8) {
+    /// Takes `page` away from the class whose lock `state` is, dropping its chunks from the
+    /// free list.
+    ///
+    /// # Safety
+    /// `page` is one of this class's pages, and every chunk on it is free or was never handed
+    /// out: nothing (hash chain, LRU, store in flight) refers into it.
+    pub unsafe fn remove_page(&self, state: &mut ClassState, page: *mut u8) {
+        assert!(state.page_list.contains(&page), "removing a page the class does not hold");
         let (lo, hi) = (page as usize, page as usize + self.page_size);
         let mut kept: *mut Item = ptr::null_mut();
         let mut it = state.free;

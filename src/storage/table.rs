@@ -17,6 +17,9 @@ pub struct Stripe {
     buckets: Vec<*mut Item>,
     count: usize,
     shift: u32,
+    /// This stripe's place in the cache's array: how a caller handing over a stripe it holds
+    /// is matched with an item's hash, without trusting an index passed along with it.
+    index: usize,
     /// The largest version written under this stripe's lock (see `Cache::max_version`).
     pub max_version: u64,
 }
@@ -26,18 +29,23 @@ pub struct Stripe {
 unsafe impl Send for Stripe {}
 
 impl Stripe {
-    /// `shift`: how many low hash bits pick the stripe.
-    pub fn new(buckets_log2: u32, shift: u32) -> Stripe {
-        Stripe { buckets: vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)], count: 0, shift, max_version: 0 }
+    /// `shift`: how many low hash bits pick the stripe; `index`: the stripe those bits pick.
+    pub fn new(buckets_log2: u32, shift: u32, index: usize) -> Stripe {
+        let buckets = vec![ptr::null_mut(); 1 << buckets_log2.min(MAX_BUCKETS_LOG2)];
+        Stripe { buckets, count: 0, shift, index, max_version: 0 }
     }
 
-    fn index(&self, hash: u32) -> usize {
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn bucket(&self, hash: u32) -> usize {
         ((hash >> self.shift) as usize) & (self.buckets.len() - 1)
     }
 
     /// The item with this key, if linked here.
     pub fn find(&self, hash: u32, key: &[u8]) -> *mut Item {
-        let mut it = self.buckets[self.index(hash)];
+        let mut it = self.buckets[self.bucket(hash)];
         while !it.is_null() {
             // SAFETY: chained items are allocated while linked, and we hold the stripe lock
             // (`&self` comes from its guard).
@@ -59,7 +67,7 @@ impl Stripe {
     pub unsafe fn insert(&mut self, it: *mut Item) {
         // SAFETY: the caller hands over an allocated item; its header is ours to write.
         unsafe {
-            let idx = self.index((*it).hash);
+            let idx = self.bucket((*it).hash);
             (*it).h_next = self.buckets[idx];
             self.buckets[idx] = it;
         }
@@ -77,14 +85,14 @@ impl Stripe {
         0
     }
 
-    /// Unlinks `it`, which is linked in this stripe.
+    /// Unlinks `it`, which is linked in this stripe (checked: a miss panics).
     ///
     /// # Safety
     /// `it` is an item linked in this stripe.
     pub unsafe fn remove(&mut self, it: *mut Item) {
         // SAFETY: every item on the chain is allocated while linked here.
         unsafe {
-            let idx = self.index((*it).hash);
+            let idx = self.bucket((*it).hash);
             let mut link: *mut *mut Item = &mut self.buckets[idx];
             while !(*link).is_null() {
                 if *link == it {
@@ -96,7 +104,9 @@ impl Stripe {
                 link = &mut (**link).h_next;
             }
         }
-        debug_assert!(false, "removing an item not in its stripe");
+        // Freeing an item still linked elsewhere would corrupt that chain: stop (under the
+        // stripe lock, the panic aborts).
+        panic!("removing an item not in its stripe");
     }
 
     /// Puts `new` in place of `old` (same key) in the chain.
@@ -106,7 +116,7 @@ impl Stripe {
     pub unsafe fn replace(&mut self, old: *mut Item, new: *mut Item) {
         // SAFETY: every item on the chain is allocated while linked here.
         unsafe {
-            let idx = self.index((*old).hash);
+            let idx = self.bucket((*old).hash);
             let mut link: *mut *mut Item = &mut self.buckets[idx];
             while !(*link).is_null() {
                 if *link == old {
@@ -118,7 +128,7 @@ impl Stripe {
                 link = &mut (**link).h_next;
             }
         }
-        debug_assert!(false, "replacing an item not in its stripe");
+        panic!("replacing an item not in its stripe");
     }
 
     /// Calls `f` with every item linked here.
@@ -151,5 +161,48 @@ impl Stripe {
             }
         }
         self.buckets = bigger;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stripe;
+    use crate::storage::item::{self, Item};
+
+    /// An item header in a buffer of our own, for the chain operations.
+    fn chunk(buf: &mut [u64; 16], hash: u32) -> *mut Item {
+        let it = buf.as_mut_ptr().cast::<Item>();
+        // SAFETY: 128 aligned bytes hold the header and a one-byte key; only this test uses them.
+        unsafe {
+            item::init(it, 0, 1, 0, hash, 0);
+            (*it).magic = item::ITEM_MAGIC;
+            item::key_mut(it).copy_from_slice(b"k");
+        }
+        it
+    }
+
+    #[test]
+    fn a_linked_item_is_found_and_removed() {
+        let mut stripe = Stripe::new(2, 0, 0);
+        let mut buf = [0u64; 16];
+        let it = chunk(&mut buf, 7);
+        // SAFETY: `it` is a filled header not linked anywhere, then linked here.
+        unsafe {
+            stripe.insert(it);
+            assert_eq!(stripe.find(7, b"k"), it);
+            stripe.remove(it);
+        }
+        assert!(stripe.find(7, b"k").is_null());
+    }
+
+    /// Freeing an item the stripe does not hold would leave it in another chain: refused.
+    #[test]
+    #[should_panic(expected = "not in its stripe")]
+    fn removing_an_item_the_stripe_does_not_hold_panics() {
+        let mut stripe = Stripe::new(2, 0, 0);
+        let mut buf = [0u64; 16];
+        let it = chunk(&mut buf, 7);
+        // SAFETY: breaks `remove`'s contract on purpose; the stripe reads only empty buckets.
+        unsafe { stripe.remove(it) };
     }
 }
