@@ -19,8 +19,10 @@ const HEADER: usize = 24;
 const MAX_KEY: usize = crate::storage::KEY_MAX_LENGTH;
 /// An incr/decr expiry that means "fail rather than create".
 const NO_CREATE: u32 = 0xffff_ffff;
-/// SASL's list-mechanisms request: not served, but refused as memcached refuses it.
+/// SASL's requests: not served, but refused as memcached without SASL refuses them.
 const SASL_LIST_MECHS: u8 = 0x20;
+const SASL_AUTH: u8 = 0x21;
+const SASL_STEP: u8 = 0x22;
 
 // Response statuses, as memcached numbers them.
 const SUCCESS: u16 = 0x00;
@@ -54,8 +56,62 @@ struct Packet<'a> {
     value: &'a [u8],
 }
 
+/// What a request's header calls for, decided as memcached decides it once it holds the
+/// extras and the key and before it reads any value: a header announcing a huge body is judged
+/// by its shape first, and only a value that would be stored can be too large.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    /// Execute once the first `len` bytes (header included) are in. For a request that takes
+    /// no value that is the extras and the key: memcached reads a stat's or a touch's surplus
+    /// body as the next request.
+    Serve { len: usize },
+    /// Answer `status`, drop `consumed` bytes, discard `swallow` more, and go on.
+    Skip { status: u16, consumed: usize, swallow: usize },
+    /// Answer `status` and close.
+    Refuse(u16),
+}
+
+/// memcached 1.6.18's checks, in its order, on a header's lengths.
+fn frame(opcode: u8, extras: usize, key: usize, body: usize, max_body: usize) -> Frame {
+    if key + extras > body {
+        return Frame::Refuse(UNKNOWN_COMMAND);
+    }
+    if key > MAX_KEY {
+        return Frame::Refuse(EINVAL);
+    }
+    let value = body - extras - key;
+    let keyed = key > 0;
+    let (valid, takes_value) = match opcode {
+        0x00 | 0x09 | 0x0c | 0x0d | 0x04 | 0x14 => (extras == 0 && keyed && value == 0, false),
+        0x01..=0x03 | 0x11..=0x13 => (extras == 8 && keyed, true),
+        0x0e | 0x0f | 0x19 | 0x1a => (extras == 0 && keyed, true),
+        0x05 | 0x06 | 0x15 | 0x16 => (extras == 20 && keyed && value == 0, false),
+        0x07 | 0x17 | 0x0a | 0x0b => (body == 0, false),
+        0x08 | 0x18 => (!keyed && value == 0 && (extras == 0 || extras == 4), false),
+        0x10 => (extras == 0, false),
+        0x1c | 0x1d | 0x1e | 0x23 | 0x24 => (extras == 4 && keyed, false),
+        // No SASL here: memcached without it checks the shape, then calls the command unknown.
+        SASL_LIST_MECHS if body == 0 => return Frame::Skip { status: UNKNOWN_COMMAND, consumed: HEADER, swallow: 0 },
+        SASL_AUTH | SASL_STEP if extras == 0 && keyed => {
+            return Frame::Skip { status: UNKNOWN_COMMAND, consumed: HEADER + key, swallow: value };
+        }
+        SASL_LIST_MECHS | SASL_AUTH | SASL_STEP => (false, false),
+        // memcached has read the extras and the key, and discards a whole body length more.
+        _ => return Frame::Skip { status: UNKNOWN_COMMAND, consumed: HEADER + extras + key, swallow: body },
+    };
+    if !valid {
+        Frame::Refuse(EINVAL)
+    } else if takes_value && body > max_body {
+        Frame::Skip { status: E2BIG, consumed: HEADER, swallow: body }
+    } else if takes_value {
+        Frame::Serve { len: HEADER + body }
+    } else {
+        Frame::Serve { len: HEADER + extras + key }
+    }
+}
+
 /// Parses and carries out the request at the front of `input`. `max_body` bounds the body
-/// that is buffered; a larger one is answered "Too large." and discarded as it arrives.
+/// that is buffered; a larger value is answered "Too large." and discarded as it arrives.
 pub fn handle(input: &[u8], max_body: usize, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) -> Handled {
     if input.len() < HEADER {
         return Handled::Incomplete;
@@ -72,32 +128,24 @@ pub fn handle(input: &[u8], max_body: usize, ctx: &Context, local: &mut LocalCou
     let mut cas_bytes = [0u8; 8];
     cas_bytes.copy_from_slice(&input[16..24]);
     let cas = u64::from_be_bytes(cas_bytes);
-    if key_len + extras_len > body_len {
-        // memcached reads the body before it refuses the request and closes.
-        if input.len() < HEADER + body_len && body_len <= max_body {
-            return Handled::Incomplete;
-        }
-        error(out, opcode, opaque, UNKNOWN_COMMAND);
-        return Handled::Done { consumed: input.len(), swallow: 0, next: Next::Close };
-    }
-    if body_len > max_body {
-        error(out, opcode, opaque, E2BIG);
-        return Handled::Done { consumed: HEADER, swallow: body_len, next: Next::Continue };
-    }
-    if opcode == SASL_LIST_MECHS && body_len != 0 {
-        // No SASL here, but memcached checks this request's shape first, and closes.
-        error(out, opcode, opaque, EINVAL);
-        return Handled::Done { consumed: input.len(), swallow: 0, next: Next::Close };
-    }
-    if !known(opcode) {
-        // memcached 1.6.18 discards as many bytes again after an unknown request's body.
-        error(out, opcode, opaque, UNKNOWN_COMMAND);
-        return Handled::Done { consumed: HEADER, swallow: 2 * body_len, next: Next::Continue };
-    }
-    if input.len() < HEADER + body_len {
+    if input.len() < HEADER + extras_len + key_len {
         return Handled::Incomplete;
     }
-    let body = &input[HEADER..HEADER + body_len];
+    let len = match frame(opcode, extras_len, key_len, body_len, max_body) {
+        Frame::Refuse(status) => {
+            error(out, opcode, opaque, status);
+            return Handled::Done { consumed: input.len(), swallow: 0, next: Next::Close };
+        }
+        Frame::Skip { status, consumed, swallow } => {
+            error(out, opcode, opaque, status);
+            return Handled::Done { consumed, swallow, next: Next::Continue };
+        }
+        Frame::Serve { len } => len,
+    };
+    if input.len() < len {
+        return Handled::Incomplete;
+    }
+    let body = &input[HEADER..len];
     let packet = Packet {
         opcode,
         opaque,
@@ -107,39 +155,12 @@ pub fn handle(input: &[u8], max_body: usize, ctx: &Context, local: &mut LocalCou
         value: &body[extras_len + key_len..],
     };
     let next = execute(&packet, ctx, local, out);
-    Handled::Done { consumed: HEADER + body_len, swallow: 0, next }
+    Handled::Done { consumed: len, swallow: 0, next }
 }
 
-/// The opcodes served. memcached 1.6.18 no longer answers verbosity (0x1b) in binary.
-fn known(opcode: u8) -> bool {
-    matches!(opcode, 0x00..=0x1a | 0x1c..=0x1e | 0x23 | 0x24)
-}
-
-/// Whether the request's lengths fit its opcode: `extras` exact, a key when one is needed.
-fn shape_ok(p: &Packet, extras: &[usize], key: bool, value: bool) -> bool {
-    extras.contains(&p.extras.len())
-        && (p.key.is_empty() != key)
-        && p.key.len() <= MAX_KEY
-        && (value || p.value.is_empty())
-}
-
+/// Carries out a request `frame` found well-shaped.
 fn execute(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) -> Next {
     let op = p.opcode;
-    let valid = match op {
-        0x00 | 0x09 | 0x0c | 0x0d | 0x04 | 0x14 => shape_ok(p, &[0], true, false),
-        0x01..=0x03 | 0x11..=0x13 => shape_ok(p, &[8], true, true),
-        0x0e | 0x0f | 0x19 | 0x1a => shape_ok(p, &[0], true, true),
-        0x05 | 0x06 | 0x15 | 0x16 => shape_ok(p, &[20], true, false),
-        0x07 | 0x17 | 0x0a | 0x0b => shape_ok(p, &[0], false, false),
-        0x08 | 0x18 => shape_ok(p, &[0, 4], false, false),
-        0x10 => p.extras.is_empty() && p.value.is_empty(),
-        0x1c | 0x1d | 0x1e | 0x23 | 0x24 => shape_ok(p, &[4], true, false),
-        _ => p.extras.is_empty() && p.key.is_empty(),
-    };
-    if !valid {
-        error(out, op, p.opaque, EINVAL);
-        return Next::Close;
-    }
     match op {
         0x00 | 0x09 | 0x0c | 0x0d => get(p, None, ctx, local, out),
         0x1d | 0x1e | 0x23 | 0x24 | 0x1c => get(p, Some(be32(p.extras)), ctx, local, out),

@@ -49,7 +49,7 @@ pub mod udp;
 mod worker;
 
 use std::io::{self, ErrorKind, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -83,6 +83,9 @@ pub struct Shared {
     pub stats: Stats,
     pub conns: ConnRegistry,
     limits: Limits,
+    /// `-c`'s places taken: the open client connections, and without maxconns_fast the one
+    /// an accept thread holds for the connection it waits to accept (not yet counted open).
+    places: AtomicU64,
     /// Signalled when a connection closes, for accept threads waiting for room under `-c`.
     room: Mutex<()>,
     closed: Condvar,
@@ -98,6 +101,7 @@ impl Shared {
             stats: Stats::new(clock::now()),
             conns: ConnRegistry::default(),
             limits: Limits { max_key: KEY_MAX },
+            places: AtomicU64::new(0),
             room: Mutex::new(()),
             closed: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -112,29 +116,34 @@ impl Shared {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Counts one more open connection unless `-c` are open already.
-    fn try_open(&self) -> bool {
+    /// Takes one of `-c`'s places unless all are taken.
+    fn take_place(&self) -> bool {
         let max = self.settings.max_conns as u64;
-        let taken = self.stats.curr_connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-        match taken {
-            Ok(before) => {
-                self.stats.connection_structures.fetch_max(before + 1, Ordering::Relaxed);
-                true
-            }
-            Err(_) => false,
-        }
+        self.places.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
     }
 
-    /// Without maxconns_fast: waits until a connection may be opened and counts it. False
-    /// when the server is stopping.
-    fn wait_to_open(&self) -> bool {
+    /// Gives a place back and wakes the accept threads waiting for one.
+    fn release_place(&self) {
+        self.places.fetch_sub(1, Ordering::AcqRel);
+        self.wake_accepters();
+    }
+
+    /// Counts an accepted connection, in the place taken for it, as open.
+    fn count_open(&self) {
+        let before = self.stats.curr_connections.fetch_add(1, Ordering::AcqRel);
+        self.stats.connection_structures.fetch_max(before + 1, Ordering::Relaxed);
+    }
+
+    /// Without maxconns_fast: waits until a place is free and takes it. False when the server
+    /// is stopping.
+    fn wait_for_place(&self) -> bool {
         let mut guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
         let mut counted = false;
         loop {
             if self.stopping() {
                 return false;
             }
-            if self.try_open() {
+            if self.take_place() {
                 return true;
             }
             if !counted {
@@ -153,10 +162,10 @@ impl Shared {
         }
     }
 
-    /// Uncounts a closed connection and wakes the accept threads waiting for room.
+    /// Uncounts a closed connection and frees its place.
     fn close_one(&self) {
         self.stats.curr_connections.fetch_sub(1, Ordering::AcqRel);
-        self.wake_accepters();
+        self.release_place();
     }
 
     /// Counts a listener or a UDP thread, which memcached counts as connections.
@@ -235,7 +244,7 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>, workers: &Workers) {
     log::line(log::STATE, format_args!("<{fd} server listening ({})", protocol_name(shared.settings.protocol).0));
     let fast = shared.settings.maxconns_fast;
     loop {
-        if !fast && !shared.wait_to_open() {
+        if !fast && !shared.wait_for_place() {
             break;
         }
         let accepted = listener.accept();
@@ -243,11 +252,11 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>, workers: &Workers) {
             break;
         }
         match accepted {
-            Ok(client) if fast && !shared.try_open() => reject(client, shared),
+            Ok(client) if fast && !shared.take_place() => reject(client, shared),
             Ok(client) => open(client, shared, workers),
             Err(e) => {
                 if !fast {
-                    shared.close_one();
+                    shared.release_place();
                 }
                 accept_failed(&e, shared);
             }
@@ -282,6 +291,7 @@ fn reject(mut client: Accepted, shared: &Shared) {
 /// Registers the connection and hands it to a handler thread.
 fn open(client: Accepted, shared: &Arc<Shared>, workers: &Workers) {
     let fd = client.stream.fd();
+    shared.count_open();
     shared.stats.add(Counter::TotalConnections, 1);
     let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
     log::line(log::STATE, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
