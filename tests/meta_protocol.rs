@@ -601,3 +601,20 @@ fn invalidation_counts_as_memcached() {
         assert_eq!(stat(name), expected, "{name}");
     }
 }
+
+/// mg and ma apply T, and N on an item they create, in the order given, and t reports the TTL
+/// as it stands where t is; ma's T sets the TTL of a counter that was there, N does not.
+/// Found by the model test (tests/model.rs).
+#[test]
+fn ttl_flags_apply_in_order() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ma_hit_t", b"ma {k} N90 t\r\nma {k} T300 v t\r\nma {k} N500 t\r\nma {k} N700 T800 t\r\n", b"HD t90\r\nVA 1 t300\r\n1\r\nHD t300\r\nHD t800\r\n"),
+            ("ma_create_n_t", b"ma {k} N100 T200 t\r\nma {k}x T200 N100 t\r\nma {k}y t N100 T200\r\nma {k}y t\r\n", b"HD t200\r\nHD t100\r\nHD t-1\r\nHD t200\r\n"),
+            ("ma_quiet_t", b"ma {k} N100 q\r\nma {k} T500 q\r\nma {k} t\r\n", b"HD\r\nHD t500\r\n"),
+            ("mg_create_n_t", b"mg {k} N2000 T1000 t v\r\nmg {k}x T1000 N2000 t v\r\nmg {k}y t N100 T200\r\nmg {k}y t\r\n", b"VA 0 t1000 W\r\n\r\nVA 0 t2000 W\r\n\r\nHD t-1 W\r\nHD t200 Z\r\n"),
+        ],
+    );
+}
