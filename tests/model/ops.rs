@@ -120,8 +120,9 @@ pub enum CasRef {
     Bogus,
 }
 
-/// A cas value neither server reaches in a run.
-pub const BOGUS_CAS: u64 = 999_999_999;
+/// A cas value neither server reaches, above every real one on both (ms I treats a lower
+/// cas otherwise than a higher one).
+pub const BOGUS_CAS: u64 = 1 << 62;
 
 impl CasRef {
     fn draw(rng: &mut Rng, zero_percent: u64) -> CasRef {
@@ -496,14 +497,20 @@ fn meta(rng: &mut Rng, k: usize) -> Op {
         _ => return Op::Meta { cmd: b'n', key: 0, flags: Vec::new(), value: Bytes(Vec::new()) },
     };
     pool.push(opaque);
-    // memcached's t after a T in the past prints the seconds left as an unsigned underflow.
+    // memcached's t after a T in the past prints the seconds left as an unsigned underflow,
+    // and an item it creates with N in the past it answers as if alive.
+    let mut live_ttl = || match Ttl::draw(rng, false) {
+        ttl if ttl.dead() => Ttl::Never,
+        ttl => ttl,
+    };
     if matches!(cmd, b'g' | b'a') && ttl.dead() {
-        ttl = Ttl::Never;
+        ttl = live_ttl();
     }
+    let vivify = MFlag::N(live_ttl());
     match cmd {
         b'g' => {
             pool.push(MFlag::T(ttl));
-            pool.push(MFlag::N(Ttl::draw(rng, false)));
+            pool.push(vivify);
             if rng.percent(60) {
                 pool.push(MFlag::Bare(b'v'));
             }
@@ -514,7 +521,7 @@ fn meta(rng: &mut Rng, k: usize) -> Op {
         b'd' => pool.extend([MFlag::T(ttl), cas]),
         _ => pool.extend([
             MFlag::T(ttl),
-            MFlag::N(Ttl::draw(rng, false)),
+            vivify,
             cas,
             MFlag::J(rng.below(100)),
             MFlag::D(amount(rng)),

@@ -71,8 +71,9 @@ impl Conn {
         }
     }
 
-    /// Sends a text or meta request and gives its answer.
-    pub fn text(&mut self, request: &[u8]) -> Vec<u8> {
+    /// Sends a text or meta request and gives its answer; `noops` is how many MN lines the
+    /// request itself asks for.
+    pub fn text(&mut self, request: &[u8], mut noops: usize) -> Vec<u8> {
         let mut out = request.to_vec();
         out.extend_from_slice(b"mn\r\n");
         self.stream.write_all(&out).expect("write");
@@ -80,7 +81,10 @@ impl Conn {
         loop {
             let line = self.line();
             if line == b"MN\r\n" {
-                return answer;
+                if noops == 0 {
+                    return answer;
+                }
+                noops -= 1;
             }
             answer.extend_from_slice(&line);
             if let Some(len) = block_length(&line) {
@@ -139,7 +143,7 @@ impl Side for Remote {
         if op.is_binary() {
             self.binary.binary(&request)
         } else {
-            self.text.text(&request)
+            self.text.text(&request, usize::from(matches!(op, Op::Meta { cmd: b'n', .. })))
         }
     }
 }
@@ -177,7 +181,8 @@ impl CasBook {
                     found.push((key, number(words[4]).expect("cas")));
                 } else if words[0].len() == 2 {
                     for word in &words[1..] {
-                        if let Some(cas) = word.strip_prefix(b"c").and_then(number) {
+                        // A failed ms answers c0, which is no cas.
+                        if let Some(cas) = word.strip_prefix(b"c").and_then(number).filter(|&cas| cas != 0) {
                             found.push((op.key(), cas));
                         }
                     }
