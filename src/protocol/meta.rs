@@ -617,11 +617,12 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     };
     // Append and prepend check the cas under the store's own lock.
     let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
+    // C0 is no cas to memcached: append and prepend go on, a cas store fails, I or not.
     let opts = StoreOptions {
-        cas: compare.filter(|_| joining),
+        cas: compare.filter(|&cas| joining && cas != 0),
         // I: a cas older than the item's stores a stale value (the cache acts on it for a cas
         // only, so I without C, or with add, append or prepend, changes nothing).
-        invalidate: request.has(b'I'),
+        invalidate: request.has(b'I') && compare != Some(0),
         key_binary: request.base64,
     };
     let flags = request.number(b'F').unwrap_or(0) as u32;
