@@ -618,3 +618,54 @@ fn ttl_flags_apply_in_order() {
         ],
     );
 }
+
+/// C0 is no cas to memcached: a cas store with it fails (I or not), append and prepend go
+/// on. Found by the model test.
+#[test]
+fn cas_zero_is_no_cas() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ms_c0", b"ms {k} 1\r\n1\r\nms {k} 1 C0\r\n2\r\nms {k} 1 C0 I\r\n3\r\nms {k} 1 MR C0 I\r\n4\r\nmg {k} v\r\n", b"HD\r\nEX\r\nEX\r\nEX\r\nVA 1\r\n1\r\n"),
+            ("ms_c0_join", b"ms {k} 1\r\n1\r\nms {k} 1 MA C0\r\n2\r\nms {k} 1 MP C0 I\r\n0\r\nmg {k} v\r\n", b"HD\r\nHD\r\nHD\r\nVA 3\r\n012\r\n"),
+            ("ms_c0_miss", b"ms {k} 1 C0\r\n1\r\nms {k} 1 MR C0\r\n1\r\n", b"NF\r\nNF\r\n"),
+        ],
+    );
+}
+
+/// memcached refuses to count an empty value before it compares the cas: a wrong C on an
+/// empty value is non-numeric, on a word EX. Found by the model test.
+#[test]
+fn arithmetic_on_an_empty_value_is_non_numeric_before_the_cas() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ma_empty_c", b"ms {k} 0\r\n\r\nma {k} C1\r\nma {k} C1 q\r\n", b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+            ("ma_word_c", b"ms {k} 1\r\nx\r\nma {k} C1\r\nma {k}\r\n", b"HD\r\nEX\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+        ],
+    );
+}
+
+/// memcached keeps nonzero client flags in 4 more bytes of its item header, so with flags the
+/// largest value is 4 bytes shorter (-I 64k, a one-byte key: 65476 bytes, or 65472).
+#[test]
+fn flags_shorten_the_largest_value() {
+    let server = Server::start(&["-I", "64k", "-o", "slab_chunk_max=65536"]);
+    let mut client = server.connect();
+    let value = |n: usize| "x".repeat(n);
+    let cases = [
+        (format!("ms a 65476\r\n{}\r\n", value(65476)), "HD\r\n"),
+        (format!("ms a 65473 F1\r\n{}\r\n", value(65473)), "SERVER_ERROR object too large for cache\r\n"),
+        (format!("ms a 65472 F1\r\n{}\r\n", value(65472)), "HD\r\n"),
+        (format!("ms b 65472\r\n{}\r\n", value(65472)), "HD\r\n"),
+        (format!("ms b 4 MA F1\r\n{}\r\n", value(4)), "HD\r\n"),
+        (format!("ms c 5 F1\r\n{}\r\n", value(5)), "HD\r\n"),
+        (format!("ms c 65468 MA\r\n{}\r\n", value(65468)), "NS\r\n"),
+    ];
+    for (send, expected) in cases {
+        client.send(send.as_bytes());
+        assert_eq!(client.line(), expected, "{}", &send[..send.find('\r').unwrap()]);
+    }
+}

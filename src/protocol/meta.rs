@@ -26,7 +26,7 @@ use super::text::Tokens;
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
-use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
+use crate::storage::{Cache, DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
 
 const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
@@ -194,7 +194,7 @@ pub(super) fn parse<'a>(
     if cmd != MetaCmd::Set {
         return Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 };
     }
-    if !item_fits(request.key.len(), len) {
+    if !item_fits(request.key.len(), Cache::sized_value(len, request.number(b'F').unwrap_or(0) as u32)) {
         return Parsed::Command {
             // q hides only success: the refusal is always answered.
             request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: false },
