@@ -635,3 +635,19 @@ fn incr_of_an_empty_value_is_non_numeric_whatever_the_cas() {
         assert_eq!(r.status, NON_NUMERIC, "cas {given} (item's {cas})");
     }
 }
+
+/// An append or prepend with a wrong cas is "Data exists" even when the joined value would be
+/// too large: memcached compares the cas before it sizes the joined item. Found by the model
+/// test.
+#[test]
+fn append_compares_the_cas_before_the_joined_size() {
+    let (_s, mut c) = start();
+    let cas = set(&mut c, "j", 0, b"123");
+    let big = vec![b'x'; (1 << 20) - 62];
+    for op in [APPEND, PREPEND] {
+        let r = call(&mut c, req(op, "j").value(&big).cas(cas + 1000));
+        assert_eq!((r.status, r.text()), (EXISTS, "Data exists for key.".into()), "op {op:#x}");
+        let r = call(&mut c, req(op, "j").value(&big).cas(cas));
+        assert_eq!((r.status, r.text()), (NOT_STORED, "Not stored.".into()), "op {op:#x}");
+    }
+}

@@ -616,6 +616,10 @@ impl Cache {
         if joining && old.is_null() {
             return (StoreOutcome::NotStored, false, 0);
         }
+        // memcached compares a joining store's cas before it sizes the joined item.
+        if joining && opts.cas.is_some_and(|unique| self.cas_of(old) != unique) {
+            return (StoreOutcome::Exists, false, 0);
+        }
         // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
         let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
         let vlen = value.len() + old_value.len();
@@ -648,7 +652,6 @@ impl Cache {
                 self.class_hits(old).cas_badval.fetch_add(1, Ordering::Relaxed);
                 Some(StoreOutcome::Exists)
             }
-            (StoreMode::Append | StoreMode::Prepend, Some(unique)) if self.cas_of(old) != unique => Some(StoreOutcome::Exists),
             _ => None,
         };
         if let Some(outcome) = refused {
