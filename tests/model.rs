@@ -28,6 +28,12 @@
 //!   failed prepend left "-" two bytes past a setq's value, and incr answered non-numeric).
 //! - mg and ma with T or N in the past: memcached's t then prints the seconds left as an
 //!   unsigned underflow, and it answers an item it creates already expired as if alive.
+//! - A delayed flush_all with items an earlier one flushed still in memory: memcached keeps
+//!   one flush time, which the delayed one replaces, so they come back; we keep each flush.
+//!   The stream reads every key before a delayed flush_all, which unlinks them.
+//! - ma's T, against memcached only: when the incr lengthens the number, memcached sets that
+//!   TTL on the item the incr has just replaced, so it is lost (MODEL_SEED=1 #80063 before
+//!   this rule: "ma k5 T195000 N0 D16 t" answered t195000, and the next mg t416000).
 //! - Malformed commands: the parsers' tests and the fuzz targets cover them.
 
 mod common;
@@ -130,7 +136,7 @@ fn memcached_agrees() {
         let theirs_server = Server::start_program(MEMCACHED, SERVER_ARGS);
         let mut ours = Remote::connect(ours_server.port);
         let mut theirs = Remote::connect(theirs_server.port);
-        let stream: Vec<Op> = ops::stream(seed, count).into_iter().map(ops::without_minus).collect();
+        let stream: Vec<Op> = ops::stream(seed, count).into_iter().map(ops::for_memcached).collect();
         compare(seed, &stream, ["memcachedrep", "memcached"], [&mut ours, &mut theirs]);
     });
 }

@@ -432,10 +432,14 @@ fn keys(rng: &mut Rng) -> Vec<usize> {
     (0..1 + rng.below(3)).map(|_| rng.below(KEYS as u64) as usize).collect()
 }
 
-/// The op with every '-' in its value made a '+': memcached 1.6.18's incr looks for a minus
-/// sign past the value's end, in whatever an earlier item left in the chunk, when the value
-/// is at least 2^63; a stream for it must leave no minus sign in memory.
-pub fn without_minus(mut op: Op) -> Op {
+/// The op without what memcached 1.6.18 answers from stale memory: every '-' in a value
+/// becomes a '+' (its incr looks for a minus sign past the value's end, in whatever an earlier
+/// item left in the chunk, when the number is at least 2^63), and ma loses its T (memcached
+/// sets that TTL on the item an incr that lengthens the number has just replaced).
+pub fn for_memcached(mut op: Op) -> Op {
+    if let Op::Meta { cmd: b'a', flags, .. } = &mut op {
+        flags.retain(|flag| !matches!(flag, MFlag::T(_)));
+    }
     if let Op::Store { value, .. } | Op::Meta { value, .. } | Op::Binary { value, .. } = &mut op {
         for b in value.0.iter_mut().filter(|b| **b == b'-') {
             *b = b'+';
@@ -447,7 +451,23 @@ pub fn without_minus(mut op: Op) -> Op {
 /// Draws `count` ops from `seed`.
 pub fn stream(seed: u64, count: usize) -> Vec<Op> {
     let mut rng = Rng::new(seed);
-    (0..count).map(|_| draw(&mut rng)).collect()
+    let mut ops = Vec::with_capacity(count + 1);
+    while ops.len() < count {
+        let op = draw(&mut rng);
+        // memcached keeps one flush time, so a delayed flush_all brings back what an earlier
+        // one flushed and no command has met since: a get of every key meets them first.
+        let delayed = match &op {
+            Op::FlushAll { delay, .. } => delay.is_some_and(|d| d != Ttl::Never),
+            Op::Binary { extras: Extras::Flush(delay), .. } => delay.is_some_and(|d| d != Ttl::Never),
+            _ => false,
+        };
+        if delayed {
+            ops.push(Op::Get { cas: false, ttl: None, keys: (0..KEYS).collect() });
+        }
+        ops.push(op);
+    }
+    ops.truncate(count);
+    ops
 }
 
 fn draw(rng: &mut Rng) -> Op {
