@@ -575,3 +575,79 @@ fn groups_and_commands_memcached_refuses_in_binary() {
     assert_eq!((r.status, r.text()), (0x20, "Auth failure.".into()));
     assert_eq!(call(&mut d, req(NOOP, "")).status, 0, "the connection goes on");
 }
+
+/// A cas makes add a cas too, as in memcached: a missing key is "Not found", a wrong cas
+/// "Data exists", the right one stores. Found by the model test (tests/model.rs).
+#[test]
+fn add_with_a_cas_is_a_cas() {
+    let (_s, mut c) = start();
+    let ex = store_extras(0, 0);
+    let r = call(&mut c, req(ADD, "nx").extras(&ex).value(b"1").cas(5));
+    assert_eq!((r.status, r.text()), (NOT_FOUND, "Not found".into()));
+    let cas = set(&mut c, "a", 0, b"1");
+    let r = call(&mut c, req(ADD, "a").extras(&ex).value(b"2").cas(cas + 1000));
+    assert_eq!((r.status, r.text()), (EXISTS, "Data exists for key.".into()));
+    let r = call(&mut c, req(ADD, "a").extras(&ex).value(b"3").cas(cas));
+    assert_eq!(r.status, 0);
+    assert_eq!(call(&mut c, req(GET, "a")).value, b"3");
+}
+
+/// A set too large to store drops the old item whatever its cas, setq too; an add or a
+/// replace leaves it. Found by the model test.
+#[test]
+fn too_large_set_with_a_cas_drops_the_old_item() {
+    let (_s, mut c) = start();
+    let big = vec![b'x'; (1 << 20) - 40];
+    for (op, cas_given) in [(SET, true), (SETQ, true), (SET, false)] {
+        let cas = set(&mut c, "t", 0, b"old");
+        let r = call(&mut c, req(op, "t").extras(&store_extras(0, 0)).value(&big).cas(if cas_given { cas } else { 0 }));
+        assert_eq!((r.status, r.text()), (TOO_LARGE, "Too large.".into()), "op {op:#x}");
+        assert_eq!(call(&mut c, req(GET, "t")).status, NOT_FOUND, "op {op:#x} dropped the old item");
+    }
+    let cas = set(&mut c, "t", 0, b"old");
+    for op in [ADD, REPLACE] {
+        let r = call(&mut c, req(op, "t").extras(&store_extras(0, 0)).value(&big).cas(cas));
+        assert_eq!(r.status, TOO_LARGE);
+        assert_eq!(call(&mut c, req(GET, "t")).value, b"old", "op {op:#x} kept the old item");
+    }
+}
+
+/// An append or prepend too large is "Too large." before the old item is looked at, so a
+/// missing key answers it too. Found by the model test.
+#[test]
+fn too_large_append_is_too_large_even_without_an_item() {
+    let (_s, mut c) = start();
+    let big = vec![b'x'; (1 << 20) - 40];
+    for op in [APPEND, PREPEND, APPENDQ, PREPENDQ] {
+        let r = pipeline(&mut c, &[req(op, "nx").value(&big)]);
+        assert_eq!(summary(&r), [(op, TOO_LARGE, "Too large.".into())], "op {op:#x}");
+    }
+}
+
+/// memcached refuses to count an empty value before it compares the cas. Found by the model
+/// test.
+#[test]
+fn incr_of_an_empty_value_is_non_numeric_whatever_the_cas() {
+    let (_s, mut c) = start();
+    let cas = set(&mut c, "e", 0, b"");
+    for given in [cas, cas + 1000] {
+        let r = call(&mut c, req(INCR, "e").extras(&delta_extras(1, 0, 0)).cas(given));
+        assert_eq!(r.status, NON_NUMERIC, "cas {given} (item's {cas})");
+    }
+}
+
+/// An append or prepend with a wrong cas is "Data exists" even when the joined value would be
+/// too large: memcached compares the cas before it sizes the joined item. Found by the model
+/// test.
+#[test]
+fn append_compares_the_cas_before_the_joined_size() {
+    let (_s, mut c) = start();
+    let cas = set(&mut c, "j", 0, b"123");
+    let big = vec![b'x'; (1 << 20) - 62];
+    for op in [APPEND, PREPEND] {
+        let r = call(&mut c, req(op, "j").value(&big).cas(cas + 1000));
+        assert_eq!((r.status, r.text()), (EXISTS, "Data exists for key.".into()), "op {op:#x}");
+        let r = call(&mut c, req(op, "j").value(&big).cas(cas));
+        assert_eq!((r.status, r.text()), (NOT_STORED, "Not stored.".into()), "op {op:#x}");
+    }
+}

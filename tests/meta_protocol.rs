@@ -601,3 +601,71 @@ fn invalidation_counts_as_memcached() {
         assert_eq!(stat(name), expected, "{name}");
     }
 }
+
+/// mg and ma apply T, and N on an item they create, in the order given, and t reports the TTL
+/// as it stands where t is; ma's T sets the TTL of a counter that was there, N does not.
+/// Found by the model test (tests/model.rs).
+#[test]
+fn ttl_flags_apply_in_order() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ma_hit_t", b"ma {k} N90 t\r\nma {k} T300 v t\r\nma {k} N500 t\r\nma {k} N700 T800 t\r\n", b"HD t90\r\nVA 1 t300\r\n1\r\nHD t300\r\nHD t800\r\n"),
+            ("ma_create_n_t", b"ma {k} N100 T200 t\r\nma {k}x T200 N100 t\r\nma {k}y t N100 T200\r\nma {k}y t\r\n", b"HD t200\r\nHD t100\r\nHD t-1\r\nHD t200\r\n"),
+            ("ma_quiet_t", b"ma {k} N100 q\r\nma {k} T500 q\r\nma {k} t\r\n", b"HD\r\nHD t500\r\n"),
+            ("mg_create_n_t", b"mg {k} N2000 T1000 t v\r\nmg {k}x T1000 N2000 t v\r\nmg {k}y t N100 T200\r\nmg {k}y t\r\n", b"VA 0 t1000 W\r\n\r\nVA 0 t2000 W\r\n\r\nHD t-1 W\r\nHD t200 Z\r\n"),
+        ],
+    );
+}
+
+/// C0 is no cas to memcached: a cas store with it fails (I or not), append and prepend go
+/// on. Found by the model test.
+#[test]
+fn cas_zero_is_no_cas() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ms_c0", b"ms {k} 1\r\n1\r\nms {k} 1 C0\r\n2\r\nms {k} 1 C0 I\r\n3\r\nms {k} 1 MR C0 I\r\n4\r\nmg {k} v\r\n", b"HD\r\nEX\r\nEX\r\nEX\r\nVA 1\r\n1\r\n"),
+            ("ms_c0_join", b"ms {k} 1\r\n1\r\nms {k} 1 MA C0\r\n2\r\nms {k} 1 MP C0 I\r\n0\r\nmg {k} v\r\n", b"HD\r\nHD\r\nHD\r\nVA 3\r\n012\r\n"),
+            ("ms_c0_miss", b"ms {k} 1 C0\r\n1\r\nms {k} 1 MR C0\r\n1\r\n", b"NF\r\nNF\r\n"),
+        ],
+    );
+}
+
+/// memcached refuses to count an empty value before it compares the cas: a wrong C on an
+/// empty value is non-numeric, on a word EX. Found by the model test.
+#[test]
+fn arithmetic_on_an_empty_value_is_non_numeric_before_the_cas() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("ma_empty_c", b"ms {k} 0\r\n\r\nma {k} C1\r\nma {k} C1 q\r\n", b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+            ("ma_word_c", b"ms {k} 1\r\nx\r\nma {k} C1\r\nma {k}\r\n", b"HD\r\nEX\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+        ],
+    );
+}
+
+/// memcached keeps nonzero client flags in 4 more bytes of its item header, so with flags the
+/// largest value is 4 bytes shorter (-I 64k, a one-byte key: 65476 bytes, or 65472).
+#[test]
+fn flags_shorten_the_largest_value() {
+    let server = Server::start(&["-I", "64k", "-o", "slab_chunk_max=65536"]);
+    let mut client = server.connect();
+    let value = |n: usize| "x".repeat(n);
+    let cases = [
+        (format!("ms a 65476\r\n{}\r\n", value(65476)), "HD\r\n"),
+        (format!("ms a 65473 F1\r\n{}\r\n", value(65473)), "SERVER_ERROR object too large for cache\r\n"),
+        (format!("ms a 65472 F1\r\n{}\r\n", value(65472)), "HD\r\n"),
+        (format!("ms b 65472\r\n{}\r\n", value(65472)), "HD\r\n"),
+        (format!("ms b 4 MA F1\r\n{}\r\n", value(4)), "HD\r\n"),
+        (format!("ms c 5 F1\r\n{}\r\n", value(5)), "HD\r\n"),
+        (format!("ms c 65468 MA\r\n{}\r\n", value(65468)), "NS\r\n"),
+    ];
+    for (send, expected) in cases {
+        client.send(send.as_bytes());
+        assert_eq!(client.line(), expected, "{}", &send[..send.find('\r').unwrap()]);
+    }
+}

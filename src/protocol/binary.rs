@@ -223,9 +223,10 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let op = p.opcode;
     let base = if quiet(op) { op - 0x10 } else { op };
     let base = if base == 0x09 || base == 0x0a { base + 0x05 } else { base };
+    // A cas makes set, add and replace alike a cas, as in memcached.
     let mode = match (base, p.cas) {
+        (0x01..=0x03, cas) if cas != 0 => StoreMode::Cas(cas),
         (0x02, _) => StoreMode::Add,
-        (0x01 | 0x03, cas) if cas != 0 => StoreMode::Cas(cas),
         (0x01, _) => StoreMode::Set,
         (0x03, _) => StoreMode::Replace,
         (0x0e, _) => StoreMode::Append,
@@ -237,6 +238,10 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let exptime = clock::absolute_expiry(i64::from(exptime), clock::now());
     let (outcome, cas) = ctx.cache.store_with(mode, p.key, flags, exptime, p.value, opts);
     execute::count_store(mode, outcome, local);
+    // A set that cannot be stored drops the old item, as memcached's does whatever its cas.
+    if base == 0x01 && matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+        ctx.cache.delete(p.key, None);
+    }
     let status = match outcome {
         StoreOutcome::Stored => {
             if !quiet(op) {

@@ -26,7 +26,7 @@ use super::text::Tokens;
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
-use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
+use crate::storage::{Cache, DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
 
 const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
@@ -194,7 +194,7 @@ pub(super) fn parse<'a>(
     if cmd != MetaCmd::Set {
         return Parsed::Command { request: Request::Meta(request), consumed, swallow: 0 };
     }
-    if !item_fits(request.key.len(), len) {
+    if !item_fits(request.key.len(), Cache::sized_value(len, request.number(b'F').unwrap_or(0) as u32)) {
         return Parsed::Command {
             // q hides only success: the refusal is always answered.
             request: Request::StoreTooLarge { mode: StoreMode::Set, key: raw_key, noreply: false },
@@ -503,9 +503,10 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     // N: a miss creates an empty item, and this client wins the right to fill it.
     let vivify = request.flag(b'N').and_then(ttl);
     let found = match (found, vivify) {
-        (None, Some(n)) => {
+        (None, Some(_)) => {
             let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
-            let added = ctx.cache.store_with(StoreMode::Add, &request.key, 0, expiry(n), b"", opts).0 == StoreOutcome::Stored;
+            let exptime = expiry_through(request, 0, true, false);
+            let added = ctx.cache.store_with(StoreMode::Add, &request.key, 0, exptime, b"", opts).0 == StoreOutcome::Stored;
             ctx.cache.get(&request.key, None, |item| answer_hit(request, item, added, out)).1
         }
         (found, _) => found,
@@ -531,10 +532,28 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     }
 }
 
+/// The expiry memcached gives an item through the flags (up to the first t, when `at_t`: what
+/// t reports): it applies T, and N when the command created the item, in the order they come,
+/// starting from `exptime`.
+fn expiry_through(request: &MetaRequest, mut exptime: u32, created: bool, at_t: bool) -> u32 {
+    for flag in request.flags.iter() {
+        match flag[0] {
+            b'T' => exptime = ttl(&flag[1..]).map_or(exptime, expiry),
+            b'N' if created => exptime = ttl(&flag[1..]).map_or(exptime, expiry),
+            b't' if at_t => break,
+            _ => {}
+        }
+    }
+    exptime
+}
+
 /// Answers an mg hit straight from the item, or writes its value and says the answer waits
 /// for a win claim; `vivified`: this command created the item.
 fn answer_hit(request: &MetaRequest, item: &ItemRef, vivified: bool, out: &mut Vec<u8>) -> Hit {
-    let seen = seen(item);
+    let mut seen = seen(item);
+    if vivified {
+        seen.exptime = expiry_through(request, 0, true, true);
+    }
     // R: an item whose TTL fell below the given one is due for a recache.
     let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
         seen.exptime != 0 && i64::from(seen.exptime.saturating_sub(clock::now())) < below
@@ -598,11 +617,12 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     };
     // Append and prepend check the cas under the store's own lock.
     let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
+    // C0 is no cas to memcached: append and prepend go on, a cas store fails, I or not.
     let opts = StoreOptions {
-        cas: compare.filter(|_| joining),
+        cas: compare.filter(|&cas| joining && cas != 0),
         // I: a cas older than the item's stores a stale value (the cache acts on it for a cas
         // only, so I without C, or with add, append or prepend, changes nothing).
-        invalidate: request.has(b'I'),
+        invalidate: request.has(b'I') && compare != Some(0),
         key_binary: request.base64,
     };
     let flags = request.number(b'F').unwrap_or(0) as u32;
@@ -662,12 +682,12 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
     let mut counted = true;
     if outcome == DeltaOutcome::NotFound {
-        if let Some(ttl) = request.number(b'N') {
+        if request.has(b'N') {
             counted = false;
             let initial = request.number(b'J').unwrap_or(0);
             let mut value = Vec::new();
             push_u64(&mut value, initial);
-            let exptime = expiry(request.ttl().unwrap_or(ttl as i64));
+            let exptime = expiry_through(request, 0, true, false);
             let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
             let (stored, created) = ctx.cache.store_with(StoreMode::Add, key, 0, exptime, &value, opts);
             if stored == StoreOutcome::Stored {
@@ -681,17 +701,22 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             if counted {
                 local.add(hits, 1);
             }
+            // The cas is the one the write gave; only t and T need the item again, read
+            // without marking it fetched, as memcached's ma leaves it. T sets the TTL of a
+            // counter that was there; t reports it as it stands at t.
+            let exptime = if counted && (request.has(b't') || request.has(b'T')) {
+                let old = ctx.cache.get_unbumped(key, None, |item| item.exptime).1.unwrap_or(0);
+                if let Some(ttl) = request.ttl() {
+                    ctx.cache.touch(key, expiry(ttl));
+                }
+                expiry_through(request, old, false, true)
+            } else {
+                expiry_through(request, 0, true, true)
+            };
             // q hides a change's answer, not a creation's.
             if quiet && counted {
                 return;
             }
-            // The cas is the one the write gave; only t needs the item again, read without
-            // marking it fetched, as memcached's ma leaves it.
-            let exptime = if request.has(b't') {
-                ctx.cache.get_unbumped(key, None, |item| item.exptime).1.unwrap_or(0)
-            } else {
-                0
-            };
             let seen = Seen { cas, exptime, ..Seen::asked(request) };
             if request.has(b'v') {
                 let digits = value.checked_ilog10().unwrap_or(0) + 1;

@@ -28,7 +28,7 @@
 
 use super::meta;
 use super::{Keys, Limits, Parsed, Request};
-use crate::storage::StoreMode;
+use crate::storage::{Cache, StoreMode};
 
 /// Bytes without a "\n" after which a non-get line closes the connection (memcached's).
 pub const MAX_UNTERMINATED: usize = 2048;
@@ -262,7 +262,7 @@ fn store<'a>(
     if len > i32::MAX as usize - 2 {
         return refuse(BAD_FORMAT, noreply, consumed);
     }
-    if !item_fits(key.len(), len) {
+    if !item_fits(key.len(), Cache::sized_value(len, flags as u32)) {
         return Parsed::Command { request: Request::StoreTooLarge { mode, key, noreply }, consumed, swallow: len + 2 };
     }
     let end = consumed + len + 2;

@@ -456,6 +456,12 @@ impl Cache {
         accounted <= self.item_size_max && item::total_size(key_len, value_len) <= self.slabs.largest()
     }
 
+    /// The value length to ask `item_fits` about: memcached keeps nonzero client flags in 4
+    /// more bytes of its item header, so a value with flags may be 4 bytes shorter.
+    pub fn sized_value(value_len: usize, flags: u32) -> usize {
+        value_len + if flags == 0 { 0 } else { 4 }
+    }
+
     /// Looks `key` up. On a hit, first sets the expiry to `touch` when given (gat/gats), marks
     /// the item fetched and active, then calls `f` with the item under its lock and returns its
     /// result. `f` must be quick (copy the value out, nothing else).
@@ -633,13 +639,9 @@ impl Cache {
         };
         let found = if old.is_null() { tomb } else { old };
         let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
-        if joining {
-            if old.is_null() {
-                return (StoreOutcome::NotStored, false, 0);
-            }
-        } else if let Err(refused) = self.check_space(key.len(), value.len()) {
-            // memcached sizes and allocates before it looks at the old item, so these answers
-            // win over NotStored/Exists, and a Set loses the old item.
+        if let Err(refused) = self.check_space(key.len(), Cache::sized_value(value.len(), flags)) {
+            // memcached sizes and allocates the data given before it looks at the old item,
+            // so these answers win over NotStored/Exists, and a Set loses the old item.
             if mode == StoreMode::Set && !old.is_null() {
                 // SAFETY: `old` is linked in the stripe we hold.
                 unsafe { self.remove_live(stripe, hash, key, old, now) };
@@ -647,12 +649,22 @@ impl Cache {
             }
             return (refused, false, 0);
         }
+        if joining && old.is_null() {
+            return (StoreOutcome::NotStored, false, 0);
+        }
+        // memcached compares a joining store's cas before it sizes the joined item.
+        // SAFETY: `old` is not null when joining here, and linked in the stripe we hold.
+        if joining && opts.cas.is_some_and(|unique| unsafe { self.cas_of(old) } != unique) {
+            return (StoreOutcome::Exists, false, 0);
+        }
         // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
         let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
         let vlen = value.len() + old_value.len();
         let size = item::total_size(key.len(), vlen);
+        // SAFETY: as above. A joined item keeps the old item's flags.
+        let kept_flags = if joining { unsafe { (*old).flags } } else { flags };
         let cls = match self.slabs.class_for(size) {
-            Some(cls) if self.item_fits(key.len(), vlen) => cls,
+            Some(cls) if self.item_fits(key.len(), Cache::sized_value(vlen, kept_flags)) => cls,
             _ => return (StoreOutcome::NotStored, false, 0),
         };
         self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
@@ -681,7 +693,6 @@ impl Cache {
                 unsafe { self.class_hits(old) }.cas_badval.fetch_add(1, Ordering::Relaxed);
                 Some(StoreOutcome::Exists)
             }
-            (StoreMode::Append | StoreMode::Prepend, Some(unique)) if old_cas != unique => Some(StoreOutcome::Exists),
             _ => None,
         };
         if let Some(outcome) = refused {
@@ -792,6 +803,11 @@ impl Cache {
             return (DeltaOutcome::NotFound, 0);
         };
         // SAFETY: `old` is linked in the stripe we hold (also for the uses below, up to `link`).
+        // memcached refuses an empty value before it compares the cas.
+        if unsafe { item::value(old) }.is_empty() {
+            return (DeltaOutcome::NonNumeric, 0);
+        }
+        // SAFETY: as above.
         if cas.is_some_and(|unique| unique != unsafe { self.cas_of(old) }) {
             return (DeltaOutcome::Exists, 0);
         }
