@@ -184,8 +184,18 @@ pub struct Refusal {
     pub status: i32,
 }
 
+/// A refusal whose line stays one line: a control character in an argument it echoes (a
+/// newline given inside a value) is shown escaped.
 fn refuse(status: i32, line: String) -> Refusal {
-    Refusal { line, status }
+    let mut one_line = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() {
+            one_line.extend(c.escape_default());
+        } else {
+            one_line.push(c);
+        }
+    }
+    Refusal { line: one_line, status }
 }
 
 const KIB: usize = 1024;
