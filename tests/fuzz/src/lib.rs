@@ -51,6 +51,8 @@ impl Server {
             item_size_max: ITEM_SIZE_MAX,
             memory_limit: MEMORY_LIMIT,
             repl_tombstone_ttl: if tombstones { 60 } else { 0 },
+            // 2 buckets a stripe: building and dropping the default table took most of a run.
+            hash_power: 11,
             ..Settings::default()
         };
         let cache = Cache::new(&cache_config(&settings)).expect("the fuzz cache's settings are valid");
