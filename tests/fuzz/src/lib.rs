@@ -5,8 +5,9 @@
 //! - text and meta: a verdict uses no more bytes than it was given and always moves on (or
 //!   closes); the parser decides from exactly the bytes it consumes (the same verdict on just
 //!   those bytes, "wait for more" on one byte fewer); every answer is whole lines, each data
-//!   block as long as its VALUE or VA line says;
-//! - binary: the same bounds, and every answer is whole response packets;
+//!   block as long as its VALUE or VA line says, each VALUE line's key 1 to 250 bytes;
+//! - binary: the same bounds, "wait for more" on one byte fewer than a request used, and
+//!   every answer is whole response packets;
 //! - replication: a frame's size on the wire is what it used, and it encodes back to bytes
 //!   that decode to the same frame; decoded entries apply to a cache without harm;
 //! - command line: a refusal is one line with memcached's statuses, a run has settings the
@@ -36,6 +37,8 @@ const ITEM_SIZE_MAX: usize = 4096;
 const MEMORY_LIMIT: usize = 8 << 20;
 /// The binary protocol's response header.
 const BINARY_HEADER: usize = 24;
+/// The largest binary body a connection buffers (its longest line, whatever `-I`).
+const BINARY_MAX_BODY: usize = 1 << 20;
 
 /// What a command may read or change: a fresh cache and its counters.
 struct Server {
@@ -138,6 +141,9 @@ fn check_text_answer(answer: &[u8]) {
             continue;
         }
         let line = line.strip_suffix(b"\r").unwrap_or_else(|| panic!("a line without \"\\r\\n\": {line:?}"));
+        if let Some(key) = line.strip_prefix(b"VALUE ").and_then(|rest| rest.split(|&b| b == b' ').next()) {
+            assert!((1..=LIMITS.max_key).contains(&key.len()), "a VALUE line with a key of {} bytes", key.len());
+        }
         if let Some(len) = data_length(line) {
             assert!(rest.len() >= len + 2, "a data block shorter than its line says: {line:?}");
             assert_eq!(&rest[len..len + 2], b"\r\n", "a data block longer than its line says: {line:?}");
@@ -185,7 +191,7 @@ pub fn run_binary(input: &[u8]) {
     // A command's `swallow` is skipped with it: the input holds all there is.
     while pos < input.len() {
         let buf = &input[pos..];
-        match binary::handle(buf, ITEM_SIZE_MAX, &ctx, &mut local, &mut out) {
+        match binary::handle(buf, BINARY_MAX_BODY, &ctx, &mut local, &mut out) {
             Handled::Incomplete => {
                 assert!(out.is_empty(), "answered a request it has not read whole");
                 break;
@@ -193,6 +199,9 @@ pub fn run_binary(input: &[u8]) {
             Handled::Done { consumed, swallow: more, next } => {
                 assert!(consumed <= buf.len(), "consumed {consumed} of {} bytes", buf.len());
                 assert!(consumed > 0 || more > 0 || next == Next::Close, "a request that uses no bytes and stays open");
+                if next == Next::Continue && consumed > 0 {
+                    check_binary_waits(&buf[..consumed - 1]);
+                }
                 check_binary_answer(&out);
                 out.clear();
                 pos = input.len().min(pos + consumed + more);
@@ -203,6 +212,23 @@ pub fn run_binary(input: &[u8]) {
         }
     }
     log::set_level(0);
+}
+
+thread_local! {
+    /// Where a prefix of a request goes: were it wrongly carried out, that must not change
+    /// the state the rest of the input meets.
+    static SCRATCH: Server = Server::new(false);
+}
+
+/// A request that consumed N bytes and goes on must wait for more with one byte fewer:
+/// nothing is carried out and nothing answered.
+fn check_binary_waits(prefix: &[u8]) {
+    SCRATCH.with(|scratch| {
+        let mut out = Vec::new();
+        let handled = binary::handle(prefix, BINARY_MAX_BODY, &scratch.context(), &mut LocalCounts::default(), &mut out);
+        assert_eq!(handled, Handled::Incomplete, "decided on {} bytes, one fewer than it needed", prefix.len());
+        assert!(out.is_empty(), "answered {out:?} before the request was whole");
+    });
 }
 
 /// An answer is whole response packets whose extras and key fit their bodies.
