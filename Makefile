@@ -8,7 +8,7 @@ BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench bench-replication soak clean install uninstall
+.PHONY: all build run test bench bench-replication soak fuzz clean install uninstall
 
 all: build
 
@@ -34,6 +34,22 @@ bench-replication:
 # lines after the soak's.
 soak:
 	$(CARGO) test --release --test soak
+
+# Each parser under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) per target; fails if
+# any target crashes (its input is kept in tests/fuzz/artifacts/TARGET/). The corpus a run
+# grows stays in tests/fuzz/target/corpus/ for the next run; tests/fuzz/corpus/ holds seeds.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := text meta binary replication cmdline
+
+fuzz:
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p tests/fuzz/target/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		$(CARGO) +nightly fuzz run --fuzz-dir tests/fuzz $$t tests/fuzz/target/corpus/$$t tests/fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/dict/$$t.dict -print_final_stats=1 || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed"; exit 1; fi
 
 clean:
 	$(CARGO) clean

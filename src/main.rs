@@ -37,7 +37,7 @@ const RESERVED_FDS: u64 = 32;
 fn main() {
     let signals = daemon::block_shutdown_signals()
         .unwrap_or_else(|e| fail(None, EX_OSERR, &format!("failed to block signals: {}", daemon::strerror(&e))));
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = config::utf8_args(std::env::args_os().skip(1)).unwrap_or_else(|refusal| fail(None, refusal.status, &refusal.line));
     let settings = match config::parse(&args) {
         Ok(Action::Run(settings)) => *settings,
         Ok(Action::Print(text)) => {

@@ -22,6 +22,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use flags::{getopt_refusal, listen_port, Apply, Flag, FLAGS};
@@ -183,8 +184,18 @@ pub struct Refusal {
     pub status: i32,
 }
 
+/// A refusal whose line stays one line: a control character in an argument it echoes (a
+/// newline given inside a value) is shown escaped.
 fn refuse(status: i32, line: String) -> Refusal {
-    Refusal { line, status }
+    let mut one_line = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() {
+            one_line.extend(c.escape_default());
+        } else {
+            one_line.push(c);
+        }
+    }
+    Refusal { line: one_line, status }
 }
 
 const KIB: usize = 1024;
@@ -201,6 +212,19 @@ const SLAB_PAGE_SIZE: u64 = MIB as u64;
 /// Items at least this large (1 KiB) and at most 1024 MiB (`-I`).
 const ITEM_SIZE_MIN: u64 = 1024;
 const ITEM_SIZE_LIMIT: u64 = 1024 * MIB as u64;
+
+/// The arguments as strings, for `parse`. One that is not UTF-8 is refused with status 64
+/// (EX_USAGE), as the other usage errors are, where `std::env::args` would panic; the line
+/// shows it with its bad bytes replaced.
+pub fn utf8_args(args: impl IntoIterator<Item = OsString>) -> Result<Vec<String>, Refusal> {
+    args.into_iter()
+        .map(|arg| {
+            arg.into_string().map_err(|bad| {
+                refuse(EX_USAGE, format!("memcachedrep: argument is not valid UTF-8: \"{}\"", bad.to_string_lossy()))
+            })
+        })
+        .collect()
+}
 
 /// Parses the arguments (without the program name). A refusal carries the one line memcached
 /// would print to stderr and the status it would exit with.

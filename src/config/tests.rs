@@ -2,9 +2,12 @@
 //! 1.6.18's words and exit statuses), `-h`, and `stats settings`. They run nothing: the built
 //! binary is tested in `tests/flags.rs`.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
 use super::flags::{usage, FLAGS, WIDTH};
 use super::suboptions::SUB_OPTIONS;
-use super::{parse, Action, Protocol, Settings, VERSION};
+use super::{parse, utf8_args, Action, Protocol, Settings, VERSION};
 
 fn args(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
@@ -518,4 +521,23 @@ fn a_peer_with_a_unix_socket_is_allowed() {
 fn memcacheds_disable_dumping_is_not_a_flag_here() {
     assert_eq!(refused("--disable-dumping"), ("memcachedrep: unrecognized option '--disable-dumping'".into(), 1));
     assert_eq!(run("-X 11300").repl_port, 11300);
+}
+
+#[test]
+fn an_argument_that_is_not_utf8_is_refused_with_status_64() {
+    let given = vec![OsString::from("-u"), OsString::from_vec(b"n\xffbody".to_vec())];
+    let refusal = utf8_args(given).expect_err("a non-UTF-8 argument was accepted");
+    assert_eq!(refusal.line, "memcachedrep: argument is not valid UTF-8: \"n\u{fffd}body\"");
+    assert_eq!(refusal.status, 64);
+    let given = vec![OsString::from("-m"), OsString::from("128")];
+    assert_eq!(utf8_args(given).expect("UTF-8 arguments"), ["-m", "128"]);
+}
+
+/// Found by `make fuzz` (cmdline): a newline inside an argument split the refusal in two.
+#[test]
+fn a_refusal_echoing_a_newline_stays_one_line() {
+    assert_eq!(refused_args(&["-m", "1\n2"]), ("Invalid value for -m (--memory-limit): \"1\\n2\"".into(), 64));
+    let given = vec![OsString::from_vec(b"-\x1a\xaa\n".to_vec())];
+    let refusal = utf8_args(given).expect_err("a non-UTF-8 argument was accepted");
+    assert_eq!(refusal.line, "memcachedrep: argument is not valid UTF-8: \"-\\u{1a}\u{fffd}\\n\"");
 }
