@@ -21,10 +21,12 @@
 //! that never reads holds at most one batch's answer and no thread; the input buffer grows only
 //! as far as a command the parser may still accept (a store's data up to `-I`, or a long get
 //! line); the data of a refused store is discarded as it arrives, never buffered. A batch stops
-//! executing once its answers pass `SPILL_AT`, and is written without waiting. Only one command
-//! whose own answer passes `SPILL_AT` (a get of many large values) is written as it is
-//! produced: the handler then waits for the client to take each part, at most `SPILL_STALL`
-//! without progress before it closes the connection.
+//! executing once its answers pass `SPILL_AT`, and is written without waiting. A command whose
+//! own answer passes `SPILL_AT` (a get of large values) has it written as it is produced, and
+//! what the client does not take at once is left for the connection to write later, so a
+//! get's last value never holds the handler. Only when a further part comes while such a part
+//! is still left (a get of many large values) does the handler wait for the client, at most
+//! `SPILL_STALL` without progress before it closes the connection.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::RawFd;
@@ -342,26 +344,38 @@ impl Conn {
                         let mut logged = traffic::Answer::default();
                         let mut log_from = self.out.len();
                         let mut spilled: io::Result<u64> = Ok(0);
-                        let stream = &mut self.stream;
-                        // Earlier commands' answers are written with the batch, without waiting;
-                        // only this command's own long answer waits for the client.
-                        let mut earlier = self.out.len();
+                        let (stream, sent) = (&mut self.stream, &mut self.sent);
+                        // Set once a part the client did not take is left in `out`.
+                        let mut held = false;
                         let mut spill = |out: &mut Vec<u8>| {
-                            if out.len() - earlier.min(out.len()) < SPILL_AT {
-                                return;
-                            }
-                            earlier = 0;
                             if logging {
                                 logged.add(&out[log_from.min(out.len())..]);
-                                log_from = 0;
+                                log_from = out.len();
                             }
-                            if let Ok(total) = &mut spilled {
-                                match write_waiting(stream, out) {
-                                    Ok(()) => *total += out.len() as u64,
-                                    Err(e) => spilled = Err(e),
+                            if spilled.is_ok() {
+                                let done = match write_now(stream, &out[*sent..]) {
+                                    Ok(n) => {
+                                        *sent += n;
+                                        if *sent < out.len() && !held {
+                                            // Left for the connection to write once the command
+                                            // is done: a get's last value costs no wait.
+                                            held = true;
+                                            return;
+                                        }
+                                        write_waiting(stream, &out[*sent..])
+                                    }
+                                    Err(e) => Err(e),
+                                };
+                                match (done, &mut spilled) {
+                                    (Ok(()), Ok(total)) => *total += out.len() as u64,
+                                    (Err(e), _) => spilled = Err(e),
+                                    (Ok(()), Err(_)) => {}
                                 }
                             }
                             out.clear();
+                            *sent = 0;
+                            held = false;
+                            log_from = 0;
                         };
                         let next = execute::execute(request, &ctx, local, &mut self.out, &mut spill);
                         match spilled {
@@ -474,6 +488,21 @@ impl Drop for Conn {
         self.shared.close_one();
         log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
     }
+}
+
+/// Writes what the non-blocking `stream` takes of `bytes` now; returns how much that was.
+fn write_now(stream: &mut Stream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }
 
 /// Writes all of `bytes` to the non-blocking `stream`, waiting for the client to take them,
