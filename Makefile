@@ -23,7 +23,7 @@ run: build
 # those lines are gathered and counted at the end; in CI such a test fails instead.
 test:
 	@skipped=$$(mktemp); \
-	MEMCACHEDREP_SKIPPED=$$skipped $(CARGO) test --profile checked; status=$$?; \
+	MEMCACHEDREP_SKIPPED=$$skipped $(CARGO) test --profile checked --no-fail-fast; status=$$?; \
 	echo "$$(wc -l < $$skipped) tests skipped"; cat $$skipped; rm -f $$skipped; \
 	exit $$status
 
