@@ -109,8 +109,10 @@ fn a_client_that_pipelines_gets_and_never_reads_holds_no_handler_and_little_memo
     other.set("small", 0, 0, b"v");
     let rss_before = server.rss_kib();
 
+    // Gets of one value, and of several, which stop part-way when the client does not read.
+    let request = |i: usize| if i % 2 == 0 { "get big\r\n" } else { "get big small big big\r\n" };
     let mut idle = server.connect();
-    idle.send("get big\r\n".repeat(UNREAD_GETS).as_bytes());
+    idle.send((0..UNREAD_GETS).map(request).collect::<String>().as_bytes());
     // The server answers until the socket buffers are full, then parks the connection.
     wait_until("the unread answers to fill the socket", IO_TIMEOUT, || {
         other.stats("conns").iter().any(|(name, state)| name.ends_with(":state") && state == "conn_mwrite")
@@ -122,11 +124,16 @@ fn a_client_that_pipelines_gets_and_never_reads_holds_no_handler_and_little_memo
     assert!(rss < rss_before + RSS_GROWTH_KIB, "RSS grew from {rss_before} to {rss} KiB for a client that does not read");
 
     // Nothing was lost or cut short: when the client reads at last, every answer is whole.
-    let mut one = format!("VALUE big 0 {BIG_VALUE}\r\n").into_bytes();
-    one.extend_from_slice(&value);
-    one.extend_from_slice(b"\r\nEND\r\n");
+    let mut big = format!("VALUE big 0 {BIG_VALUE}\r\n").into_bytes();
+    big.extend_from_slice(&value);
+    big.extend_from_slice(b"\r\n");
+    let small = b"VALUE small 0 1\r\nv\r\n";
     for i in 0..UNREAD_GETS {
-        assert!(idle.read_exact(one.len()) == one, "answer {i} of {UNREAD_GETS} differs");
+        let expected = match i % 2 {
+            0 => [&big[..], b"END\r\n"].concat(),
+            _ => [&big[..], small, &big, &big, b"END\r\n"].concat(),
+        };
+        assert!(idle.read_exact(expected.len()) == expected, "answer {i} of {UNREAD_GETS} differs");
     }
     assert_eq!(idle.cmd("version").split(' ').next(), Some("VERSION"));
 }
