@@ -110,7 +110,7 @@ fn a_client_that_pipelines_gets_and_never_reads_holds_no_handler_and_little_memo
     let rss_before = server.rss_kib();
 
     // Gets of one value, and of several, which stop part-way when the client does not read.
-    let request = |i: usize| if i % 2 == 0 { "get big\r\n" } else { "get big small big big\r\n" };
+    let request = |i: usize| if i.is_multiple_of(2) { "get big\r\n" } else { "get big small big big\r\n" };
     let mut idle = server.connect();
     idle.send((0..UNREAD_GETS).map(request).collect::<String>().as_bytes());
     // The server answers until the socket buffers are full, then parks the connection.
