@@ -446,3 +446,71 @@ fn lengths_promising_a_gigabyte_are_refused_without_buffering() {
         assert_eq!(gigabyte_answers(reference.port), ours, "memcached answered otherwise");
     }
 }
+
+/// The (opcode, status) of each response packet in `bytes`.
+fn statuses(bytes: &[u8]) -> Vec<(u8, u16)> {
+    let mut packets = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 24 {
+        let body = u32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+        packets.push((rest[1], u16::from_be_bytes([rest[6], rest[7]])));
+        rest = &rest[(24 + body).min(rest.len())..];
+    }
+    packets
+}
+
+/// What a server answers to one connection's `bytes`: until it closes, or until the noop
+/// that ends `bytes` is answered.
+fn binary_answer(port: u16, bytes: &[u8], closes: bool) -> Vec<u8> {
+    let mut client = Client::connect(port);
+    client.send(bytes);
+    if closes {
+        let mut got = Vec::new();
+        assert!(read_to_close(&mut client.stream, &mut got), "left open after {:?}", show(bytes));
+        got
+    } else {
+        client.read_until(&[&NOOP_OPAQUE[..], &[0; 8]].concat())
+    }
+}
+
+#[test]
+fn binary_headers_are_judged_by_their_shape_before_their_size() {
+    const GET: u8 = 0x00;
+    const INCR: u8 = 0x05;
+    const NOOP: u8 = 0x0a;
+    const STAT: u8 = 0x10;
+    const TOUCH: u8 = 0x1c;
+    const SASL_AUTH: u8 = 0x21;
+    const UNKNOWN: u8 = 0x50;
+    const INVALID: u16 = 0x04;
+    const NOT_FOUND: u16 = 0x01;
+    const UNKNOWN_COMMAND: u16 = 0x81;
+    let noop = binary_header(NOOP, 0, 0, 0, NOOP_OPAQUE);
+    let gib = GIB as u32;
+    let with = |header: Vec<u8>, rest: &[&[u8]]| [&header[..], &rest.concat()].concat();
+    // What is sent, whether the server closes after it, and the answers' (opcode, status).
+    type Case = (&'static str, Vec<u8>, bool, Vec<(u8, u16)>);
+    let cases: Vec<Case> = vec![
+        ("a get promising a gigabyte", with(binary_header(GET, 3, 0, gib, SET_OPAQUE), &[b"foo"]), true, vec![(GET, INVALID)]),
+        ("a noop promising a gigabyte", binary_header(NOOP, 0, 0, gib, SET_OPAQUE), true, vec![(NOOP, INVALID)]),
+        ("an incr promising a gigabyte", with(binary_header(INCR, 3, 20, gib, SET_OPAQUE), &[&[0; 20], b"foo"]), true, vec![(INCR, INVALID)]),
+        ("a key longer than 250 bytes", with(binary_header(UNKNOWN, 300, 0, 300, SET_OPAQUE), &[&[b'k'; 300]]), true, vec![(UNKNOWN, INVALID)]),
+        ("a key longer than the body", with(binary_header(GET, 3, 0, 1, SET_OPAQUE), &[b"a", &noop]), true, vec![(GET, UNKNOWN_COMMAND)]),
+        ("SASL auth without a key", with(binary_header(SASL_AUTH, 0, 0, 5, SET_OPAQUE), &[b"zzzzz", &noop]), true, vec![(SASL_AUTH, INVALID)]),
+        // A stat's or a touch's body past its key is read as the next request.
+        ("a stat with a body past its key", with(binary_header(STAT, 3, 0, 5, SET_OPAQUE), &[b"foo", &noop]), false, vec![(STAT, NOT_FOUND), (NOOP, 0)]),
+        ("a touch with a body past its key", with(binary_header(TOUCH, 3, 4, 9, SET_OPAQUE), &[&[0; 4], b"foo", &noop]), false, vec![(TOUCH, NOT_FOUND), (NOOP, 0)]),
+        // An unknown request's extras and key are read, then as many bytes as its body.
+        ("an unknown request", with(binary_header(UNKNOWN, 3, 4, 10, SET_OPAQUE), &[&[b'y'; 17], &noop]), false, vec![(UNKNOWN, UNKNOWN_COMMAND), (NOOP, 0)]),
+        ("SASL auth, not served", with(binary_header(SASL_AUTH, 3, 0, 5, SET_OPAQUE), &[b"PLAIN", &noop]), false, vec![(SASL_AUTH, UNKNOWN_COMMAND), (NOOP, 0)]),
+    ];
+    let server = Server::start(&[]);
+    let reference = require_program("/usr/bin/memcached", "memcached").then(|| Server::start_program("/usr/bin/memcached", &["-U", "0"]));
+    for (what, bytes, closes, expected) in cases {
+        let ours = binary_answer(server.port, &bytes, closes);
+        assert_eq!(statuses(&ours), expected, "{what}");
+        if let Some(reference) = &reference {
+            assert_eq!(binary_answer(reference.port, &bytes, closes), ours, "{what}: memcached answered otherwise");
+        }
+    }
+}
