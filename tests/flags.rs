@@ -306,8 +306,7 @@ fn license_is_bsd_3_clause() {
 
 #[test]
 fn root_without_u_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: only meaningful when the tests run as root");
+    if !common::require_root("refusing root without -u") {
         return;
     }
     let ran = run_exactly(&[]);

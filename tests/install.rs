@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{against_reference, free_port, is_root, require_program, wait_or_kill, wait_until, Client};
+use common::{against_reference, free_port, is_root, require_program, require_root, wait_or_kill, wait_until, Client};
 
 /// How long make, the init script or a daemon's start may take before the test fails. Longer
 /// than the script's stop schedule (30 s of SIGTERM) would be too slow for the suite.
@@ -27,19 +27,6 @@ fn our_binary() -> PathBuf {
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The service tests start the daemon as root, as an init system does. Elsewhere they are
-/// skipped with a line saying so, except in CI, which runs as root and must run them.
-fn require_root(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} needs root, and CI runs as root");
-    }
-    eprintln!("skipped: {what} needs root (run the tests as root)");
-    false
 }
 
 /// A directory of its own under the system's temporary directory, removed when dropped.

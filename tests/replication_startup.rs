@@ -14,19 +14,6 @@ use std::time::Duration;
 
 use pair::{free_ports, poll, wait_link_up, Node, A_ADDR, B_ADDR, LINK_DEADLINE};
 
-/// Whether the test may run: it needs root. In CI its absence fails the test; elsewhere the
-/// test says why it is skipped (the caller returns early on `false`).
-fn require_root(why: &str) -> bool {
-    if common::is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("this test must run as root in CI: {why}");
-    }
-    eprintln!("skipped: not root ({why})");
-    false
-}
-
 /// A port below 1024 that was free on `addr` a moment ago.
 fn free_privileged_port(addr: &str) -> u16 {
     (600..1024).rev().find(|&port| TcpListener::bind((addr, port)).is_ok()).unwrap_or_else(|| panic!("no free port below 1024 on {addr}"))
@@ -46,7 +33,7 @@ fn uid_of(user: &str) -> u32 {
 
 #[test]
 fn a_privileged_replication_port_pairs_under_u() {
-    if !require_root("binding a port below 1024 takes root") {
+    if !common::require_root("binding a port below 1024") {
         return;
     }
     let low = free_privileged_port(A_ADDR);

@@ -22,7 +22,13 @@ pub fn execute(
     spill: &mut dyn FnMut(&mut Vec<u8>),
 ) -> Next {
     match request {
-        Request::Get { keys, cas, touch } => get(keys, cas, touch, ctx, local, out, spill),
+        Request::Get { keys, cas, touch } => {
+            // Each part handed to `spill` has gone, so the get never stops part-way.
+            get_part(keys, cas, touch, ctx, local, out, &mut |out| {
+                spill(out);
+                true
+            });
+        }
         Request::Store { mode, key, flags, exptime, data, noreply } => {
             let exptime = clock::absolute_expiry(exptime, clock::now());
             let reply = store(mode, key, flags, exptime, data, ctx, local);
@@ -172,18 +178,25 @@ fn record_prefix(ctx: &Context, key: &[u8], op: PrefixOp) {
 
 /// get, gets, gat, gats: a VALUE block per live key, then END. gat counts as touches only,
 /// as memcached counts it.
-fn get(
+///
+/// Whenever the answer passes `SPILL_AT` with keys still to come, it goes to `offer`, which
+/// writes what the client takes and says whether all of it went. When not, the get stops
+/// there and returns how many keys it answered, for its connection to run the rest
+/// (`Keys::after`) once the client has read; None: all are answered and END written.
+pub fn get_part(
     keys: Keys,
     cas: bool,
     touch: Option<i64>,
     ctx: &Context,
     local: &mut LocalCounts,
     out: &mut Vec<u8>,
-    spill: &mut dyn FnMut(&mut Vec<u8>),
-) {
+    offer: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+) -> Option<usize> {
     let touch = touch.map(|exptime| clock::absolute_expiry(exptime, clock::now()));
     let detail = ctx.stats.detail_on(ctx.settings.detail_enabled);
-    for key in keys.iter() {
+    let mut keys = keys.iter().peekable();
+    let mut answered = 0;
+    while let Some(key) = keys.next() {
         let (lookup, _) = ctx.cache.get(key, touch, |item| {
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(item.key);
@@ -203,11 +216,13 @@ fn get(
         if detail {
             ctx.stats.record_prefix(key, ctx.settings.prefix_delimiter, PrefixOp::Get { hit });
         }
-        if out.len() >= SPILL_AT {
-            spill(out);
+        answered += 1;
+        if out.len() >= SPILL_AT && keys.peek().is_some() && !offer(out) {
+            return Some(answered);
         }
     }
     out.extend_from_slice(b"END\r\n");
+    None
 }
 
 /// Counts what a lookup found as memcached does (every protocol's retrievals): expired and

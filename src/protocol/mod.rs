@@ -83,6 +83,13 @@ impl<'a> Keys<'a> {
         text::Tokens::new(self.list)
     }
 
+    /// The keys after the first `n`: what is left of a get that stopped part-way.
+    pub fn after(&self, n: usize) -> Keys<'a> {
+        let mut tokens = self.iter();
+        tokens.by_ref().take(n).for_each(drop);
+        Keys { list: tokens.rest() }
+    }
+
     pub fn first(&self) -> Option<&'a [u8]> {
         self.iter().next()
     }
@@ -117,8 +124,9 @@ pub enum Parsed<'a> {
     Invalid { reply: &'static str, consumed: usize, swallow: usize, close: bool },
 }
 
-/// A multi-key get hands its answer so far to the connection's `spill` whenever it holds this
-/// much, so one command cannot hold many values in memory at once.
+/// A multi-key get hands its answer so far to the connection (`spill`, or `offer` of
+/// `execute::get_part`) whenever it holds this much and keys are left, so that one command
+/// cannot hold many values in memory at once.
 pub const SPILL_AT: usize = 256 * 1024;
 
 /// What the connection does after a command.

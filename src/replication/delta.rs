@@ -196,9 +196,16 @@ mod tests {
         assert_eq!(resp.outcome, DeltaOutcome::Value(5));
         assert_eq!(deltas.forwarded.load(Ordering::Relaxed), 1);
         let closer = Arc::clone(&deltas);
-        // Closing wakes the waiting request at once (it would wait 500 ms otherwise, and
-        // still fall back: the test holds either way).
-        let result = deltas.request(b"k", None, DeltaOp::Decr, 1, None, move || closer.close());
+        // Closing fails the waiting request: an answer that comes after the close is not
+        // taken (were the request still waiting, it would return that answer).
+        let result = deltas.request(b"k", None, DeltaOp::Decr, 1, None, move || {
+            let id = match closer.lock().outbox.last() {
+                Some(Frame::DeltaReq(req)) => req.id,
+                other => panic!("no request queued: {other:?}"),
+            };
+            closer.close();
+            closer.answer(DeltaResp { id, outcome: DeltaOutcome::Value(7), item: None });
+        });
         assert_eq!(result, None);
         assert_eq!(deltas.fallbacks.load(Ordering::Relaxed), 1);
         assert!(deltas.take_outbox().is_empty());

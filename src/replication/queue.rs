@@ -158,7 +158,7 @@ impl MutationSink for KeyQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyQueue, Pending};
+    use super::{Batch, KeyQueue, Pending};
     use crate::replication::floor_at_millis;
     use crate::storage::replica::{FlushState, MutationSink};
     use std::time::Duration;
@@ -224,14 +224,27 @@ mod tests {
         assert_eq!(q.depth(), (0, false));
     }
 
+    /// Starts a `take` that would wait an hour on its own, and returns what it returns,
+    /// failing the test if that has not come within a minute.
+    fn take_within_a_minute(q: &std::sync::Arc<KeyQueue>, start: impl FnOnce()) -> Batch {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let taker = std::sync::Arc::clone(q);
+        let thread = std::thread::spawn(move || tx.send(taker.take(8, Duration::from_secs(3600))).unwrap());
+        start();
+        let batch = rx.recv_timeout(Duration::from_secs(60)).expect("take still waiting after its wake");
+        thread.join().unwrap();
+        batch
+    }
+
     #[test]
     fn wake_ends_a_wait() {
         let q = std::sync::Arc::new(KeyQueue::new(8));
+        // A wake before the take: the take does not wait at all.
+        q.wake();
+        assert!(take_within_a_minute(&q, || {}).items.is_empty());
+        // A wake while it waits (or just before it starts waiting) ends it.
         let waker = std::sync::Arc::clone(&q);
-        let thread = std::thread::spawn(move || waker.wake());
-        // Would wait a minute without the wake (or return at once if the wake came first).
-        let batch = q.take(8, Duration::from_secs(60));
-        assert!(batch.items.is_empty());
-        thread.join().unwrap();
+        assert!(take_within_a_minute(&q, move || waker.wake()).items.is_empty());
+        assert!(!q.lock().woken, "a take leaves no wake behind for the next one");
     }
 }

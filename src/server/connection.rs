@@ -21,10 +21,12 @@
 //! that never reads holds at most one batch's answer and no thread; the input buffer grows only
 //! as far as a command the parser may still accept (a store's data up to `-I`, or a long get
 //! line); the data of a refused store is discarded as it arrives, never buffered. A batch stops
-//! executing once its answers pass `SPILL_AT`, and is written without waiting. Only one command
-//! whose own answer passes `SPILL_AT` (a get of many large values) is written as it is
-//! produced: the handler then waits for the client to take each part, at most `SPILL_STALL`
-//! without progress before it closes the connection.
+//! executing once its answers pass `SPILL_AT`, and is written without waiting. A get whose own
+//! answer passes `SPILL_AT` with keys left has it written as it is produced; when the client
+//! does not take a part, the get stops after that key (`Resume`) and the connection waits to
+//! write like any other, to run the get's other keys once the client has read. Only a
+//! metadump, which cannot stop, waits for the client to take each part, at most `SPILL_STALL`
+//! without progress before the connection is closed.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::RawFd;
@@ -37,7 +39,7 @@ use super::{traffic, Shared};
 use crate::config::Protocol;
 use crate::log;
 use crate::protocol::binary::{self, Handled};
-use crate::protocol::{execute, text, Next, Parsed, SPILL_AT};
+use crate::protocol::{execute, text, Next, Parsed, Request, SPILL_AT};
 use crate::stats::{ConnSlot, ConnState, Counter, LocalCounts};
 use crate::storage::clock;
 
@@ -121,6 +123,76 @@ enum Ran {
     Close,
 }
 
+/// A get that stopped part-way because its client was not taking the answer: how many of its
+/// keys are answered, and what the -vv log keeps of their answer.
+struct Resume {
+    keys_done: usize,
+    logged: traffic::Answer,
+}
+
+/// Where a text command's answer goes while it is produced: the socket.
+struct Sink<'c> {
+    stream: &'c mut Stream,
+    /// How much of the connection's `out` has been written.
+    sent: &'c mut usize,
+    /// Bytes of parts written and emptied from `out`, or the error that ends the connection.
+    written: io::Result<u64>,
+    /// The -vv log's record of the answer, and how much of `out` it has seen.
+    logged: Option<&'c mut traffic::Answer>,
+    log_from: usize,
+}
+
+impl Sink<'_> {
+    fn log(&mut self, out: &[u8]) {
+        if let Some(logged) = &mut self.logged {
+            logged.add(&out[self.log_from.min(out.len())..]);
+        }
+        self.log_from = out.len();
+    }
+
+    /// A get's part: writes what the client takes now. True when all of `out` went (it is
+    /// then emptied); false leaves the rest in `out` for the connection to write later.
+    fn offer(&mut self, out: &mut Vec<u8>) -> bool {
+        self.log(out);
+        if self.written.is_err() {
+            return false;
+        }
+        match write_now(self.stream, &out[*self.sent..]) {
+            Ok(n) => *self.sent += n,
+            Err(e) => {
+                self.written = Err(e);
+                return false;
+            }
+        }
+        if *self.sent < out.len() {
+            return false;
+        }
+        self.emptied(out);
+        true
+    }
+
+    /// A part of an answer that cannot stop (a metadump's): written whole, waiting for the
+    /// client at most `SPILL_STALL` at a time.
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        self.log(out);
+        if self.written.is_ok() {
+            if let Err(e) = write_waiting(self.stream, &out[*self.sent..]) {
+                self.written = Err(e);
+            }
+        }
+        self.emptied(out);
+    }
+
+    fn emptied(&mut self, out: &mut Vec<u8>) {
+        if let Ok(total) = &mut self.written {
+            *total += out.len() as u64;
+        }
+        out.clear();
+        *self.sent = 0;
+        self.log_from = 0;
+    }
+}
+
 /// An open client connection. Dropping it unregisters and uncounts it before its socket
 /// closes, so that the descriptor cannot be reused by a new connection while still registered.
 pub struct Conn {
@@ -137,6 +209,8 @@ pub struct Conn {
     close_after_swallow: bool,
     /// Close once `out` is written.
     close_after_write: bool,
+    /// A get at the front of the input that stopped part-way, its client not reading.
+    resume: Option<Resume>,
     /// Whether the connection speaks binary: fixed by `-B`, or under `auto` by its first byte.
     binary: Option<bool>,
     /// Nothing read yet.
@@ -162,6 +236,7 @@ impl Conn {
             swallow: 0,
             close_after_swallow: false,
             close_after_write: false,
+            resume: None,
             binary,
             fresh: true,
             stream,
@@ -336,40 +411,32 @@ impl Conn {
                     Parsed::Incomplete => break Ran::NeedInput,
                     Parsed::Command { request, consumed, swallow } => {
                         let consumed = consumed.min(input.len());
-                        commands += 1;
-                        // At -vv what the log needs of the answer is kept, spilled parts too.
+                        // A get that stopped part-way goes on after the keys it answered.
+                        let (skip, mut logged) = self.resume.take().map_or((0, traffic::Answer::default()), |r| (r.keys_done, r.logged));
+                        // At -vv what the log needs of the answer is kept, written parts too.
                         let logging = log::enabled(log::TRAFFIC);
-                        let mut logged = traffic::Answer::default();
-                        let mut log_from = self.out.len();
-                        let mut spilled: io::Result<u64> = Ok(0);
-                        let stream = &mut self.stream;
-                        // Earlier commands' answers are written with the batch, without waiting;
-                        // only this command's own long answer waits for the client.
-                        let mut earlier = self.out.len();
-                        let mut spill = |out: &mut Vec<u8>| {
-                            if out.len() - earlier.min(out.len()) < SPILL_AT {
-                                return;
+                        let mut sink = Sink { stream: &mut self.stream, sent: &mut self.sent, written: Ok(0), logged: logging.then_some(&mut logged), log_from: self.out.len() };
+                        let (next, stopped) = match request {
+                            Request::Get { keys, cas, touch } => {
+                                let stopped = execute::get_part(keys.after(skip), cas, touch, &ctx, local, &mut self.out, &mut |out| sink.offer(out));
+                                (Next::Continue, stopped)
                             }
-                            earlier = 0;
-                            if logging {
-                                logged.add(&out[log_from.min(out.len())..]);
-                                log_from = 0;
+                            other => {
+                                debug_assert_eq!(skip, 0, "a get resumed as another command");
+                                (execute::execute(other, &ctx, local, &mut self.out, &mut |out| sink.drain(out)), None)
                             }
-                            if let Ok(total) = &mut spilled {
-                                match write_waiting(stream, out) {
-                                    Ok(()) => *total += out.len() as u64,
-                                    Err(e) => spilled = Err(e),
-                                }
-                            }
-                            out.clear();
                         };
-                        let next = execute::execute(request, &ctx, local, &mut self.out, &mut spill);
-                        match spilled {
+                        sink.log(&self.out);
+                        match sink.written {
                             Ok(n) => local.add(Counter::BytesWritten, n),
                             Err(_) => break Ran::Close,
                         }
+                        if let Some(keys_done) = stopped {
+                            self.resume = Some(Resume { keys_done: skip + keys_done, logged });
+                            break Ran::Spill;
+                        }
+                        commands += 1;
                         if logging {
-                            logged.add(&self.out[log_from.min(self.out.len())..]);
                             traffic::text(self.fd, &input[..consumed], &logged);
                         }
                         self.input.start += consumed;
@@ -474,6 +541,21 @@ impl Drop for Conn {
         self.shared.close_one();
         log::line(log::STATE, format_args!("<{} connection closed.", self.fd));
     }
+}
+
+/// Writes what the non-blocking `stream` takes of `bytes` now; returns how much that was.
+fn write_now(stream: &mut Stream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }
 
 /// Writes all of `bytes` to the non-blocking `stream`, waiting for the client to take them,

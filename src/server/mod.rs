@@ -23,6 +23,7 @@
 //!   costs tens of microseconds. A client that waits for each answer pays that every time;
 //! - one shared set with EPOLLONESHOT, re-armed after each turn: 1.00-1.02, p99 0.75-1.32,
 //!   0.95-0.99 (the re-arming call costs CPU on every request), and the same wake-ups.
+//!
 //! The README's "Benchmarks" section has the whole table.
 //!
 //! `-c` caps open client connections. With `-o maxconns_fast` (the default) a client over the

@@ -34,7 +34,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Whether an external program is there. In CI a missing one fails the test; elsewhere the
-/// test prints how to install it and is skipped (the caller returns early on `false`).
+/// test is skipped (`skip`) and the caller returns early on `false`.
 pub fn require_program(program: &str, debian_package: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
@@ -47,9 +47,42 @@ pub fn require_program(program: &str, debian_package: &str) -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("{program} is missing: CI must install Debian's {debian_package}");
         }
-        eprintln!("skipped: {program} not found (apt-get install {debian_package})");
+        skip(&format!("{program} not found"), &format!("install: apt-get install {debian_package}"));
     }
     found
+}
+
+/// Whether the tests run as root, which some need. In CI its absence fails the test;
+/// elsewhere the test is skipped (`skip`) and the caller returns early on `false`.
+pub fn require_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} needs root, and CI runs the tests as root");
+    }
+    skip(&format!("{what} needs root"), "run the tests as root");
+    false
+}
+
+/// Says that the running test is skipped, and why: a skipped test still shows as passed, so
+/// the line goes to stderr and is appended to the file `MEMCACHEDREP_SKIPPED` names, where
+/// `make test` counts them.
+pub fn skip(reason: &str, remedy: &str) {
+    let binary = std::env::args().next().unwrap_or_default();
+    let binary = std::path::Path::new(&binary).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // Test binaries are named "<file>-<hash>".
+    let binary = binary.rsplit_once('-').map_or(binary.as_str(), |(name, _)| name).to_string();
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("SKIPPED: {binary}::{test}: {reason} ({remedy})\n");
+    eprint!("{line}");
+    if let Some(path) = std::env::var_os("MEMCACHEDREP_SKIPPED") {
+        let appended = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            panic!("cannot record the skip in {}: {e}", PathBuf::from(path).display());
+        }
+    }
 }
 
 /// Polls `cond` until it holds or `deadline` passes; panics with `what` on time-out.
