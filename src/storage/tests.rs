@@ -13,6 +13,16 @@ fn config(memory_limit: usize) -> CacheConfig {
     CacheConfig::test(memory_limit)
 }
 
+/// A loop count for a test, cut a hundredfold under Miri (which runs some thousand times slower)
+/// so that the storage tests run there in minutes while their threads still meet.
+pub(super) fn scaled(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 100).max(1)
+    } else {
+        n
+    }
+}
+
 fn cache() -> Cache {
     Cache::new(&config(64 << 20)).unwrap()
 }
@@ -119,7 +129,7 @@ fn racing_cas_appends_never_both_win_with_the_same_cas() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut won = Vec::new();
-                for _ in 0..2000 {
+                for _ in 0..scaled(2000) {
                     let seen = cas(&c, b"log");
                     let opts = StoreOptions { cas: Some(seen), ..StoreOptions::default() };
                     if c.store_with(StoreMode::Append, b"log", 0, 0, b"x", opts).0 == StoreOutcome::Stored {
@@ -434,6 +444,7 @@ fn too_large_set_unlinks_the_old_item() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn eviction_keeps_memory_in_bounds_and_spares_read_items() {
     let limit = 2 << 20;
     let c = Cache::new(&config(limit)).unwrap();
@@ -474,6 +485,7 @@ fn one_page_capacity(c: &Cache, value: &[u8]) -> usize {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     let c = Cache::new(&config(1 << 20)).unwrap();
     let value = [b'v'; 100];
@@ -496,6 +508,7 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
     let mut cfg = config(1 << 20);
     cfg.evict = false;
@@ -516,6 +529,7 @@ fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn a_class_that_comes_late_takes_a_page_from_a_full_one() {
     let limit = 2 << 20;
     let c = Cache::new(&config(limit)).unwrap();
@@ -568,7 +582,7 @@ fn threads_mixing_ops_on_shared_keys_keep_counts_consistent() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut x = t + 1;
-                for _ in 0..60_000 {
+                for _ in 0..scaled(60_000) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
@@ -631,7 +645,7 @@ fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut x = t + 1;
-                for _ in 0..200_000 {
+                for _ in 0..scaled(200_000) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
@@ -663,6 +677,7 @@ fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn one_stripe_grows_past_a_million_items() {
     let c = Cache::with_stripes(&config(160 << 20), 0).unwrap();
     let before = c.stats().hash_power_level;
@@ -680,6 +695,7 @@ fn one_stripe_grows_past_a_million_items() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn items_in_64_mib_match_memcached() {
     // memcached 1.6.18 -m 64 holds 349504 such items when it starts evicting
     // (64 pages of 5461 192-byte chunks); ours are 176-byte chunks.
@@ -704,6 +720,7 @@ fn items_in_64_mib_match_memcached() {
 /// memcached evicts. Threads filling a small cache past its limit with sizes spanning several
 /// classes must see every store succeed.
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn stores_racing_for_memory_evict_rather_than_fail() {
     for round in 0..10 {
         let c = Arc::new(Cache::new(&config(8 << 20)).unwrap());
