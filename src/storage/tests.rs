@@ -791,3 +791,124 @@ fn deletes_and_deltas_refuse_a_bad_key() {
         assert_eq!(c.delta(&key, DeltaOp::Decr, 1, None), (DeltaOutcome::NotFound, 0));
     }
 }
+
+/// What a stress value says about itself: the key it belongs to and the write that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    key: u32,
+    version: u32,
+}
+
+/// Key id and version, then bytes that follow from both, then a checksum of all before it: a
+/// torn value, a value of another key or one overwritten in part fails `check_value`.
+fn stress_value(s: Stamp) -> Vec<u8> {
+    let seed = s.key.wrapping_mul(2_654_435_761) ^ s.version.wrapping_mul(40_503);
+    let len = 8 + (seed % 400) as usize;
+    let mut v = Vec::with_capacity(len + 4);
+    v.extend_from_slice(&s.key.to_le_bytes());
+    v.extend_from_slice(&s.version.to_le_bytes());
+    v.extend((8..len).map(|i| (seed as usize).wrapping_add(i * 7) as u8));
+    let sum = checksum(&v);
+    v.extend_from_slice(&sum.to_le_bytes());
+    v
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The stamp a whole, unaltered stress value carries, or why it is not one.
+fn check_value(v: &[u8], flags: u32) -> Result<Stamp, String> {
+    let word = |at: usize| u32::from_le_bytes(v[at..at + 4].try_into().unwrap());
+    if v.len() < 12 {
+        return Err(format!("{} bytes", v.len()));
+    }
+    let stamp = Stamp { key: word(0), version: word(4) };
+    if stress_value(stamp) != v {
+        let sum_ok = checksum(&v[..v.len() - 4]) == word(v.len() - 4);
+        return Err(format!("{stamp:?}: {} bytes, checksum {}", v.len(), if sum_ok { "right" } else { "wrong" }));
+    }
+    if flags != stamp.version {
+        return Err(format!("{stamp:?} under flags {flags}"));
+    }
+    Ok(stamp)
+}
+
+/// Writers store values that name their key and version into a cache of two pages, so that
+/// classes keep taking pages from one another; readers check every byte of every value they
+/// read, and that a key never goes back to an older version. Each key has one writer, so its
+/// versions only grow.
+#[test]
+fn values_read_under_eviction_are_whole_and_their_keys_own() {
+    const KEYS: u32 = 3000;
+    const WRITERS: u32 = 2;
+    let c = Arc::new(Cache::new(&config(2 << 20)).unwrap());
+    let ops = scaled(60_000);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut versions = vec![0u32; KEYS as usize];
+                let (mut stored, mut no_memory) = (0u64, 0u64);
+                let mut x = u64::from(w) + 1;
+                for _ in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = (x % u64::from(KEYS / WRITERS)) as u32 * WRITERS + w;
+                    let name = format!("key:{key}");
+                    if x % 16 == 0 {
+                        c.delete(name.as_bytes(), None);
+                        continue;
+                    }
+                    versions[key as usize] += 1;
+                    let stamp = Stamp { key, version: versions[key as usize] };
+                    match c.store(StoreMode::Set, name.as_bytes(), stamp.version, 0, &stress_value(stamp)) {
+                        StoreOutcome::Stored => stored += 1,
+                        // Two pages: the only one a class may take can hold the item replaced.
+                        StoreOutcome::NoMemory => no_memory += 1,
+                        other => panic!("{name}: {other:?}"),
+                    }
+                }
+                (stored, no_memory)
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut seen = vec![0u32; KEYS as usize];
+                let mut hits = 0u64;
+                let mut x = r + 101;
+                for _ in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = (x % u64::from(KEYS)) as u32;
+                    let name = format!("key:{key}");
+                    let (_, read) = c.get(name.as_bytes(), None, |it| check_value(it.value, it.flags));
+                    let Some(read) = read else { continue };
+                    let stamp = read.unwrap_or_else(|why| panic!("{name}: not a whole value of a key: {why}"));
+                    assert_eq!(stamp.key, key, "{name} holds another key's value");
+                    assert!(stamp.version >= seen[key as usize], "{name} went back to version {}", stamp.version);
+                    seen[key as usize] = stamp.version;
+                    hits += 1;
+                }
+                hits
+            })
+        })
+        .collect();
+    let (mut stored, mut no_memory) = (0, 0);
+    for w in writers {
+        let (s, n) = w.join().unwrap();
+        stored += s;
+        no_memory += n;
+    }
+    let hits: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let s = c.stats();
+    println!("stored {stored}, no memory {no_memory}, read and checked {hits}, evictions {}", s.evictions);
+    assert!(s.evictions > 0, "the test ran under memory pressure");
+    assert!(hits > 0 && stored > no_memory * 10, "stored {stored}, no memory {no_memory}, hits {hits}");
+    assert!(s.total_malloced <= 2 << 20);
+}
