@@ -8,7 +8,7 @@ BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench bench-replication soak clean install uninstall
+.PHONY: all build run test bench bench-replication soak check-memory clean install uninstall
 
 all: build
 
@@ -34,6 +34,18 @@ bench-replication:
 # lines after the soak's.
 soak:
 	$(CARGO) test --release --test soak
+
+# The storage engine's unit and stress tests under Miri (nightly), then integration tests with
+# every memcachedrep they start under valgrind memcheck (logs in target/memcheck/); fails on
+# any error either reports. MEMCHECK_TESTS names the integration test targets to run so.
+MEMCHECK_TESTS ?= text_protocol meta_protocol binary_protocol memory replication
+MEMCHECK_DIR := $(CURDIR)/target/memcheck
+check-memory:
+	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib storage::
+	rm -rf $(MEMCHECK_DIR)
+	MEMCACHEDREP_TEST_WRAPPER=$(CURDIR)/tests/valgrind/memcheck.sh MEMCHECK_DIR=$(MEMCHECK_DIR) \
+		$(CARGO) test --release $(addprefix --test ,$(MEMCHECK_TESTS))
+	tests/valgrind/report.sh $(MEMCHECK_DIR)
 
 clean:
 	$(CARGO) clean
