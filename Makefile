@@ -8,7 +8,7 @@ BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench bench-replication soak fuzz clean install uninstall
+.PHONY: all build run test bench bench-replication soak fuzz check-memory clean install uninstall
 
 all: build
 
@@ -56,6 +56,21 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/dict/$$t.dict -print_final_stats=1 || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed"; exit 1; fi
+
+# The storage engine's unit and stress tests under Miri (nightly), then integration tests with
+# every memcachedrep they start under valgrind memcheck (logs in target/memcheck/); fails on
+# any error either reports, or on a failing test. MEMCHECK_TESTS names the integration test
+# targets to run so; MEMCHECK_SKIP names tests left out there: the RSS bound, which under
+# valgrind measures valgrind's shadow memory.
+MEMCHECK_TESTS ?= text_protocol meta_protocol binary_protocol memory replication
+MEMCHECK_SKIP ?= over_the_memory_limit_old_items_are_evicted_and_memory_stays_bounded
+MEMCHECK_DIR := $(CURDIR)/target/memcheck
+check-memory:
+	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib storage::
+	rm -rf $(MEMCHECK_DIR)
+	MEMCACHEDREP_TEST_WRAPPER=$(CURDIR)/tests/valgrind/memcheck.sh MEMCHECK_DIR=$(MEMCHECK_DIR) \
+		$(CARGO) test --release --no-fail-fast $(addprefix --test ,$(MEMCHECK_TESTS)) -- $(addprefix --skip ,$(MEMCHECK_SKIP)); \
+		status=$$?; tests/valgrind/report.sh $(MEMCHECK_DIR) && exit $$status
 
 clean:
 	$(CARGO) clean

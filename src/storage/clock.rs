@@ -202,7 +202,7 @@ mod tests {
                     let clock = &clock;
                     s.spawn(move || {
                         let mut taken = Vec::new();
-                        for i in 0..20_000u64 {
+                        for i in 0..crate::storage::tests::scaled(20_000) as u64 {
                             // The wall clock moves now and then, each thread seeing it late or
                             // early; one thread also observes a peer's stamps.
                             let wall = base + (((i + t * 7) / 1000) << 16);

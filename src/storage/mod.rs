@@ -82,9 +82,17 @@ use table::Stripe;
 pub const KEY_MAX_LENGTH: usize = 250;
 
 /// 1024 stripes: enough that handler threads rarely meet on one lock.
+#[cfg(not(miri))]
 const DEFAULT_STRIPES_LOG2: u32 = 10;
 /// memcached's default `hashpower`.
+#[cfg(not(miri))]
 const DEFAULT_HASH_POWER: u32 = 16;
+/// Under Miri, which runs every bucket's initialisation a thousand times slower: a few
+/// stripes, so that threads still meet on them, and small tables that must grow.
+#[cfg(miri)]
+const DEFAULT_STRIPES_LOG2: u32 = 2;
+#[cfg(miri)]
+const DEFAULT_HASH_POWER: u32 = 4;
 const MAX_HASH_POWER: u32 = 32;
 /// LRU items the eviction walker looks at per allocation, at most.
 const WALK_LIMIT: usize = 50;

@@ -327,7 +327,7 @@ fn threads_with_tombstones_keep_counts_consistent() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut rng = Rng(t + 11);
-                for _ in 0..40_000 {
+                for _ in 0..super::tests::scaled(40_000) {
                     let x = rng.next();
                     let key = format!("k{}", x % keys);
                     let value = vec![b'1'; (x >> 20) as usize % 1500];

@@ -449,16 +449,13 @@ impl Slabs {
 impl Drop for Slabs {
     fn drop(&mut self) {
         let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner());
-        let unmap = |p: *mut u8, len: usize| {
-            // SAFETY: `p` was mapped by `map_region` with this length and no item outlives the
-            // cache that owns these slabs.
-            unsafe { libc::munmap(p.cast(), len) };
-        };
+        // SAFETY (both): each was taken by `map_region` with this length, and no item outlives
+        // the cache that owns these slabs.
         if !pool.region.is_null() {
-            unmap(pool.region, pool.max_pages * self.page_size);
+            unsafe { unmap_region(pool.region, pool.max_pages * self.page_size) };
         }
         for &page in &pool.mapped {
-            unmap(page, self.page_size);
+            unsafe { unmap_region(page, self.page_size) };
         }
     }
 }
@@ -469,6 +466,7 @@ fn round8(n: usize) -> usize {
 
 /// Maps `len` bytes of zeroed anonymous memory; the kernel backs it only once touched, so RSS
 /// follows use. With `huge`, asks for transparent huge pages.
+#[cfg(not(miri))]
 fn map_region(len: usize, huge: bool) -> Result<*mut u8, String> {
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
     let p = unsafe {
@@ -489,6 +487,41 @@ fn map_region(len: usize, huge: bool) -> Result<*mut u8, String> {
         unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };
     }
     Ok(p.cast())
+}
+
+/// # Safety
+/// `p` and `len` are a region `map_region` returned, which nothing refers into any more.
+#[cfg(not(miri))]
+unsafe fn unmap_region(p: *mut u8, len: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { libc::munmap(p.cast(), len) };
+}
+
+/// Miri cannot run mmap: pages come from the global allocator, zeroed like a fresh mapping.
+#[cfg(miri)]
+fn map_region(len: usize, _huge: bool) -> Result<*mut u8, String> {
+    let layout = region_layout(len)?;
+    // SAFETY: the layout's size is a page or more, never zero.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return Err(format!("memory limit (-m): cannot allocate {len} bytes"));
+    }
+    Ok(p)
+}
+
+/// # Safety
+/// As for the mmap version.
+#[cfg(miri)]
+unsafe fn unmap_region(p: *mut u8, len: usize) {
+    let layout = region_layout(len).expect("the layout map_region used");
+    // SAFETY: `p` came from `alloc_zeroed` with this layout (forwarded caller guarantee).
+    unsafe { std::alloc::dealloc(p, layout) };
+}
+
+/// Page-aligned, as mmap's memory is.
+#[cfg(miri)]
+fn region_layout(len: usize) -> Result<std::alloc::Layout, String> {
+    std::alloc::Layout::from_size_align(len, 4096).map_err(|e| format!("memory limit (-m): {e}"))
 }
 
 /// Takes an item off its LRU (if linked there) and puts its chunk on the free list.

@@ -13,6 +13,16 @@ fn config(memory_limit: usize) -> CacheConfig {
     CacheConfig::test(memory_limit)
 }
 
+/// A loop count for a test, cut a hundredfold under Miri (which runs some thousand times slower)
+/// so that the storage tests run there in minutes while their threads still meet.
+pub(super) fn scaled(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 100).max(1)
+    } else {
+        n
+    }
+}
+
 fn cache() -> Cache {
     Cache::new(&config(64 << 20)).unwrap()
 }
@@ -119,7 +129,7 @@ fn racing_cas_appends_never_both_win_with_the_same_cas() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut won = Vec::new();
-                for _ in 0..2000 {
+                for _ in 0..scaled(2000) {
                     let seen = cas(&c, b"log");
                     let opts = StoreOptions { cas: Some(seen), ..StoreOptions::default() };
                     if c.store_with(StoreMode::Append, b"log", 0, 0, b"x", opts).0 == StoreOutcome::Stored {
@@ -434,6 +444,7 @@ fn too_large_set_unlinks_the_old_item() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn eviction_keeps_memory_in_bounds_and_spares_read_items() {
     let limit = 2 << 20;
     let c = Cache::new(&config(limit)).unwrap();
@@ -474,6 +485,7 @@ fn one_page_capacity(c: &Cache, value: &[u8]) -> usize {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     let c = Cache::new(&config(1 << 20)).unwrap();
     let value = [b'v'; 100];
@@ -496,6 +508,7 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
     let mut cfg = config(1 << 20);
     cfg.evict = false;
@@ -516,6 +529,7 @@ fn no_evict_answers_no_memory_and_set_drops_the_old_item() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn a_class_that_comes_late_takes_a_page_from_a_full_one() {
     let limit = 2 << 20;
     let c = Cache::new(&config(limit)).unwrap();
@@ -568,7 +582,7 @@ fn threads_mixing_ops_on_shared_keys_keep_counts_consistent() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut x = t + 1;
-                for _ in 0..60_000 {
+                for _ in 0..scaled(60_000) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
@@ -631,7 +645,7 @@ fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
             let c = Arc::clone(&c);
             thread::spawn(move || {
                 let mut x = t + 1;
-                for _ in 0..200_000 {
+                for _ in 0..scaled(200_000) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
@@ -663,6 +677,7 @@ fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn one_stripe_grows_past_a_million_items() {
     let c = Cache::with_stripes(&config(160 << 20), 0).unwrap();
     let before = c.stats().hash_power_level;
@@ -680,6 +695,7 @@ fn one_stripe_grows_past_a_million_items() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn items_in_64_mib_match_memcached() {
     // memcached 1.6.18 -m 64 holds 349504 such items when it starts evicting
     // (64 pages of 5461 192-byte chunks); ours are 176-byte chunks.
@@ -704,6 +720,7 @@ fn items_in_64_mib_match_memcached() {
 /// memcached evicts. Threads filling a small cache past its limit with sizes spanning several
 /// classes must see every store succeed.
 #[test]
+#[cfg_attr(miri, ignore = "fills whole slab pages one store at a time: hours under Miri")]
 fn stores_racing_for_memory_evict_rather_than_fail() {
     for round in 0..10 {
         let c = Arc::new(Cache::new(&config(8 << 20)).unwrap());
@@ -773,4 +790,125 @@ fn deletes_and_deltas_refuse_a_bad_key() {
         assert_eq!(c.delta(&key, DeltaOp::Incr, 1, None), (DeltaOutcome::NotFound, 0));
         assert_eq!(c.delta(&key, DeltaOp::Decr, 1, None), (DeltaOutcome::NotFound, 0));
     }
+}
+
+/// What a stress value says about itself: the key it belongs to and the write that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    key: u32,
+    version: u32,
+}
+
+/// Key id and version, then bytes that follow from both, then a checksum of all before it: a
+/// torn value, a value of another key or one overwritten in part fails `check_value`.
+fn stress_value(s: Stamp) -> Vec<u8> {
+    let seed = s.key.wrapping_mul(2_654_435_761) ^ s.version.wrapping_mul(40_503);
+    let len = 8 + (seed % 400) as usize;
+    let mut v = Vec::with_capacity(len + 4);
+    v.extend_from_slice(&s.key.to_le_bytes());
+    v.extend_from_slice(&s.version.to_le_bytes());
+    v.extend((8..len).map(|i| (seed as usize).wrapping_add(i * 7) as u8));
+    let sum = checksum(&v);
+    v.extend_from_slice(&sum.to_le_bytes());
+    v
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The stamp a whole, unaltered stress value carries, or why it is not one.
+fn check_value(v: &[u8], flags: u32) -> Result<Stamp, String> {
+    let word = |at: usize| u32::from_le_bytes(v[at..at + 4].try_into().unwrap());
+    if v.len() < 12 {
+        return Err(format!("{} bytes", v.len()));
+    }
+    let stamp = Stamp { key: word(0), version: word(4) };
+    if stress_value(stamp) != v {
+        let sum_ok = checksum(&v[..v.len() - 4]) == word(v.len() - 4);
+        return Err(format!("{stamp:?}: {} bytes, checksum {}", v.len(), if sum_ok { "right" } else { "wrong" }));
+    }
+    if flags != stamp.version {
+        return Err(format!("{stamp:?} under flags {flags}"));
+    }
+    Ok(stamp)
+}
+
+/// Writers store values that name their key and version into a cache of two pages, so that
+/// classes keep taking pages from one another; readers check every byte of every value they
+/// read, and that a key never goes back to an older version. Each key has one writer, so its
+/// versions only grow.
+#[test]
+fn values_read_under_eviction_are_whole_and_their_keys_own() {
+    const KEYS: u32 = 3000;
+    const WRITERS: u32 = 2;
+    let c = Arc::new(Cache::new(&config(2 << 20)).unwrap());
+    let ops = scaled(60_000);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut versions = vec![0u32; KEYS as usize];
+                let (mut stored, mut no_memory) = (0u64, 0u64);
+                let mut x = u64::from(w) + 1;
+                for _ in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = (x % u64::from(KEYS / WRITERS)) as u32 * WRITERS + w;
+                    let name = format!("key:{key}");
+                    if x % 16 == 0 {
+                        c.delete(name.as_bytes(), None);
+                        continue;
+                    }
+                    versions[key as usize] += 1;
+                    let stamp = Stamp { key, version: versions[key as usize] };
+                    match c.store(StoreMode::Set, name.as_bytes(), stamp.version, 0, &stress_value(stamp)) {
+                        StoreOutcome::Stored => stored += 1,
+                        // Two pages: the only one a class may take can hold the item replaced.
+                        StoreOutcome::NoMemory => no_memory += 1,
+                        other => panic!("{name}: {other:?}"),
+                    }
+                }
+                (stored, no_memory)
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                let mut seen = vec![0u32; KEYS as usize];
+                let mut hits = 0u64;
+                let mut x = r + 101;
+                for _ in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = (x % u64::from(KEYS)) as u32;
+                    let name = format!("key:{key}");
+                    let (_, read) = c.get(name.as_bytes(), None, |it| check_value(it.value, it.flags));
+                    let Some(read) = read else { continue };
+                    let stamp = read.unwrap_or_else(|why| panic!("{name}: not a whole value of a key: {why}"));
+                    assert_eq!(stamp.key, key, "{name} holds another key's value");
+                    assert!(stamp.version >= seen[key as usize], "{name} went back to version {}", stamp.version);
+                    seen[key as usize] = stamp.version;
+                    hits += 1;
+                }
+                hits
+            })
+        })
+        .collect();
+    let (mut stored, mut no_memory) = (0, 0);
+    for w in writers {
+        let (s, n) = w.join().unwrap();
+        stored += s;
+        no_memory += n;
+    }
+    let hits: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let s = c.stats();
+    println!("stored {stored}, no memory {no_memory}, read and checked {hits}, evictions {}", s.evictions);
+    assert!(s.evictions > 0, "the test ran under memory pressure");
+    assert!(hits > 0 && stored > no_memory * 10, "stored {stored}, no memory {no_memory}, hits {hits}");
+    assert!(s.total_malloced <= 2 << 20);
 }

@@ -23,6 +23,35 @@ pub fn binary() -> PathBuf {
     }
 }
 
+/// `MEMCACHEDREP_TEST_WRAPPER` (e.g. `tests/valgrind/memcheck.sh`): a program that memcachedrep
+/// is started under, with the server's command line as its arguments. Debian's memcached is
+/// never wrapped.
+pub fn wrapper() -> Option<PathBuf> {
+    std::env::var_os("MEMCACHEDREP_TEST_WRAPPER").filter(|w| !w.is_empty()).map(PathBuf::from)
+}
+
+/// How many times longer the server may take under the wrapper (valgrind runs it some 30
+/// times slower): every deadline of this harness is multiplied by it.
+pub fn slowdown() -> u32 {
+    if wrapper().is_some() {
+        20
+    } else {
+        1
+    }
+}
+
+/// The command that starts `program`: under the wrapper when it is memcachedrep.
+fn server_command(program: &std::path::Path) -> Command {
+    match wrapper() {
+        Some(wrapper) if program == binary() => {
+            let mut cmd = Command::new(wrapper);
+            cmd.arg(program);
+            cmd
+        }
+        _ => Command::new(program),
+    }
+}
+
 /// Whether the tests run against another server than memcachedrep.
 pub fn against_reference() -> bool {
     std::env::var_os("MEMCACHEDREP_TEST_SERVER").is_some()
@@ -87,7 +116,7 @@ pub fn skip(reason: &str, remedy: &str) {
 
 /// Polls `cond` until it holds or `deadline` passes; panics with `what` on time-out.
 pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
+    let end = Instant::now() + deadline * slowdown();
     loop {
         if cond() {
             return;
@@ -116,7 +145,7 @@ impl Server {
     /// Starts any memcached-compatible program (e.g. Debian's `memcached`) the same way.
     pub fn start_program(program: &str, args: &[&str]) -> Server {
         let port = free_port();
-        let mut cmd = Command::new(program);
+        let mut cmd = server_command(std::path::Path::new(program));
         cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()]);
         cmd.args(args);
         if is_root() && !args.contains(&"-u") {
@@ -130,14 +159,14 @@ impl Server {
 
     /// Starts memcachedrep listening only on a unix socket at `path`.
     pub fn start_unix(path: &std::path::Path, args: &[&str]) -> Server {
-        let mut cmd = Command::new(binary());
+        let mut cmd = server_command(&binary());
         cmd.arg("-s").arg(path).args(args);
         if is_root() && !args.contains(&"-u") {
             cmd.args(["-u", "root"]);
         }
         let child = cmd.stdin(Stdio::null()).spawn().expect("start memcachedrep");
         let server = Server { child, port: 0, socket: Some(path.to_path_buf()) };
-        let deadline = Instant::now() + START_DEADLINE;
+        let deadline = Instant::now() + START_DEADLINE * slowdown();
         while std::os::unix::net::UnixStream::connect(path).is_err() {
             assert!(Instant::now() < deadline, "unix socket {} never answered", path.display());
             std::thread::sleep(Duration::from_millis(20));
@@ -146,7 +175,7 @@ impl Server {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_DEADLINE;
+        let deadline = Instant::now() + START_DEADLINE * slowdown();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("server exited before answering: {status}");
@@ -170,7 +199,7 @@ impl Server {
     /// Sends a signal and waits (with a deadline) for the process to exit; returns its status.
     pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
         Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill");
-        let deadline = Instant::now() + START_DEADLINE;
+        let deadline = Instant::now() + START_DEADLINE * slowdown();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
@@ -200,7 +229,7 @@ impl Drop for Server {
 
 /// Waits up to `deadline` for `child` to exit; kills it and returns None when it does not.
 pub fn wait_or_kill(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + deadline;
+    let end = Instant::now() + deadline * slowdown();
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return Some(status);
@@ -227,7 +256,7 @@ pub struct Client {
 impl Client {
     pub fn connect(port: u16) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT * slowdown())).unwrap();
         stream.set_nodelay(true).unwrap();
         Client { stream, buf: Vec::new() }
     }
@@ -238,7 +267,7 @@ impl Client {
 
     /// Reads until the buffered reply ends with `suffix`, and returns (and consumes) it all.
     pub fn read_until(&mut self, suffix: &[u8]) -> Vec<u8> {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + IO_TIMEOUT * slowdown();
         while !self.buf.ends_with(suffix) {
             assert!(Instant::now() < deadline, "no reply ending {:?}; got {:?}", show(suffix), show(&self.buf));
             let mut chunk = [0u8; 65536];
@@ -266,7 +295,7 @@ impl Client {
 
     /// Reads one line, "\r\n" included.
     pub fn line(&mut self) -> String {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + IO_TIMEOUT * slowdown();
         loop {
             if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line: Vec<u8> = self.buf.drain(..pos + 2).collect();
