@@ -34,6 +34,7 @@ bench-replication:
 # lines after the soak's.
 soak:
 	$(CARGO) test --release --test soak
+	MODEL_SECONDS=$(or $(SOAK_SECONDS),600) $(CARGO) test --release --test model
 
 clean:
 	$(CARGO) clean
