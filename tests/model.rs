@@ -87,8 +87,9 @@ fn compare(seed: u64, stream: &[Op], names: [&str; 2], sides: [&mut dyn Side; 2]
     // The start of each answer, for the history a mismatch shows.
     let mut answered: Vec<String> = Vec::with_capacity(stream.len());
     for (i, op) in stream.iter().enumerate() {
-        let raw_a = a.run(op, &|cas, key| books[0].resolve(cas, key));
-        let raw_b = b.run(op, &|cas, key| books[1].resolve(cas, key));
+        a.send(op, &|cas, key| books[0].resolve(cas, key));
+        b.send(op, &|cas, key| books[1].resolve(cas, key));
+        let (raw_a, raw_b) = (a.answer(op), b.answer(op));
         books[0].learn(op, &raw_a);
         books[1].learn(op, &raw_b);
         let answer_a = norms[0].normalise(op.is_binary(), &raw_a);

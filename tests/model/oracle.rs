@@ -27,6 +27,8 @@ struct Item {
 pub struct Model {
     items: HashMap<usize, Item>,
     last_cas: u64,
+    /// The answer to the op last sent.
+    pending: Vec<u8>,
 }
 
 /// What an incr or decr did.
@@ -102,6 +104,16 @@ const NON_NUMERIC_LINE: &str = "CLIENT_ERROR cannot increment or decrement non-n
 const TOO_LARGE_LINE: &str = "SERVER_ERROR object too large for cache\r\n";
 
 impl Side for Model {
+    fn send(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) {
+        self.pending = self.run(op, cas);
+    }
+
+    fn answer(&mut self, _op: &Op) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+impl Model {
     fn run(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) -> Vec<u8> {
         match op {
             Op::Store { cmd, key, flags, ttl, value, cas: c, noreply } => {
