@@ -168,13 +168,12 @@ impl Model {
                     MFlag::C(c) => Some(cas(*c, *key)),
                     _ => None,
                 });
-                let answer = match cmd {
+                match cmd {
                     b'g' => self.meta_get(*key, flags),
                     b's' => self.meta_set(*key, flags, compare, &value.0),
                     b'd' => self.meta_delete(*key, flags, compare),
                     _ => self.meta_arith(*key, flags, compare),
-                };
-                answer
+                }
             }
             Op::Binary { opcode, key, cas: c, extras, value } => self.binary(*opcode, *key, cas(*c, *key), *extras, &value.0),
         }
