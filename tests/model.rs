@@ -1,14 +1,15 @@
 //! Long random command streams, answered the same way by memcachedrep as by a model of the
-//! cache (`model_agrees`) and as by Debian's memcached (`memcached_agrees`).
+//! cache (`model_agrees`, `model/oracle.rs`) and as by Debian's memcached (`memcached_agrees`).
 //!
 //! The stream (`model/ops.rs`) mixes every storage command, get/gets/gat/gats over several
 //! keys, incr/decr, touch, delete, flush_all with and without a delay, the noreply forms, the
-//! meta commands and the binary ones, quiet forms included, over eight keys (one of 250
-//! bytes) so they collide, with random flags, expiries and values up to past `-I`. Both
-//! servers run with `-I 64k -o slab_chunk_max=65536,no_lru_crawler,no_lru_maintainer -m 512`,
-//! so nothing is evicted or moved by a background thread mid-stream, and no item is split into
-//! chunks (memcached's incr calls a chunked value non-numeric before it compares a cas). Cas values are compared
-//! by the order they first appeared in, meta TTLs rounded to thousands of seconds.
+//! meta commands (mg ms md ma mn) and the binary ones, quiet forms included, over eight keys
+//! (one of 250 bytes) so they collide, with random flags, expiries, cas values (the last one
+//! seen, or a wrong one) and values up to past `-I`. Both servers run with `-I 64k -o
+//! slab_chunk_max=65536,no_lru_crawler,no_lru_maintainer -m 512`: nothing is evicted or moved
+//! by a background thread mid-stream, and memcached splits no item into chunks (its incr
+//! calls a chunked value non-numeric before it compares a cas). Cas values are compared by
+//! the order they first appeared in, meta TTLs rounded to thousands of seconds.
 //!
 //! Replay and soak: MODEL_SEED picks the stream (printed at the start and in a mismatch),
 //! MODEL_OPS its length (default 150,000), and MODEL_SECONDS runs fresh streams (seeds from
@@ -16,29 +17,31 @@
 //!
 //! Left out of the stream, and why:
 //! - stats, version, verbosity: their answers are the server's own, not the cache's.
-//! - Expiries that fall due during a run (a few seconds ahead): whether one has passed
-//!   depends on timing; TTLs are never, past, or at least 1000 s ahead.
+//! - Expiries that fall due during a run: whether one has passed depends on timing; TTLs are
+//!   never, past, or at least 1000 s ahead.
 //! - mg's h and l, and me: the fetched bit and last access follow each server's own rules
 //!   for which commands mark an item, and l counts seconds.
 //! - mg's R and E (memcached 1.6.18 has no E) and base64 keys (b): R depends on seconds left,
 //!   and our b keys differ from memcached on purpose (see `protocol/meta.rs`).
-//! - A '-' byte in a value or in client flags, against memcached only: its incr looks for a
-//!   minus sign with strchr, past the value's end into what an earlier item left in the chunk
-//!   (key, flags, value), when the number is at least 2^63, so its answer depends on freed
-//!   memory (MODEL_SEED=1 #117 before this rule: a failed prepend left "-" two bytes past a
-//!   setq's value, and incr answered non-numeric; MODEL_SEED=4 #1889: a '-' in the flags of
-//!   an item with the 250-byte key).
 //! - mg and ma with T or N in the past: memcached's t then prints the seconds left as an
 //!   unsigned underflow, and it answers an item it creates already expired as if alive.
-//! - A delayed flush_all with items an earlier one flushed still in memory: memcached keeps
-//!   one flush time, which the delayed one replaces, so they come back; we keep each flush.
-//!   The stream reads every key before a delayed flush_all, which unlinks them.
-//! - A value of white space only, against memcached only: its incr skips it and the "\r\n"
-//!   after it and reads a number from stale memory (we answer non-numeric).
-//! - ma's T, against memcached only: when the incr lengthens the number, memcached sets that
-//!   TTL on the item the incr has just replaced, so it is lost (MODEL_SEED=1 #80063 before
-//!   this rule: "ma k5 T195000 N0 D16 t" answered t195000, and the next mg t416000).
+//! - A delayed flush_all while items an earlier one flushed are still in memory: memcached
+//!   keeps one flush time, which the delayed one replaces, so they come back; we keep each
+//!   flush. The stream reads every key before a delayed flush_all, which unlinks them.
 //! - Malformed commands: the parsers' tests and the fuzz targets cover them.
+//!
+//! Against memcached only (`ops::for_memcached`), where its answer depends on freed memory:
+//! - A '-' byte in a value or in client flags: for a number of 2^63 or more its incr looks
+//!   for a minus sign with strchr, past the value's end into what an earlier item left in the
+//!   chunk (MODEL_SEED=1 #117 before this rule: a failed prepend left "-" two bytes past a
+//!   setq's value, and incr answered non-numeric; MODEL_SEED=4 #1889: a '-' in the flags of
+//!   an item with the 250-byte key). We never read past a value.
+//! - A value of white space only: its incr skips it and the "\r\n" after it and reads a
+//!   number from stale memory; we answer non-numeric.
+//! - ma's T: when the incr lengthens the number, memcached sets that TTL on the item the
+//!   incr has just replaced, so it is lost (MODEL_SEED=1 #80063 before this rule: "ma k5
+//!   T195000 N0 D16 t" answered t195000, the next mg t416000). We keep it; the model test
+//!   covers it.
 
 mod common;
 #[path = "model/oracle.rs"]

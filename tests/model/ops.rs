@@ -432,11 +432,11 @@ fn keys(rng: &mut Rng) -> Vec<usize> {
     (0..1 + rng.below(3)).map(|_| rng.below(KEYS as u64) as usize).collect()
 }
 
-/// The op without what memcached 1.6.18 answers from stale memory: a value of white space
-/// only gets an 'x', and every '-' byte in a value or in client flags becomes a '+' (its incr looks for a minus sign past the value's end, in
-/// whatever an earlier item left in the chunk, its key, flags and value, when the number is at
-/// least 2^63), and ma loses its T (memcached sets that TTL on the item an incr that lengthens
-/// the number has just replaced).
+/// The op without what memcached 1.6.18 answers from stale memory, for the differential
+/// test: a value of white space only gets an 'x', every '-' byte in a value or in client
+/// flags becomes a '+' (its incr looks for a minus sign past the value's end, in whatever an
+/// earlier item left in the chunk, when the number is at least 2^63), and ma loses its T
+/// (memcached sets that TTL on the item an incr that lengthens the number has just replaced).
 pub fn for_memcached(mut op: Op) -> Op {
     let plus = |b: &mut u8| {
         if *b == b'-' {
