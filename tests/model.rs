@@ -33,12 +33,13 @@
 //!   flush. The stream reads every key before a delayed flush_all, which unlinks them.
 //! - Malformed commands: the parsers' tests and the fuzz targets cover them.
 //!
-//! Against memcached only (`ops::for_memcached`), where its answer depends on freed memory:
-//! - A '-' byte in a value or in client flags: for a number of 2^63 or more its incr looks
-//!   for a minus sign with strchr, past the value's end into what an earlier item left in the
-//!   chunk (MODEL_SEED=1 #117 before this rule: a failed prepend left "-" two bytes past a
-//!   setq's value, and incr answered non-numeric; MODEL_SEED=4 #1889: a '-' in the flags of
-//!   an item with the 250-byte key). We never read past a value.
+//! Against memcached only, where its answer depends on freed memory or it loses a write:
+//! - incr and decr on a number of 2^63 or more are sent to neither server (the test reads
+//!   ours first): memcached's incr then looks for a minus sign with strchr, past the value's
+//!   end into what an earlier item left in the chunk and the next chunk's header (MODEL_SEED=1
+//!   #117 before this rule: a failed prepend left "-" two bytes past a setq's value, and incr
+//!   answered non-numeric; MODEL_SEED=32 #128601: no '-' anywhere in the stream). We never
+//!   read past a value. The model test counts on such numbers.
 //! - A value of white space only: its incr skips it and the "\r\n" after it and reads a
 //!   number from stale memory; we answer non-numeric.
 //! - ma's T: when the incr lengthens the number, memcached sets that TTL on the item the
@@ -86,13 +87,17 @@ fn runs(test: &str, default_seed: u64, run: impl Fn(u64, usize)) {
 }
 
 /// Applies the stream to both sides, and fails on the first answer that differs.
-fn compare(seed: u64, stream: &[Op], names: [&str; 2], sides: [&mut dyn Side; 2]) {
+fn compare(seed: u64, stream: &[Op], names: [&str; 2], sides: [&mut dyn Side; 2], skip: &mut dyn FnMut(&Op) -> bool) {
     let [a, b] = sides;
     let mut books = [CasBook::default(), CasBook::default()];
     let mut norms = [Normaliser::default(), Normaliser::default()];
     // The start of each answer, for the history a mismatch shows.
     let mut answered: Vec<String> = Vec::with_capacity(stream.len());
     for (i, op) in stream.iter().enumerate() {
+        if skip(op) {
+            answered.push("(not sent)".into());
+            continue;
+        }
         a.send(op, &|cas, key| books[0].resolve(cas, key));
         b.send(op, &|cas, key| books[1].resolve(cas, key));
         let (raw_a, raw_b) = (a.answer(op), b.answer(op));
@@ -144,7 +149,7 @@ fn model_agrees() {
         let server = Server::start(SERVER_ARGS);
         let mut ours = Remote::connect(server.port);
         let mut model = oracle::Model::default();
-        compare(seed, &ops::stream(seed, count), ["memcachedrep", "model"], [&mut ours, &mut model]);
+        compare(seed, &ops::stream(seed, count), ["memcachedrep", "model"], [&mut ours, &mut model], &mut |_| false);
     });
 }
 
@@ -160,6 +165,14 @@ fn memcached_agrees() {
         let mut ours = Remote::connect(ours_server.port);
         let mut theirs = Remote::connect(theirs_server.port);
         let stream: Vec<Op> = ops::stream(seed, count).into_iter().map(ops::for_memcached).collect();
-        compare(seed, &stream, ["memcachedrep", "memcached"], [&mut ours, &mut theirs]);
+        // For a number of 2^63 or more memcached's incr looks for a minus sign with strchr,
+        // past the value's end into freed memory and the next chunk's header: no server is
+        // asked to count on such a number (ours is read first, through a connection of its
+        // own).
+        let mut peek = Remote::connect(ours_server.port);
+        let mut past_2_63 = |op: &Op| {
+            op.is_arithmetic() && peek.value(op.key().unwrap()).is_some_and(|v| oracle::counter(&v).is_some_and(|n| n > i64::MAX as u64))
+        };
+        compare(seed, &stream, ["memcachedrep", "memcached"], [&mut ours, &mut theirs], &mut past_2_63);
     });
 }

@@ -48,7 +48,7 @@ fn fits(k: usize, len: usize, flags: u32) -> bool {
 /// A counter as memcached's strtoull reads it: white space, an optional sign, digits that do
 /// not overflow, then the end, white space or a NUL (the end of a C string); a number of 2^63
 /// or more with a minus sign is refused.
-fn counter(value: &[u8]) -> Option<u64> {
+pub fn counter(value: &[u8]) -> Option<u64> {
     let space = |b: &u8| b" \t\n\r\x0b\x0c".contains(b);
     let text = &value[value.iter().take_while(|b| space(b)).count()..];
     let (minus, digits) = match text.first() {

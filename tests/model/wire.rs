@@ -147,6 +147,20 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// The value of key `k`, read with a plain get.
+    pub fn value(&mut self, k: usize) -> Option<Vec<u8>> {
+        let mut request = b"get ".to_vec();
+        request.extend_from_slice(&ops::key(k));
+        request.extend_from_slice(b"\r\n");
+        self.text.send_text(&request);
+        let answer = self.text.text_answer(0);
+        let header_end = answer.windows(2).position(|w| w == b"\r\n")? + 2;
+        let len = block_length(&answer[..header_end])?;
+        Some(answer[header_end..header_end + len].to_vec())
+    }
+}
+
 impl Side for Remote {
     fn send(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
