@@ -40,6 +40,7 @@ bench-replication:
 # lines after the soak's.
 soak:
 	$(CARGO) test --release --test soak
+	MODEL_SECONDS=$(or $(SOAK_SECONDS),600) $(CARGO) test --release --test model
 
 # Each parser under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) per target; fails if
 # any target crashes (its input is kept in tests/fuzz/artifacts/TARGET/). The corpus a run

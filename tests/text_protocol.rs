@@ -967,3 +967,30 @@ fn quit_in_a_pipeline_answers_what_came_before() {
     assert_eq!(show(&reply), "STORED\r\nVALUE q 0 1\r\na\r\nEND\r\n");
     assert!(client.is_closed());
 }
+
+/// memcached keeps nonzero client flags in 4 more bytes of its item header, so with flags the
+/// largest value is 4 bytes shorter (-I 64k, a one-byte key: 65476 bytes, or 65472); flags
+/// that wrap to 0 take no room, and a join is sized with the old item's flags. Found by the
+/// model test (tests/model.rs).
+#[test]
+fn flags_shorten_the_largest_value() {
+    let server = Server::start(&["-I", "64k", "-o", "slab_chunk_max=65536"]);
+    let mut client = server.connect();
+    let store = |cmd: &str, flags: u64, len: usize| format!("{cmd} {flags} 0 {len}\r\n{}\r\n", "x".repeat(len));
+    let too_large = "SERVER_ERROR object too large for cache\r\n";
+    let cases = [
+        (store("set a", 0, 65476), "STORED\r\n"),
+        (store("set a", 1, 65476), too_large),
+        (store("set a", 1, 65473), too_large),
+        (store("set a", 4294967296, 65476), "STORED\r\n"),
+        (store("set a", 1, 65472), "STORED\r\n"),
+        (store("prepend a", 0, 1), "NOT_STORED\r\n"),
+        (store("set b", 0, 65472), "STORED\r\n"),
+        (store("append b", 7, 4), "STORED\r\n"),
+        (store("append b", 7, 1), "NOT_STORED\r\n"),
+    ];
+    for (send, expected) in cases {
+        client.send(send.as_bytes());
+        assert_eq!(client.line(), expected, "{}", &send[..send.find('\r').unwrap()]);
+    }
+}

@@ -238,8 +238,9 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let exptime = clock::absolute_expiry(i64::from(exptime), clock::now());
     let (outcome, cas) = ctx.cache.store_with(mode, p.key, flags, exptime, p.value, opts);
     execute::count_store(mode, outcome, local);
-    // A set that cannot be stored drops the old item, as memcached's does whatever its cas.
-    if base == 0x01 && matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+    // A set that cannot be stored drops the old item, as memcached's does whatever its cas
+    // (the cache does it for a set without one).
+    if base == 0x01 && p.cas != 0 && matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
         ctx.cache.delete(p.key, None);
     }
     let status = match outcome {

@@ -681,19 +681,17 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     let (mut outcome, mut cas) = execute::run_delta(ctx, key, op, amount, request.number(b'C'));
     // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
     let mut counted = true;
-    if outcome == DeltaOutcome::NotFound {
-        if request.has(b'N') {
-            counted = false;
-            let initial = request.number(b'J').unwrap_or(0);
-            let mut value = Vec::new();
-            push_u64(&mut value, initial);
-            let exptime = expiry_through(request, 0, true, false);
-            let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
-            let (stored, created) = ctx.cache.store_with(StoreMode::Add, key, 0, exptime, &value, opts);
-            if stored == StoreOutcome::Stored {
-                outcome = DeltaOutcome::Value(initial);
-                cas = created;
-            }
+    if outcome == DeltaOutcome::NotFound && request.has(b'N') {
+        counted = false;
+        let initial = request.number(b'J').unwrap_or(0);
+        let mut value = Vec::new();
+        push_u64(&mut value, initial);
+        let exptime = expiry_through(request, 0, true, false);
+        let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
+        let (stored, created) = ctx.cache.store_with(StoreMode::Add, key, 0, exptime, &value, opts);
+        if stored == StoreOutcome::Stored {
+            outcome = DeltaOutcome::Value(initial);
+            cas = created;
         }
     }
     let word = match outcome {

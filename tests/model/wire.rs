@@ -14,9 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::ops::{self, opcode, CasRef, Op, BOGUS_CAS, KEYS};
 
 /// A side of a comparison: a server, or the model.
+/// An op is sent to every side before any answer is read, so two servers work at once.
 pub trait Side {
-    /// Runs `op` (its `CasRef`s resolved by `cas`) and gives the raw answer.
-    fn run(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) -> Vec<u8>;
+    /// Sends `op`, its `CasRef`s resolved by `cas`.
+    fn send(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64);
+    /// The raw answer to the op just sent.
+    fn answer(&mut self, op: &Op) -> Vec<u8>;
 }
 
 /// The opaque of the noop that ends a binary answer.
@@ -71,12 +74,16 @@ impl Conn {
         }
     }
 
-    /// Sends a text or meta request and gives its answer; `noops` is how many MN lines the
-    /// request itself asks for.
-    pub fn text(&mut self, request: &[u8], mut noops: usize) -> Vec<u8> {
+    /// Sends a text or meta request, then a no-op.
+    fn send_text(&mut self, request: &[u8]) {
         let mut out = request.to_vec();
         out.extend_from_slice(b"mn\r\n");
         self.stream.write_all(&out).expect("write");
+    }
+
+    /// The answer to a text or meta request; `noops` is how many MN lines the request itself
+    /// asks for.
+    fn text_answer(&mut self, mut noops: usize) -> Vec<u8> {
         let mut answer = Vec::new();
         loop {
             let line = self.line();
@@ -93,11 +100,15 @@ impl Conn {
         }
     }
 
-    /// Sends a binary request and gives its answer packets.
-    pub fn binary(&mut self, request: &[u8]) -> Vec<u8> {
+    /// Sends a binary request, then a noop.
+    fn send_binary(&mut self, request: &[u8]) {
         let mut out = request.to_vec();
         out.extend_from_slice(&ops::binary_request(opcode::NOOP, 0, &[], &[], &[], MARK));
         self.stream.write_all(&out).expect("write");
+    }
+
+    /// The answer packets to a binary request.
+    fn binary_answer(&mut self) -> Vec<u8> {
         let mut answer = Vec::new();
         loop {
             let header = self.take(24).to_vec();
@@ -136,14 +147,36 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// The value of key `k`, read with a plain get.
+    pub fn value(&mut self, k: usize) -> Option<Vec<u8>> {
+        let mut request = b"get ".to_vec();
+        request.extend_from_slice(&ops::key(k));
+        request.extend_from_slice(b"\r\n");
+        self.text.send_text(&request);
+        let answer = self.text.text_answer(0);
+        let header_end = answer.windows(2).position(|w| w == b"\r\n")? + 2;
+        let len = block_length(&answer[..header_end])?;
+        Some(answer[header_end..header_end + len].to_vec())
+    }
+}
+
 impl Side for Remote {
-    fn run(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) -> Vec<u8> {
+    fn send(&mut self, op: &Op, cas: &dyn Fn(CasRef, usize) -> u64) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         let request = op.render(cas, now);
         if op.is_binary() {
-            self.binary.binary(&request)
+            self.binary.send_binary(&request);
         } else {
-            self.text.text(&request, usize::from(matches!(op, Op::Meta { cmd: b'n', .. })))
+            self.text.send_text(&request);
+        }
+    }
+
+    fn answer(&mut self, op: &Op) -> Vec<u8> {
+        if op.is_binary() {
+            self.binary.binary_answer()
+        } else {
+            self.text.text_answer(usize::from(matches!(op, Op::Meta { cmd: b'n', .. })))
         }
     }
 }
