@@ -11,7 +11,7 @@
 //! - replication: a frame's size on the wire is what it used, and it encodes back to bytes
 //!   that decode to the same frame; an entry applied to a cache is what the key then holds;
 //! - command line: a refusal is one line with memcached's statuses, a run has settings the
-//!   checks allow.
+//!   checks allow and the cache accepts.
 //!
 //! Each input gets a fresh, small cache (4 KiB items, 8 MiB), so a crash replays from its
 //! input alone.
@@ -306,6 +306,13 @@ pub fn run_cmdline(input: &[u8]) {
             assert!(settings.threads > 0 && settings.max_conns > 0, "-t {} -c {}", settings.threads, settings.max_conns);
             assert!(!settings.stats_settings().is_empty(), "no stats settings");
             assert_eq!(settings.peer_address().is_some(), settings.peer.is_some(), "-x {:?}", settings.peer);
+            // Settings the checks allow must make a cache (start-up's next step); a large
+            // table or -L would take real memory, so those are left to the checks alone.
+            if settings.hash_power <= 16 && !settings.large_pages {
+                if let Err(line) = Cache::new(&cache_config(&settings)) {
+                    panic!("accepted settings the cache refuses: {line}");
+                }
+            }
         }
     }
 }
