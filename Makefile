@@ -43,8 +43,9 @@ soak:
 	MODEL_SECONDS=$(or $(SOAK_SECONDS),600) $(CARGO) test --release --test model
 
 # Each parser under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) per target; fails if
-# any target crashes (its input is kept in tests/fuzz/artifacts/TARGET/). The corpus a run
-# grows stays in tests/fuzz/target/corpus/ for the next run; tests/fuzz/corpus/ holds seeds.
+# any target crashes. A crash's input is kept in tests/fuzz/artifacts/TARGET/; replay it with
+# "cargo +nightly fuzz run --fuzz-dir tests/fuzz TARGET FILE". The corpus a run grows stays in
+# tests/fuzz/target/corpus/ for the next run; tests/fuzz/corpus/ holds the seeds.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := text meta binary replication cmdline
 

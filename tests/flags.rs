@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{against_reference, binary, free_port, is_root, wait_or_kill};
+use common::{against_reference, binary, free_port, is_root, wait_or_kill, Server};
 
 /// How long a refused command line may take to exit.
 const EXIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -335,4 +335,16 @@ fn an_argument_that_is_not_utf8_is_refused_with_one_line_and_status_64() {
     child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
     assert_eq!(status.and_then(|s| s.code()), Some(64), "stderr {stderr:?}");
     assert_eq!(stderr, "memcachedrep: argument is not valid UTF-8: \"idle_timeout=\u{fffd}\"\n");
+}
+
+/// Found by `make fuzz` (cmdline): the checks accepted these and the cache then refused
+/// them; memcached serves them with its largest slab class alone.
+#[test]
+fn a_chunk_size_or_growth_factor_past_the_page_still_serves() {
+    for args in [&["-n", "2000000"][..], &["-f", "20000"]] {
+        let server = Server::start(args);
+        let mut client = server.connect();
+        client.set("k", 3, 0, b"value");
+        assert_eq!(client.get("k").as_deref(), Some(&b"value"[..]), "{args:?}");
+    }
 }

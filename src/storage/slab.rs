@@ -184,12 +184,10 @@ impl Slabs {
             return Err(format!("item size max (-I) must be at least 1k, got {}", config.item_size_max));
         }
         let page_size = config.item_size_max.max(MIN_PAGE_SIZE);
-        let first = round8(HEADER + config.chunk_size);
-        if first as f64 > page_size as f64 / config.growth_factor {
-            return Err(format!("chunk size (-n) {} leaves no slab classes below the page size", config.chunk_size));
-        }
+        // A first chunk (-n) or a step (-f) too large for any class below the page leaves
+        // the page-sized class alone, as memcached serves with only its largest class.
         let mut sizes = Vec::new();
-        let mut size = first;
+        let mut size = round8(HEADER + config.chunk_size);
         while (size as f64) <= page_size as f64 / config.growth_factor && sizes.len() < MAX_CLASSES - 1 {
             sizes.push(size);
             let grown = round8((size as f64 * config.growth_factor).ceil() as usize);

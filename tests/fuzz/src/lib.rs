@@ -9,9 +9,9 @@
 //! - binary: the same bounds, "wait for more" on one byte fewer than a request used, and
 //!   every answer is whole response packets;
 //! - replication: a frame's size on the wire is what it used, and it encodes back to bytes
-//!   that decode to the same frame; decoded entries apply to a cache without harm;
+//!   that decode to the same frame; an entry applied to a cache is what the key then holds;
 //! - command line: a refusal is one line with memcached's statuses, a run has settings the
-//!   checks allow.
+//!   checks allow and the cache accepts.
 //!
 //! Each input gets a fresh, small cache (4 KiB items, 8 MiB), so a crash replays from its
 //! input alone.
@@ -272,11 +272,21 @@ pub fn run_replication(input: &[u8]) {
     }
 }
 
-/// Applies a peer's entry; what it left under the key must be readable.
+/// Applies a peer's entry. What the key then holds is under that key; when the entry was
+/// applied it is that entry (the same version, value and flags), unless it is already gone
+/// (expired, flushed, a tombstone past its time).
 fn apply(cache: &Cache, entry: &Entry) {
-    cache.apply(entry);
-    if let Some(held) = cache.entry(entry.key()) {
-        assert_eq!(held.key(), entry.key(), "the entry held under a key names another");
+    let applied = cache.apply(entry);
+    let Some(held) = cache.entry(entry.key()) else {
+        return;
+    };
+    assert_eq!(held.key(), entry.key(), "the entry held under a key names another");
+    if !applied {
+        return;
+    }
+    assert_eq!(held.version(), entry.version(), "applied {entry:?}, holds {held:?}");
+    if let (Entry::Item { value, flags, .. }, Entry::Item { value: held_value, flags: held_flags, .. }) = (entry, &held) {
+        assert_eq!((value, flags), (held_value, held_flags), "applied {entry:?}, holds {held:?}");
     }
 }
 
@@ -296,6 +306,13 @@ pub fn run_cmdline(input: &[u8]) {
             assert!(settings.threads > 0 && settings.max_conns > 0, "-t {} -c {}", settings.threads, settings.max_conns);
             assert!(!settings.stats_settings().is_empty(), "no stats settings");
             assert_eq!(settings.peer_address().is_some(), settings.peer.is_some(), "-x {:?}", settings.peer);
+            // Settings the checks allow must make a cache (start-up's next step); a large
+            // table or -L would take real memory, so those are left to the checks alone.
+            if settings.hash_power <= 16 && !settings.large_pages {
+                if let Err(line) = Cache::new(&cache_config(&settings)) {
+                    panic!("accepted settings the cache refuses: {line}");
+                }
+            }
         }
     }
 }
