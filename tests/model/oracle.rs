@@ -47,7 +47,8 @@ fn fits(k: usize, len: usize, flags: u32) -> bool {
 
 /// A counter as memcached's strtoull reads it: white space, an optional sign, digits that do
 /// not overflow, then the end, white space or a NUL (the end of a C string); a number of 2^63
-/// or more with a minus sign is refused.
+/// or more with a minus sign before the first NUL is refused (memcached's strchr; without a
+/// NUL it reads on past the value, which the differential test avoids).
 pub fn counter(value: &[u8]) -> Option<u64> {
     let space = |b: &u8| b" \t\n\r\x0b\x0c".contains(b);
     let text = &value[value.iter().take_while(|b| space(b)).count()..];
@@ -62,7 +63,7 @@ pub fn counter(value: &[u8]) -> Option<u64> {
     }
     let n: u64 = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
     let n = if minus { n.wrapping_neg() } else { n };
-    if n > i64::MAX as u64 && value.contains(&b'-') {
+    if n > i64::MAX as u64 && value.split(|&b| b == 0).next().unwrap_or_default().contains(&b'-') {
         return None;
     }
     Some(n)
