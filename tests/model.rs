@@ -24,8 +24,9 @@
 //!   never, past, or at least 1000 s ahead.
 //! - mg's h and l, and me: the fetched bit and last access follow each server's own rules
 //!   for which commands mark an item, and l counts seconds.
-//! - mg's R and E (memcached 1.6.18 has no E) and base64 keys (b): R depends on seconds left,
-//!   and our b keys differ from memcached on purpose (see `protocol/meta.rs`).
+//! - mg's E (memcached 1.6.18 has none) and base64 keys (b), which we print differently on
+//!   purpose (see `protocol/meta.rs`). mg's R only with thresholds below or above every TTL
+//!   of the stream, so seconds passing do not matter.
 //! - mg and ma with T or N in the past: memcached's t then prints the seconds left as an
 //!   unsigned underflow, and it answers an item it creates already expired as if alive.
 //! - A delayed flush_all while items an earlier one flushed are still in memory: memcached
