@@ -237,10 +237,12 @@ fn tombstones_are_forgotten_after_their_ttl() {
 fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     let c = cache(60);
     let (older, newer) = (clock::stamp(), clock::stamp());
+    // Read once: a second may pass during the test (under Miri, many).
+    let exptime = clock::now() + 1000;
     let item = |version, value: &[u8]| Entry::Item {
         key: b"k".to_vec(),
         flags: 0xdead_beef,
-        exptime: clock::now() + 1000,
+        exptime,
         version,
         marks: 0,
         value: value.to_vec(),
@@ -250,7 +252,7 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     assert!(!c.apply(&item(newer, b"new")), "the same entry twice changes nothing");
     assert_eq!(c.entry(b"k"), Some(item(newer, b"new")));
     let (_, seen) = c.get(b"k", None, |it| (it.cas, it.flags, it.exptime, it.value.to_vec()));
-    assert_eq!(seen.unwrap(), (newer, 0xdead_beef, clock::now() + 1000, b"new".to_vec()));
+    assert_eq!(seen.unwrap(), (newer, 0xdead_beef, exptime, b"new".to_vec()));
     assert_eq!(c.max_version(), newer);
 
     // The receive rule: a local write after a peer's has a larger version, even when the peer's
