@@ -446,7 +446,7 @@ fn random_op(c: &Cache, rng: &mut Rng) {
             c.store(StoreMode::Set, key, flags, 0, value.as_bytes());
         }
         2 => {
-            c.store(StoreMode::Add, key, flags, clock::now() + 500, value.as_bytes());
+            c.store(StoreMode::Add, key, flags, clock::now() + 5000, value.as_bytes());
         }
         3 => {
             c.store(StoreMode::Append, key, 0, 0, b"7");
@@ -458,10 +458,10 @@ fn random_op(c: &Cache, rng: &mut Rng) {
             c.delete(key, None);
         }
         7 => {
-            c.touch(key, clock::now() + 100 + (x % 50) as u32);
+            c.touch(key, clock::now() + 1000 + (x % 50) as u32);
         }
         _ => {
-            c.get(key, Some(clock::now() + 300), |_| ());
+            c.get(key, Some(clock::now() + 3000), |_| ());
         }
     }
 }
@@ -473,8 +473,11 @@ fn two_caches_exchanging_entries_converge() {
         fn mutated(&self, _: &[u8]) {}
         fn flushed(&self, _: FlushState) {}
     }
-    for seed in 1..=20u64 {
-        let (a, b) = (cache(60), cache(60));
+    // Expiries and the tombstone ttl are far beyond the test's run, even under Miri: a
+    // tombstone that lapses on one side between the last exchange and the snapshots differs.
+    let seeds = if cfg!(miri) { 2 } else { 20 };
+    for seed in 1..=seeds {
+        let (a, b) = (cache(3600), cache(3600));
         a.set_sink(Arc::new(Quiet));
         b.set_sink(Arc::new(Quiet));
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
