@@ -475,7 +475,7 @@ fn two_caches_exchanging_entries_converge() {
     }
     // Expiries and the tombstone ttl are far beyond the test's run, even under Miri: a
     // tombstone that lapses on one side between the last exchange and the snapshots differs.
-    let seeds = if cfg!(miri) { 2 } else { 20 };
+    let seeds: u64 = if cfg!(miri) { 2 } else { 20 };
     for seed in 1..=seeds {
         let (a, b) = (cache(3600), cache(3600));
         a.set_sink(Arc::new(Quiet));
