@@ -372,7 +372,8 @@ fn threads_with_tombstones_keep_counts_consistent() {
     });
     let s = c.stats();
     assert_eq!((s.curr_items, s.tombstones, s.bytes), (items, tombs, bytes));
-    assert!(tombs > 0 && s.evictions > 0, "the test ran with tombstones under memory pressure");
+    // Miri's hundredth of the operations does not always fill the two pages.
+    assert!(tombs > 0 && (s.evictions > 0 || cfg!(miri)), "the test ran with tombstones under memory pressure");
     assert!(s.total_malloced <= 2 << 20);
 }
 
