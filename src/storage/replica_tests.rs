@@ -237,10 +237,12 @@ fn tombstones_are_forgotten_after_their_ttl() {
 fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     let c = cache(60);
     let (older, newer) = (clock::stamp(), clock::stamp());
+    // Read once: a second may pass during the test (under Miri, many).
+    let exptime = clock::now() + 1000;
     let item = |version, value: &[u8]| Entry::Item {
         key: b"k".to_vec(),
         flags: 0xdead_beef,
-        exptime: clock::now() + 1000,
+        exptime,
         version,
         marks: 0,
         value: value.to_vec(),
@@ -250,7 +252,7 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     assert!(!c.apply(&item(newer, b"new")), "the same entry twice changes nothing");
     assert_eq!(c.entry(b"k"), Some(item(newer, b"new")));
     let (_, seen) = c.get(b"k", None, |it| (it.cas, it.flags, it.exptime, it.value.to_vec()));
-    assert_eq!(seen.unwrap(), (newer, 0xdead_beef, clock::now() + 1000, b"new".to_vec()));
+    assert_eq!(seen.unwrap(), (newer, 0xdead_beef, exptime, b"new".to_vec()));
     assert_eq!(c.max_version(), newer);
 
     // The receive rule: a local write after a peer's has a larger version, even when the peer's
@@ -320,7 +322,9 @@ fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
 
 #[test]
 fn threads_with_tombstones_keep_counts_consistent() {
-    let c = Arc::new(Cache::new(&CacheConfig { memory_limit: 2 << 20, ..config(60) }).unwrap());
+    // A ttl far beyond the run, even under Miri: a tombstone lapsing mid-test is still counted
+    // as linked but no longer scanned.
+    let c = Arc::new(Cache::new(&CacheConfig { memory_limit: 2 << 20, ..config(3600) }).unwrap());
     let keys = 3000;
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
@@ -368,7 +372,8 @@ fn threads_with_tombstones_keep_counts_consistent() {
     });
     let s = c.stats();
     assert_eq!((s.curr_items, s.tombstones, s.bytes), (items, tombs, bytes));
-    assert!(tombs > 0 && s.evictions > 0, "the test ran with tombstones under memory pressure");
+    // Miri's hundredth of the operations does not always fill the two pages.
+    assert!(tombs > 0 && (s.evictions > 0 || cfg!(miri)), "the test ran with tombstones under memory pressure");
     assert!(s.total_malloced <= 2 << 20);
 }
 
@@ -444,7 +449,7 @@ fn random_op(c: &Cache, rng: &mut Rng) {
             c.store(StoreMode::Set, key, flags, 0, value.as_bytes());
         }
         2 => {
-            c.store(StoreMode::Add, key, flags, clock::now() + 500, value.as_bytes());
+            c.store(StoreMode::Add, key, flags, clock::now() + 5000, value.as_bytes());
         }
         3 => {
             c.store(StoreMode::Append, key, 0, 0, b"7");
@@ -456,10 +461,10 @@ fn random_op(c: &Cache, rng: &mut Rng) {
             c.delete(key, None);
         }
         7 => {
-            c.touch(key, clock::now() + 100 + (x % 50) as u32);
+            c.touch(key, clock::now() + 1000 + (x % 50) as u32);
         }
         _ => {
-            c.get(key, Some(clock::now() + 300), |_| ());
+            c.get(key, Some(clock::now() + 3000), |_| ());
         }
     }
 }
@@ -471,8 +476,11 @@ fn two_caches_exchanging_entries_converge() {
         fn mutated(&self, _: &[u8]) {}
         fn flushed(&self, _: FlushState) {}
     }
-    for seed in 1..=20u64 {
-        let (a, b) = (cache(60), cache(60));
+    // Expiries and the tombstone ttl are far beyond the test's run, even under Miri: a
+    // tombstone that lapses on one side between the last exchange and the snapshots differs.
+    let seeds: u64 = if cfg!(miri) { 2 } else { 20 };
+    for seed in 1..=seeds {
+        let (a, b) = (cache(3600), cache(3600));
         a.set_sink(Arc::new(Quiet));
         b.set_sink(Arc::new(Quiet));
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
