@@ -1,6 +1,7 @@
 # memcachedrep: `make` builds, `make run` starts a node in the foreground, `make test` runs
 # every test, `make bench` compares against Debian's memcached, `make bench-replication`
-# measures what a peer costs, `make install` and `make uninstall` put the service in place
+# measures what a peer costs, `make soak`, `make fuzz` and `make check-memory` are the long
+# checks the README describes, `make install` and `make uninstall` put the service in place
 # (PREFIX, default /usr/local, and DESTDIR apply).
 
 CARGO ?= cargo

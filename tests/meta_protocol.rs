@@ -669,3 +669,17 @@ fn flags_shorten_the_largest_value() {
         assert_eq!(client.line(), expected, "{}", &send[..send.find('\r').unwrap()]);
     }
 }
+
+/// mg's R compares the TTL as it stands where R is: before a T that comes after it, the old
+/// one. Found by adding R to the model test.
+#[test]
+fn recache_sees_the_ttl_where_it_stands() {
+    let server = Server::start(&[]);
+    check_table(
+        &server,
+        &[
+            ("mg_r_before_t", b"ms {k} 1\r\n1\r\nmg {k} R2000000 T5000 t\r\nmg {k} R2000000 t\r\n", b"HD\r\nHD t5000\r\nHD t5000 W\r\n"),
+            ("mg_t_before_r", b"ms {k} 1 T3000\r\n1\r\nmg {k} T0 R2000000 t\r\nmg {k} t R2000000 T7000\r\nmg {k} t\r\n", b"HD\r\nHD t-1\r\nHD t-1\r\nHD t7000\r\n"),
+        ],
+    );
+}

@@ -995,6 +995,27 @@ fn flags_shorten_the_largest_value() {
     }
 }
 
+/// For a number of 2^63 or more memcached refuses a minus sign anywhere before the first NUL
+/// (its strchr), and nothing after it. Found by the model test (MODEL_SEED=117 #28043).
+#[test]
+fn incr_looks_for_a_minus_sign_up_to_the_first_nul() {
+    let server = Server::start(&[]);
+    let non_numeric = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+    let cases: [(&[u8], &str); 4] = [
+        (b"18446744073709551613\x00x-y", "2\r\n"),
+        (b"18446744073709551613 x-y", non_numeric),
+        (b"5 -", "10\r\n"),
+        (b"18446744073709551613 \x00-", "2\r\n"),
+    ];
+    let mut client = server.connect();
+    for (value, expected) in cases {
+        let mut request = format!("set m 0 0 {}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\nincr m 5\r\n");
+        client.send(&request);
+        assert_eq!(client.line(), "STORED\r\n");
+        assert_eq!(client.line(), expected, "{:?}", String::from_utf8_lossy(value));
+
 /// What a server sends on a fresh connection before it closes it, for `line`; `None` when it
 /// keeps the connection open past the I/O deadline.
 fn answer_and_close(server: &Server, line: &[u8]) -> Option<Vec<u8>> {

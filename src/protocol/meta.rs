@@ -483,8 +483,9 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     let touch = request.ttl().map(expiry);
     let bump = !request.has(b'u');
     let (lookup, found) = match touch {
-        // memcached applies the flags in order: a t before the T reports the TTL before it.
-        Some(exptime) if request.before(b't', b'T') => {
+        // memcached applies the flags in order: a t or an R before the T sees the TTL before
+        // it.
+        Some(exptime) if request.before(b't', b'T') || request.before(b'R', b'T') => {
             let found = read(ctx, &request.key, None, bump, |item| answer_hit(request, item, false, out));
             if found.0 == Lookup::Hit {
                 ctx.cache.touch(&request.key, exptime);
@@ -505,7 +506,7 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     let found = match (found, vivify) {
         (None, Some(_)) => {
             let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
-            let exptime = expiry_through(request, 0, true, false);
+            let exptime = expiry_through(request, 0, true, None);
             let added = ctx.cache.store_with(StoreMode::Add, &request.key, 0, exptime, b"", opts).0 == StoreOutcome::Stored;
             ctx.cache.get(&request.key, None, |item| answer_hit(request, item, added, out)).1
         }
@@ -532,15 +533,15 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     }
 }
 
-/// The expiry memcached gives an item through the flags (up to the first t, when `at_t`: what
-/// t reports): it applies T, and N when the command created the item, in the order they come,
-/// starting from `exptime`.
-fn expiry_through(request: &MetaRequest, mut exptime: u32, created: bool, at_t: bool) -> u32 {
+/// The expiry memcached gives an item through the flags (up to the flag `stop`, when given:
+/// what t reports, or what R compares): it applies T, and N when the command created the
+/// item, in the order they come, starting from `exptime`.
+fn expiry_through(request: &MetaRequest, mut exptime: u32, created: bool, stop: Option<u8>) -> u32 {
     for flag in request.flags.iter() {
         match flag[0] {
             b'T' => exptime = ttl(&flag[1..]).map_or(exptime, expiry),
             b'N' if created => exptime = ttl(&flag[1..]).map_or(exptime, expiry),
-            b't' if at_t => break,
+            letter if Some(letter) == stop => break,
             _ => {}
         }
     }
@@ -551,13 +552,14 @@ fn expiry_through(request: &MetaRequest, mut exptime: u32, created: bool, at_t: 
 /// for a win claim; `vivified`: this command created the item.
 fn answer_hit(request: &MetaRequest, item: &ItemRef, vivified: bool, out: &mut Vec<u8>) -> Hit {
     let mut seen = seen(item);
-    if vivified {
-        seen.exptime = expiry_through(request, 0, true, true);
-    }
+    // The item's expiry before this command's flags (a new item has none).
+    let before = if vivified { 0 } else { seen.exptime };
     // R: an item whose TTL fell below the given one is due for a recache.
+    let at_recache = expiry_through(request, before, vivified, Some(b'R'));
     let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
-        seen.exptime != 0 && i64::from(seen.exptime.saturating_sub(clock::now())) < below
+        at_recache != 0 && i64::from(at_recache.saturating_sub(clock::now())) < below
     });
+    seen.exptime = expiry_through(request, before, vivified, Some(b't'));
     let with_value = request.has(b'v');
     if vivified || seen.stale || recache {
         let at = out.len();
@@ -686,7 +688,7 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
         let initial = request.number(b'J').unwrap_or(0);
         let mut value = Vec::new();
         push_u64(&mut value, initial);
-        let exptime = expiry_through(request, 0, true, false);
+        let exptime = expiry_through(request, 0, true, None);
         let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
         let (stored, created) = ctx.cache.store_with(StoreMode::Add, key, 0, exptime, &value, opts);
         if stored == StoreOutcome::Stored {
@@ -707,9 +709,9 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
                 if let Some(ttl) = request.ttl() {
                     ctx.cache.touch(key, expiry(ttl));
                 }
-                expiry_through(request, old, false, true)
+                expiry_through(request, old, false, Some(b't'))
             } else {
-                expiry_through(request, 0, true, true)
+                expiry_through(request, 0, true, Some(b't'))
             };
             // q hides a change's answer, not a creation's.
             if quiet && counted {

@@ -1481,8 +1481,9 @@ fn valid_key(key: &[u8]) -> bool {
 
 /// memcached's reading of a counter (C's strtoull plus its checks): optional leading white
 /// space, an optional sign, at least one digit, no overflow, then the end, white space or a
-/// NUL. A negative number that wraps to 2^63 or more is refused. A value of only white space
-/// is refused (memcached reads past it into stale memory).
+/// NUL. A number of 2^63 or more is refused when a minus sign comes before the first NUL
+/// (memcached's strchr; without a NUL it reads past the value into stale memory, which we do
+/// not follow). A value of only white space is refused (memcached reads past it too).
 fn parse_counter(value: &[u8]) -> Option<u64> {
     let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
     let mut i = value.iter().take_while(|&&c| is_space(c)).count();
@@ -1512,7 +1513,8 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
         }
     }
     let n = if negative { n.wrapping_neg() } else { n };
-    if n > i64::MAX as u64 && value.contains(&b'-') {
+    let c_string = value.split(|&c| c == 0).next().unwrap_or_default();
+    if n > i64::MAX as u64 && c_string.contains(&b'-') {
         return None;
     }
     Some(n)

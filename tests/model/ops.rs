@@ -161,6 +161,8 @@ pub enum MFlag {
     M(u8),
     D(u64),
     J(u64),
+    /// mg's recache threshold, in seconds.
+    R(u32),
 }
 
 /// One command.
@@ -336,6 +338,7 @@ impl Op {
                         MFlag::M(mode) => format!("M{}", mode as char),
                         MFlag::D(n) => format!("D{n}"),
                         MFlag::J(n) => format!("J{n}"),
+                        MFlag::R(n) => format!("R{n}"),
                     };
                     out.extend_from_slice(token.as_bytes());
                 }
@@ -542,6 +545,9 @@ fn meta(rng: &mut Rng, k: usize) -> Op {
         b'g' => {
             pool.push(MFlag::T(ttl));
             pool.push(vivify);
+            // Below every TTL of the stream, or above them all: whether an item is due for a
+            // recache does not depend on the seconds passing.
+            pool.push(MFlag::R(rng.pick(&[500, 2_000_000])));
             if rng.percent(60) {
                 pool.push(MFlag::Bare(b'v'));
             }
@@ -583,6 +589,7 @@ pub fn flag_letter(flag: MFlag) -> u8 {
         MFlag::M(_) => b'M',
         MFlag::D(_) => b'D',
         MFlag::J(_) => b'J',
+        MFlag::R(_) => b'R',
     }
 }
 

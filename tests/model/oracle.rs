@@ -47,7 +47,8 @@ fn fits(k: usize, len: usize, flags: u32) -> bool {
 
 /// A counter as memcached's strtoull reads it: white space, an optional sign, digits that do
 /// not overflow, then the end, white space or a NUL (the end of a C string); a number of 2^63
-/// or more with a minus sign is refused.
+/// or more with a minus sign before the first NUL is refused (memcached's strchr; without a
+/// NUL it reads on past the value, which the differential test avoids).
 pub fn counter(value: &[u8]) -> Option<u64> {
     let space = |b: &u8| b" \t\n\r\x0b\x0c".contains(b);
     let text = &value[value.iter().take_while(|b| space(b)).count()..];
@@ -62,7 +63,7 @@ pub fn counter(value: &[u8]) -> Option<u64> {
     }
     let n: u64 = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
     let n = if minus { n.wrapping_neg() } else { n };
-    if n > i64::MAX as u64 && value.contains(&b'-') {
+    if n > i64::MAX as u64 && value.split(|&b| b == 0).next().unwrap_or_default().contains(&b'-') {
         return None;
     }
     Some(n)
@@ -320,14 +321,14 @@ impl Model {
 
 /// Meta commands: flags are applied and answered in the order given.
 impl Model {
-    /// The TTL through the flags (up to the first t when `at_t`): T, and N on an item the
-    /// command created, in their order, from `ttl`.
-    fn ttl_through(flags: &[MFlag], mut ttl: i64, created: bool, at_t: bool) -> i64 {
+    /// The TTL through the flags (up to the flag `stop`, when given: what t reports, or
+    /// what R compares): T, and N on an item the command created, in their order, from `ttl`.
+    fn ttl_through(flags: &[MFlag], mut ttl: i64, created: bool, stop: Option<u8>) -> i64 {
         for flag in flags {
             match *flag {
                 MFlag::T(t) => ttl = t.seconds(),
                 MFlag::N(n) if created => ttl = n.seconds(),
-                MFlag::Bare(b't') if at_t => break,
+                flag if Some(ops::flag_letter(flag)) == stop => break,
                 _ => {}
             }
         }
@@ -373,16 +374,20 @@ impl Model {
                 return Self::line("EN", k, flags, b"kO", 0, None, -1);
             }
             let cas = self.next_cas();
-            let ttl = Self::ttl_through(flags, -1, true, false);
+            let ttl = Self::ttl_through(flags, -1, true, None);
             self.items.insert(k, Item { value: Vec::new(), flags: 0, cas, ttl, stale: false, win_sent: false });
         }
         let item = self.items.get_mut(&k).unwrap();
-        let reported = Self::ttl_through(flags, if created { -1 } else { item.ttl }, created, true);
+        let before = if created { -1 } else { item.ttl };
+        let reported = Self::ttl_through(flags, before, created, Some(b't'));
+        // R: an item whose TTL is below the threshold, where R stands, is due for a recache.
+        let at_recache = Self::ttl_through(flags, before, created, Some(b'R'));
+        let recache = flags.iter().any(|f| matches!(*f, MFlag::R(below) if at_recache != -1 && at_recache < i64::from(below)));
         if !created {
-            item.ttl = Self::ttl_through(flags, item.ttl, false, false);
+            item.ttl = Self::ttl_through(flags, item.ttl, false, None);
         }
-        // The right to recache: a new or stale item goes to the first to ask, once.
-        let (won, lost) = if created || item.stale {
+        // The right to recache: a new, stale or due item goes to the first to ask, once.
+        let (won, lost) = if created || item.stale || recache {
             let won = !item.win_sent;
             item.win_sent = true;
             (won, !won)
@@ -493,7 +498,7 @@ impl Model {
             Delta::Value(n) => (n, false),
             Delta::NotFound if flags.iter().any(|f| matches!(f, MFlag::N(_))) => {
                 let initial = flags.iter().find_map(|f| if let MFlag::J(n) = f { Some(*n) } else { None }).unwrap_or(0);
-                let ttl = Self::ttl_through(flags, -1, true, false);
+                let ttl = Self::ttl_through(flags, -1, true, None);
                 let cas = self.next_cas();
                 self.items.insert(k, Item { value: initial.to_string().into_bytes(), flags: 0, cas, ttl, stale: false, win_sent: false });
                 (initial, true)
@@ -502,10 +507,10 @@ impl Model {
             Delta::Exists => return Self::line("EX", k, flags, b"kO", 0, None, -1),
             Delta::NonNumeric => return NON_NUMERIC_LINE.as_bytes().to_vec(),
         };
-        let reported = Self::ttl_through(flags, old_ttl.unwrap_or(-1), created, true);
+        let reported = Self::ttl_through(flags, old_ttl.unwrap_or(-1), created, Some(b't'));
         if !created {
             let item = self.items.get_mut(&k).unwrap();
-            item.ttl = Self::ttl_through(flags, item.ttl, false, false);
+            item.ttl = Self::ttl_through(flags, item.ttl, false, None);
         }
         // q hides a change's answer, not a creation's.
         if Self::has(flags, b'q') && !created {
