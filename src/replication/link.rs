@@ -67,6 +67,8 @@ struct Slot {
     stopping: bool,
     /// The dialer reached this very node: it only listens from then on.
     dial_disabled: bool,
+    /// A dial was refused: nothing listens at the peer's address, so no copy is coming.
+    peer_absent: bool,
     /// For the peer instance named: every version of ours it may lack is above this.
     floor: Option<(u64, u64)>,
     links_made: u64,
@@ -162,6 +164,13 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
     Ok(bound)
 }
 
+/// Why a dial failed: the last address's error in words, and whether every address refused
+/// the connection (nothing listens there).
+struct DialError {
+    words: String,
+    refused: bool,
+}
+
 /// Why a handshake failed.
 enum Refusal {
     /// The connection reached this very node.
@@ -214,6 +223,7 @@ impl Link {
                 joined: false,
                 stopping: false,
                 dial_disabled: false,
+                peer_absent: false,
                 floor: None,
                 links_made: 0,
             }),
@@ -313,7 +323,13 @@ impl Link {
                         backoff = BACKOFF_MIN;
                     }
                 }
-                Err(e) => log::line(log::STATE, format_args!("replication: cannot reach {}: {e}", self.peer_text)),
+                Err(e) => {
+                    log::line(log::STATE, format_args!("replication: cannot reach {}: {}", self.peer_text, e.words));
+                    if e.refused {
+                        self.lock().peer_absent = true;
+                        self.changed.notify_all();
+                    }
+                }
             }
             let mut slot = self.lock();
             if slot.active.is_none() {
@@ -328,19 +344,24 @@ impl Link {
     }
 
     /// Connects to the peer (each of its addresses in turn), from the first `-l` address.
-    fn dial(&self) -> Result<TcpStream, String> {
+    fn dial(&self) -> Result<TcpStream, DialError> {
         let addrs: Vec<SocketAddr> = resolve_ips(&self.peer_host)
             .into_iter()
             .filter(|ip| self.source.is_none_or(|s| s.is_ipv4() == ip.is_ipv4()))
             .map(|ip| SocketAddr::new(ip, self.peer_port))
             .collect();
-        let mut last = format!("cannot resolve {}", self.peer_host);
+        let mut last = DialError { words: format!("cannot resolve {}", self.peer_host), refused: false };
+        let mut refused = !addrs.is_empty();
         for addr in addrs {
             match daemon::connect_from(self.source, addr, CONNECT_TIMEOUT) {
                 Ok(stream) => return Ok(stream),
-                Err(e) => last = daemon::strerror(&e),
+                Err(e) => {
+                    refused &= e.kind() == std::io::ErrorKind::ConnectionRefused;
+                    last.words = daemon::strerror(&e);
+                }
             }
         }
+        last.refused = refused;
         Err(last)
     }
 
@@ -358,6 +379,8 @@ impl Link {
                     let idle = self.idle_state();
                     self.set_state(&mut slot, idle);
                 }
+                // A node waiting to join learns it is alone on the port.
+                self.changed.notify_all();
                 return false;
             }
             Err(Refusal::Io(why)) => {
@@ -480,11 +503,20 @@ impl Link {
         self.changed.notify_all();
     }
 
+    /// Returns once the peer's copy is in, or no copy can come: the peer refused the
+    /// connection (it is not running), the dialer reached this very node (it is alone on the
+    /// replication port), or `join_wait` passed without a link (the peer does not answer). A
+    /// link that is syncing is waited for, as repcached waits for its copy.
     pub fn wait_joined(&self) {
         let deadline = self.started + self.join_wait;
         let mut slot = self.lock();
         loop {
             if slot.joined || slot.stopping {
+                return;
+            }
+            if slot.active.is_none() && (slot.peer_absent || slot.dial_disabled) {
+                let why = if slot.peer_absent { "refused the connection" } else { "is this node" };
+                log::line(log::WARN, format_args!("replication: peer {} {why}: serving alone", self.peer_text));
                 return;
             }
             let now = Instant::now();
