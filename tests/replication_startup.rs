@@ -183,3 +183,27 @@ fn a_peer_address_that_swallows_connections_keeps_the_wait_until_its_bound() {
     node.wait_ready();
     assert_ne!(node.repl("state"), "up", "linked to a peer that never answered");
 }
+
+#[test]
+fn a_repcached_harness_node_restarted_takes_the_copy_from_the_one_that_stayed() {
+    let host = "127.0.0.1";
+    let ports = free_ports(host, 3);
+    let mut first = Node::start(host, ports[0], ports[2], Some(host), &[]);
+    let second = Node::start(host, ports[1], ports[2], Some(host), &[]);
+    wait_link_up(&first);
+    wait_link_up(&second);
+    first.kill_9();
+    second.conn().set("while:first:down", 9, 0, b"kept by the second");
+    // The second takes the freed replication port over, as repcached's survivor does ...
+    poll("the second to listen on the replication port", LINK_DEADLINE, || match second.repl("state").as_str() {
+        "listening" => Ok(()),
+        other => Err(other.to_string()),
+    });
+    // ... so the first, back, finds it taken, dials the second there and takes its copy
+    // before it serves.
+    first.restart();
+    let copied = first.conn().get_one("while:first:down");
+    assert!(copied.as_ref().is_some_and(|i| i.flags == 9 && i.value == b"kept by the second"), "the first rejoined with {copied:?}");
+    wait_link_up(&first);
+    wait_marker(&first, &second);
+}

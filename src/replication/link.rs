@@ -7,7 +7,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,7 @@ pub struct Link {
     /// The first `-l` address, which dials come from.
     source: Option<IpAddr>,
     /// Whether a replication listener is bound.
-    listening: bool,
+    listening: AtomicBool,
     join_wait: Duration,
     drain_timeout: Duration,
     started: Instant,
@@ -142,18 +142,24 @@ fn listen_ips(entry: &str) -> Vec<IpAddr> {
     net::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
 }
 
-/// Binds the replication port on each listen address; "in use" only costs that address.
-pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match addr {
+        SocketAddr::V4(_) => TcpListener::bind(addr),
+        SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
+    }
+}
+
+/// Binds the replication port on each listen address; "in use" only costs that address,
+/// which is returned with the bound listeners, to be taken over once it is free.
+pub fn bind_listeners(settings: &Settings) -> Result<(Vec<TcpListener>, Vec<SocketAddr>), String> {
     let mut bound = Vec::new();
+    let mut taken = Vec::new();
     for addr in replication_addrs(settings)? {
-        let result = match addr {
-            SocketAddr::V4(_) => TcpListener::bind(addr),
-            SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
-        };
-        match result {
+        match bind_one(addr) {
             Ok(listener) => bound.push(listener),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 log::line(log::WARN, format_args!("replication port {addr} is in use: this node only dials its peer there"));
+                taken.push(addr);
             }
             Err(e) if addr.is_ipv6() && settings.listen.is_empty() => {
                 log::line(log::STATE, format_args!("replication: no IPv6 listener ({})", daemon::strerror(&e)));
@@ -161,7 +167,7 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
             Err(e) => return Err(format!("failed to listen on replication port {addr} (-X): {}", daemon::strerror(&e))),
         }
     }
-    Ok(bound)
+    Ok((bound, taken))
 }
 
 /// Why a dial failed: the last address's error in words, and whether every address refused
@@ -191,8 +197,9 @@ pub fn io_words(e: &std::io::Error) -> String {
 }
 
 impl Link {
-    /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials).
-    pub fn start(settings: &Settings, cache: Arc<Cache>, listeners: Vec<TcpListener>) -> Result<Arc<Link>, String> {
+    /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials),
+    /// with the addresses it found `taken`.
+    pub fn start(settings: &Settings, cache: Arc<Cache>, listeners: Vec<TcpListener>, taken: Vec<SocketAddr>) -> Result<Arc<Link>, String> {
         let peer_text = settings.peer.clone().unwrap_or_default();
         let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
         // An "any" address says nothing about the source: leave it to the kernel.
@@ -211,7 +218,7 @@ impl Link {
             peer_host,
             peer_port,
             source,
-            listening,
+            listening: AtomicBool::new(listening),
             join_wait: Duration::from_secs(u64::from(settings.repl_join_wait)),
             drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
             started: Instant::now(),
@@ -235,7 +242,7 @@ impl Link {
             spawn("repl-accept", move || me.accept_loop(&listener))?;
         }
         let me = Arc::clone(&link);
-        spawn("repl-dial", move || me.dial_loop())?;
+        spawn("repl-dial", move || me.dial_loop(taken))?;
         log::line(log::STATE, format_args!("replication: instance {:016x}, peer {}", link.my_id, link.peer_text));
         Ok(link)
     }
@@ -254,7 +261,7 @@ impl Link {
 
     /// The state with no link.
     fn idle_state(&self) -> LinkState {
-        if self.listening {
+        if self.listening.load(Ordering::Relaxed) {
             LinkState::Listening
         } else {
             LinkState::Down
@@ -304,7 +311,8 @@ impl Link {
         }
     }
 
-    fn dial_loop(self: Arc<Link>) {
+    /// Dials until stopped; with no link up, first tries to take over the `taken` addresses.
+    fn dial_loop(self: Arc<Link>, mut taken: Vec<SocketAddr>) {
         let mut backoff = BACKOFF_MIN;
         loop {
             {
@@ -317,6 +325,7 @@ impl Link {
                 }
                 self.set_state(&mut slot, LinkState::Connecting);
             }
+            taken.retain(|&addr| !self.take_over(addr));
             match self.dial() {
                 Ok(stream) => {
                     if self.handshake_and_run(stream, true) {
@@ -340,6 +349,29 @@ impl Link {
                 drop(self.changed.wait_timeout(slot, backoff));
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Binds a replication address that was in use at start, now that no link is up: the
+    /// node that held it (the peer, on one host) may be gone, and this node then listens in
+    /// its place, as repcached's survivor does, so the peer finds it there when it comes back.
+    /// Returns whether `addr` is settled (bound, or failing for good).
+    fn take_over(self: &Arc<Link>, addr: SocketAddr) -> bool {
+        match bind_one(addr) {
+            Ok(listener) => {
+                log::line(log::STATE, format_args!("replication: replication port {addr} is free again: listening"));
+                self.listening.store(true, Ordering::Relaxed);
+                let me = Arc::clone(self);
+                if let Err(e) = spawn("repl-accept", move || me.accept_loop(&listener)) {
+                    log::line(log::WARN, format_args!("replication: {e}"));
+                }
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => false,
+            Err(e) => {
+                log::line(log::WARN, format_args!("replication: cannot listen on {addr}: {}", daemon::strerror(&e)));
+                true
+            }
         }
     }
 

@@ -51,7 +51,7 @@ mod queue;
 mod session;
 pub mod wire;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use crate::config::Settings;
@@ -83,9 +83,10 @@ pub struct Replication {
 }
 
 /// The replication listeners, bound and not yet served (none without `-x`, or when every
-/// address's port is in use: the node then only dials).
+/// address's port is in use: the node then only dials), and the addresses found in use.
 pub struct Ports {
     listeners: Vec<TcpListener>,
+    taken: Vec<SocketAddr>,
 }
 
 impl Replication {
@@ -93,9 +94,9 @@ impl Replication {
     /// and `-u`, as for the client listeners. The error is one start-up line.
     pub fn bind(settings: &Settings) -> Result<Ports, String> {
         if settings.peer.is_none() {
-            return Ok(Ports { listeners: Vec::new() });
+            return Ok(Ports { listeners: Vec::new(), taken: Vec::new() });
         }
-        link::bind_listeners(settings).map(|listeners| Ports { listeners })
+        link::bind_listeners(settings).map(|(listeners, taken)| Ports { listeners, taken })
     }
 
     /// Installs the cache's mutation sink and starts the link thread(s) on the bound `ports`.
@@ -105,7 +106,7 @@ impl Replication {
         if settings.peer.is_none() {
             return Ok(Replication { link: None, queue_size });
         }
-        link::Link::start(settings, cache, ports.listeners).map(|link| Replication { link: Some(link), queue_size })
+        link::Link::start(settings, cache, ports.listeners, ports.taken).map(|link| Replication { link: Some(link), queue_size })
     }
 
     /// Blocks until this freshly started node has the peer's copy, or the peer could not be
