@@ -1,7 +1,8 @@
-//! The link to the peer: the replication listeners and the peer-address check, the dialer
-//! (bound source address, connect timeout, backoff, forever), the handshake (magic, version,
-//! instance ids, node bit, self-dial), keeping exactly one link, the join wait and the drain
-//! on shutdown. What flows over an installed link is `session`'s business.
+//! The link to the peer: the replication listeners (and taking over a `-X` address the peer
+//! held) and the peer-address check, the dialer (bound source address, connect timeout,
+//! backoff, forever), the handshake (magic, version, instance ids, node bit, self-dial),
+//! keeping exactly one link, the join wait (ended at once by a refused dial or a self-dial)
+//! and the drain on shutdown. What flows over an installed link is `session`'s business.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
