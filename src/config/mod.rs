@@ -152,8 +152,9 @@ pub struct Settings {
     /// `-q` (default 8192): mutations queued for the peer; past it the node catches the peer
     /// up from the table instead.
     pub repl_queue: usize,
-    /// `-o repl_join_wait=N` seconds (default 5): how long a starting node waits for its peer's
-    /// copy before it serves clients alone.
+    /// `-o repl_join_wait=N` seconds (default 5): how long a starting node waits for a peer
+    /// address that does not answer before it serves clients alone (a refused connection or
+    /// a self-dial ends the wait at once; a copy under way is waited for).
     pub repl_join_wait: u32,
     /// `-o repl_drain_timeout=N` seconds (default 30): how long a stopping node keeps
     /// delivering its queue to the peer.
