@@ -1015,6 +1015,8 @@ fn incr_looks_for_a_minus_sign_up_to_the_first_nul() {
         client.send(&request);
         assert_eq!(client.line(), "STORED\r\n");
         assert_eq!(client.line(), expected, "{:?}", String::from_utf8_lossy(value));
+    }
+}
 
 /// What a server sends on a fresh connection before it closes it, for `line`; `None` when it
 /// keeps the connection open past the I/O deadline.
