@@ -62,8 +62,11 @@ fn main() {
     let udp = server::udp::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     let listeners = server::listener::bind_all(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
     let repl_ports = Replication::bind(&settings).unwrap_or_else(|line| fail(None, EX_OSERR, &line));
-    // A relative pidfile path must survive the daemon's chdir to /.
+    // A relative pidfile path must survive the daemon's chdir to /, as must the ports file's.
     let pid_file = settings.pid_file.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    let ports_file = std::env::var_os(server::ports_file::VARIABLE)
+        .filter(|_| settings.socket_path.is_none())
+        .map(|p| std::path::absolute(&p).unwrap_or_else(|_| p.into()));
     let report = if settings.daemonize { daemonize(&settings) } else { None };
     if let Some(path) = &pid_file {
         daemon::write_pidfile(path).iter().for_each(|note| eprintln!("{note}"));
@@ -97,6 +100,14 @@ fn main() {
     }
     if let Err(line) = server::listener::listen_all(&listeners, &settings) {
         fail(report, EX_OSERR, &line);
+    }
+    // Written once the ports take clients, so a harness that reads it may connect at once.
+    if let Some(path) = &ports_file {
+        let tcp: Vec<_> = listeners.iter().filter_map(|l| l.tcp_addr()).collect();
+        let udp: Vec<_> = udp.iter().filter_map(|u| u.local_addr().ok()).collect();
+        if let Err(line) = server::ports_file::write(path, &tcp, &udp) {
+            eprintln!("{line}");
+        }
     }
     let shared = Arc::new(server::Shared::new(settings, cache, replication));
     let running = match server::start(Arc::clone(&shared), listeners) {

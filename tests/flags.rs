@@ -348,3 +348,57 @@ fn a_chunk_size_or_growth_factor_past_the_page_still_serves() {
         assert_eq!(client.get("k").as_deref(), Some(&b"value"[..]), "{args:?}");
     }
 }
+
+/// A server killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The lines of a ports file, with each port number replaced by "N", and the TCP ports.
+fn read_ports_file(path: &std::path::Path) -> (Vec<String>, Vec<u16>) {
+    let text = std::fs::read_to_string(path).expect("ports file");
+    let shape = text.lines().map(|l| l.rsplit_once(": ").map_or(l.to_string(), |(kind, _)| format!("{kind}: N"))).collect();
+    let tcp = text.lines().filter_map(|l| l.strip_prefix("TCP INET: ")).map(|p| p.parse().expect("port")).collect();
+    (shape, tcp)
+}
+
+/// A harness's start, as memcached's own tests do it: any free port (-p -1, -U -1), and the
+/// ports read from MEMCACHED_PORT_FILENAME, which appears (renamed into place) once the server
+/// takes clients.
+#[test]
+fn the_ports_file_names_the_ports_the_kernel_picked() {
+    let mut programs = vec![binary()];
+    if !against_reference() && common::require_program("/usr/bin/memcached", "memcached") {
+        programs.push("/usr/bin/memcached".into());
+    }
+    let user: &[&str] = if is_root() { &["-u", "root"] } else { &[] };
+    let mut shapes = Vec::new();
+    for program in programs {
+        let dir = std::env::temp_dir().join(format!("memcachedrep-ports-{}-{}", std::process::id(), shapes.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ports");
+        let child = Command::new(&program)
+            .args(["-p", "-1", "-U", "-1", "-l", "127.0.0.1,127.0.0.2"])
+            .args(user)
+            .env("MEMCACHED_PORT_FILENAME", &path)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start");
+        let _server = KillOnDrop(child);
+        common::wait_until("the ports file", common::START_DEADLINE, || path.exists());
+        let (shape, tcp) = read_ports_file(&path);
+        // The first -l address comes first.
+        let mut client = common::Client::connect(tcp[0]);
+        assert!(client.cmd("version").starts_with("VERSION "), "{} on port {}", program.display(), tcp[0]);
+        assert!(!dir.join("ports.lck").exists(), "the temporary file stays behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+        shapes.push(shape);
+    }
+    assert_eq!(shapes[0], ["TCP INET: N", "TCP INET: N", "UDP INET: N", "UDP INET: N"]);
+    assert!(shapes.iter().all(|s| *s == shapes[0]), "{shapes:?}");
+}

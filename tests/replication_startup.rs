@@ -1,9 +1,13 @@
-//! Replication at start-up: a replication port below 1024 still works when `-u` drops root
-//! (it is bound before the switch, like the client ports), a node waiting for its peer
+//! Replication at start-up: a node serves at once when no copy can come (its peer refuses
+//! the connection, or it finds only itself on the replication port, as in repcached's own
+//! harness), waits (bounded) for a peer address that swallows connections, and a joining node
+//! takes its peer's copy first. A replication port below 1024 still works when `-u` drops
+//! root (it is bound before the switch, like the client ports), a node waiting for its peer
 //! refuses clients on its TCP port and on its unix socket, and a stop signal ends that wait
 //! at once.
 //!
-//! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B). Every wait polls with a deadline.
+//! Nodes run on 127.0.0.4 (A) and 127.0.0.2 (B), and on 127.0.0.1 where repcached's harness
+//! puts them. Every wait polls with a deadline.
 
 mod common;
 mod pair;
@@ -12,7 +16,16 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use pair::{free_ports, poll, wait_link_up, Node, A_ADDR, B_ADDR, LINK_DEADLINE};
+use pair::{free_ports, poll, wait_link_up, wait_marker, Node, A_ADDR, B_ADDR, LINK_DEADLINE};
+
+/// A join wait no test outlasts: a node that answers has not waited it out.
+const LONG_JOIN_WAIT: &str = "repl_join_wait=600";
+/// How long a node that serves at once may take to answer on a busy machine; far below
+/// `LONG_JOIN_WAIT`, so it tells "at once" from "after the wait" without measuring time.
+const AT_ONCE: Duration = Duration::from_secs(10);
+/// The bound on the first answer of the first node of a repcached-style pair (its
+/// default join wait is 5 s, which this must stay far below).
+const FIRST_OF_PAIR: Duration = Duration::from_millis(500);
 
 /// A port below 1024 that was free on `addr` a moment ago.
 fn free_privileged_port(addr: &str) -> u16 {
@@ -113,4 +126,84 @@ fn a_unix_socket_refuses_clients_during_the_join_wait() {
     let status = node.sigterm_and_wait(Duration::from_secs(5));
     assert!(status.success(), "exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_whose_peer_refuses_the_connection_serves_at_once() {
+    // Nothing listens on the peer's port: the peer is not running, so it has no copy to give.
+    let peer_ports = free_ports(B_ADDR, 2);
+    let ports = free_ports(A_ADDR, 2);
+    let mut a = Node::spawn(A_ADDR, ports[0], ports[1], Some(&format!("{B_ADDR}:{}", peer_ports[1])), &["-o", LONG_JOIN_WAIT]);
+    a.wait_ready_within(AT_ONCE);
+    a.conn().set("alone:write", 7, 0, b"before the peer");
+    // The peer, started later, joins and gets what was written meanwhile.
+    let mut b = Node::spawn(B_ADDR, peer_ports[0], peer_ports[1], Some(&format!("{A_ADDR}:{}", ports[1])), &[]);
+    b.wait_ready();
+    let copied = b.conn().get_one("alone:write");
+    assert!(copied.as_ref().is_some_and(|i| i.flags == 7 && i.value == b"before the peer"), "B joined with {copied:?}");
+    wait_link_up(&a);
+    wait_link_up(&b);
+    wait_marker(&b, &a);
+}
+
+#[test]
+fn the_repcached_harness_pair_on_one_address_and_port_starts_at_once() {
+    // repcached's harness: both nodes on 127.0.0.1, each -x 127.0.0.1 -X P -q 65536.
+    let host = "127.0.0.1";
+    let ports = free_ports(host, 3);
+    let flags = ["-q", "65536"];
+    let mut first = Node::spawn(host, ports[0], ports[2], Some(host), &flags);
+    // Its dial reaches its own replication port: it is alone, and serves at once.
+    first.wait_ready_within(FIRST_OF_PAIR);
+    first.conn().set("first:before", 3, 0, b"copied at join");
+    let mut second = Node::spawn(host, ports[1], ports[2], Some(host), &flags);
+    second.wait_ready();
+    // The second cannot bind P, dials the first there and takes its copy before it serves.
+    let copied = second.conn().get_one("first:before");
+    assert!(copied.as_ref().is_some_and(|i| i.flags == 3 && i.value == b"copied at join"), "the second joined with {copied:?}");
+    wait_link_up(&first);
+    wait_link_up(&second);
+    wait_marker(&first, &second);
+    wait_marker(&second, &first);
+}
+
+#[test]
+fn a_peer_address_that_swallows_connections_keeps_the_wait_until_its_bound() {
+    let (peer, _filling) = swallowing_peer("127.0.0.9");
+    let peer = peer.local_addr().expect("local address").to_string();
+    let ports = free_ports(A_ADDR, 2);
+    let mut node = Node::spawn(A_ADDR, ports[0], ports[1], Some(&peer), &["-o", "repl_join_wait=10"]);
+    poll("the replication port to listen", Duration::from_secs(10), || {
+        node.assert_running();
+        TcpStream::connect((A_ADDR, ports[1])).map(drop).map_err(|e| e.to_string())
+    });
+    // The dial times out rather than being refused: the peer may be there, so the node waits.
+    assert!(!node.accepting(), "the node serves clients while a peer that may be there does not answer");
+    // Once the bound passes it serves alone.
+    node.wait_ready();
+    assert_ne!(node.repl("state"), "up", "linked to a peer that never answered");
+}
+
+#[test]
+fn a_repcached_harness_node_restarted_takes_the_copy_from_the_one_that_stayed() {
+    let host = "127.0.0.1";
+    let ports = free_ports(host, 3);
+    let mut first = Node::start(host, ports[0], ports[2], Some(host), &[]);
+    let second = Node::start(host, ports[1], ports[2], Some(host), &[]);
+    wait_link_up(&first);
+    wait_link_up(&second);
+    first.kill_9();
+    second.conn().set("while:first:down", 9, 0, b"kept by the second");
+    // The second takes the freed replication port over, as repcached's survivor does ...
+    poll("the second to listen on the replication port", LINK_DEADLINE, || match second.repl("state").as_str() {
+        "listening" => Ok(()),
+        other => Err(other.to_string()),
+    });
+    // ... so the first, back, finds it taken, dials the second there and takes its copy
+    // before it serves.
+    first.restart();
+    let copied = first.conn().get_one("while:first:down");
+    assert!(copied.as_ref().is_some_and(|i| i.flags == 9 && i.value == b"kept by the second"), "the first rejoined with {copied:?}");
+    wait_link_up(&first);
+    wait_marker(&first, &second);
 }

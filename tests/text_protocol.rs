@@ -1017,3 +1017,37 @@ fn incr_looks_for_a_minus_sign_up_to_the_first_nul() {
         assert_eq!(client.line(), expected, "{:?}", String::from_utf8_lossy(value));
     }
 }
+
+/// What a server sends on a fresh connection before it closes it, for `line`; `None` when it
+/// keeps the connection open past the I/O deadline.
+fn answer_and_close(server: &Server, line: &[u8]) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    stream.write_all(line).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(answer),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(answer),
+        Err(_) => None,
+    }
+}
+
+/// memcached hangs up without a word on an HTTP request line (a browser tricked into a
+/// cross-protocol attack), on the first line or a later one; a line that only resembles one
+/// gets its usual answer.
+#[test]
+fn an_http_request_line_is_hung_up_on() {
+    let servers = [Some(Server::start(&[])), (!common::against_reference() && common::require_program("/usr/bin/memcached", "memcached")).then(|| Server::start_program("/usr/bin/memcached", &["-U", "0"]))];
+    for server in servers.iter().flatten() {
+        for line in [&b"GET / HTTP/1.0\r\n"[..], b"PUT /x HTTP/1.1\r\n", b"DELETE HTTP/1.1\r\n", b"POST /index.php HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            assert_eq!(answer_and_close(server, line), Some(Vec::new()), "{}", show(line));
+        }
+        assert_eq!(answer_and_close(server, b"get a\r\nGET / HTTP/1.0\r\n"), Some(b"END\r\n".to_vec()));
+        for (line, answer) in [(&b"GET / HTTP\r\n"[..], &b"ERROR\r\n"[..]), (b"x HTTP/1.1\r\n", b"ERROR\r\n"), (b"get HTTP/1.1\r\n", b"END\r\n")] {
+            let mut client = server.connect();
+            assert_eq!(client.call(line, b"\r\n"), answer, "{}", show(line));
+            assert!(client.cmd("version").starts_with("VERSION "), "{} closed the connection", show(line));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::suboptions::SUB_OPTIONS;
 use super::values::{integer, size, unsigned};
-use super::{refuse, Bad, Draft, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, MIB, VERSION};
+use super::{refuse, Bad, Draft, Port, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, MIB, VERSION};
 
 /// Handler threads beyond this are refused. memcached, with its default `-c 1024`, fails to
 /// start somewhere between 200 and 300 worker threads (each needs file descriptors); every
@@ -52,7 +52,7 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "port",
         arg: "<num>",
         default: "11211",
-        help: "TCP port to listen on",
+        help: "TCP port to listen on; 0: none, -1: any free port",
         status: EX_USAGE,
         apply: Apply::Value(|d, v| {
             d.port = integer(v).ok_or(Bad::Malformed)?;
@@ -64,10 +64,10 @@ pub(super) const FLAGS: &[Flag] = &[
         long: "udp-port",
         arg: "<num>",
         default: "0, off",
-        help: "UDP port to listen on",
+        help: "UDP port to listen on; -1: any free port",
         status: EX_USAGE,
         apply: Apply::Value(|d, v| {
-            d.s.udp_port = integer(v).and_then(|p| u16::try_from(p).ok()).ok_or(Bad::Malformed)?;
+            d.s.udp_port = integer(v).and_then(Port::from_arg).ok_or(Bad::Malformed)?;
             Ok(())
         }),
     },

@@ -40,13 +40,52 @@ pub enum Protocol {
     Auto,
 }
 
+/// A client port as -p and -U take it: 0 turns the transport off, and -1 asks the kernel for a
+/// free port (memcached's way for test harnesses, which read it from `MEMCACHED_PORT_FILENAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Off,
+    Any,
+    Number(u16),
+}
+
+impl Port {
+    /// The number to bind, 0 for any; `None` when off.
+    pub fn to_bind(self) -> Option<u16> {
+        match self {
+            Port::Off => None,
+            Port::Any => Some(0),
+            Port::Number(port) => Some(port),
+        }
+    }
+
+    /// The port as memcached reads it from the command line.
+    pub fn from_arg(value: i64) -> Option<Port> {
+        match value {
+            0 => Some(Port::Off),
+            -1 => Some(Port::Any),
+            _ => u16::try_from(value).ok().map(Port::Number),
+        }
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Off => f.write_str("0"),
+            Port::Any => f.write_str("-1"),
+            Port::Number(port) => write!(f, "{port}"),
+        }
+    }
+}
+
 /// The settings of one run, after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `-p`: TCP port (default 11211). 0 with `-s`.
-    pub port: u16,
-    /// `-U`: UDP port (default 0, off).
-    pub udp_port: u16,
+    /// `-p`: TCP port (default 11211). Off with `-s`.
+    pub port: Port,
+    /// `-U`: UDP port (default off).
+    pub udp_port: Port,
     /// `-s`: unix socket path; disables TCP.
     pub socket_path: Option<PathBuf>,
     /// `-a`: unix socket permission bits (default 0o700).
@@ -113,8 +152,9 @@ pub struct Settings {
     /// `-q` (default 8192): mutations queued for the peer; past it the node catches the peer
     /// up from the table instead.
     pub repl_queue: usize,
-    /// `-o repl_join_wait=N` seconds (default 5): how long a starting node waits for its peer's
-    /// copy before it serves clients alone.
+    /// `-o repl_join_wait=N` seconds (default 5): how long a starting node waits for a peer
+    /// address that does not answer before it serves clients alone (a refused connection or
+    /// a self-dial ends the wait at once; a copy under way is waited for).
     pub repl_join_wait: u32,
     /// `-o repl_drain_timeout=N` seconds (default 30): how long a stopping node keeps
     /// delivering its queue to the peer.
@@ -128,8 +168,8 @@ impl Default for Settings {
     /// memcached 1.6.18's defaults.
     fn default() -> Settings {
         Settings {
-            port: 11211,
-            udp_port: 0,
+            port: Port::Number(11211),
+            udp_port: Port::Off,
             socket_path: None,
             socket_mask: 0o700,
             listen: Vec::new(),
@@ -470,9 +510,9 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
             return Err(refuse(EX_USAGE, format!("slab size {n} is out of valid range (-o worker_logbuf_size={n})")));
         }
     }
-    d.s.port = match u16::try_from(d.port) {
-        Ok(port) => port,
-        Err(_) => return Err(refuse(EX_USAGE, format!("ERROR: Invalid port number {}. (-p {})", d.port, d.port))),
+    d.s.port = match Port::from_arg(d.port) {
+        Some(port) => port,
+        None => return Err(refuse(EX_USAGE, format!("ERROR: Invalid port number {}. (-p {})", d.port, d.port))),
     };
     let lock_power = item_lock_power(d.s.threads);
     if t.hashpower != 0 && t.hashpower <= lock_power {
@@ -494,7 +534,7 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
     d.s.repl_drain_timeout = t.repl_drain_timeout;
     d.s.repl_tombstone_ttl = t.repl_tombstone_ttl;
     if d.s.socket_path.is_some() {
-        d.s.port = 0;
+        d.s.port = Port::Off;
     } else if d.s.peer.is_some() {
         check_ports_apart(&d.s)?;
     }
@@ -504,8 +544,12 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
 /// With a peer and TCP clients, the replication port must not be a client port on the same
 /// addresses: the second bind would fail, and a node that cannot bind `-X` only dials.
 fn check_ports_apart(s: &Settings) -> Result<(), Refusal> {
-    let mut client_ports = s.listen.iter().map(|entry| listen_port(entry).unwrap_or(s.port));
-    let clash = if s.listen.is_empty() { s.port == s.repl_port } else { client_ports.any(|p| p == s.repl_port) };
+    let port = match s.port {
+        Port::Number(port) => Some(port),
+        Port::Off | Port::Any => None,
+    };
+    let mut client_ports = s.listen.iter().filter_map(|entry| listen_port(entry).or(port));
+    let clash = if s.listen.is_empty() { port == Some(s.repl_port) } else { client_ports.any(|p| p == s.repl_port) };
     if clash {
         let port = s.repl_port;
         return Err(refuse(EX_USAGE, format!("The replication port cannot be a client port too (-X {port})")));

@@ -196,8 +196,9 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         name: "repl_join_wait",
         value: "N",
         default: "5",
-        help: "seconds a node starting with an empty cache waits to reach its -x peer and get \
-               its copy before it serves clients; after that it serves alone and merges later",
+        help: "seconds a starting node waits for a -x peer that does not answer; a peer that \
+               refuses the connection (not running) or a node alone on its -X port serves at \
+               once, a peer's copy under way is always waited for",
         honoured: true,
         apply: |t, v| {
             let v = needed(v, "Missing numeric argument for repl_join_wait")?;

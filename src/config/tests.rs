@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStringExt;
 
 use super::flags::{usage, FLAGS, WIDTH};
 use super::suboptions::SUB_OPTIONS;
-use super::{parse, utf8_args, Action, Protocol, Settings, VERSION};
+use super::{parse, utf8_args, Action, Port, Protocol, Settings, VERSION};
 
 fn args(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
@@ -42,8 +42,8 @@ fn stat(settings: &Settings, name: &str) -> String {
 #[test]
 fn defaults_are_memcacheds() {
     let s = run("");
-    assert_eq!(s.port, 11211);
-    assert_eq!(s.udp_port, 0);
+    assert_eq!(s.port, Port::Number(11211));
+    assert_eq!(s.udp_port, Port::Off);
     assert_eq!(s.socket_path, None);
     assert_eq!(s.socket_mask, 0o700);
     assert!(s.listen.is_empty());
@@ -104,7 +104,7 @@ fn stats_settings_defaults_match_memcached_1_6_18() {
 fn each_flag_sets_its_field() {
     let s = run("-p 23001 -U 0 -l 127.0.0.1 -d -r -u nobody -m 128 -M -c 50 -k -P /tmp/x.pid \
                  -f 1.5 -n 64 -L -D # -t 8 -R 5 -C -b 10 -B ascii -I 2m -F");
-    assert_eq!(s.port, 23001);
+    assert_eq!(s.port, Port::Number(23001));
     assert_eq!(s.listen, vec!["127.0.0.1"]);
     assert!(s.daemonize && s.max_core && s.no_evict && s.lock_memory && s.large_pages);
     assert_eq!(s.user.as_deref(), Some("nobody"));
@@ -130,7 +130,7 @@ fn each_flag_sets_its_field() {
 fn long_names_work_with_equals_and_apart() {
     let s = run("--port=23002 --memory-limit 32 --conn-limit=7 --threads=2 --listen=::1 \
                  --max-item-size=512k --protocol=auto --disable-cas --verbose");
-    assert_eq!((s.port, s.memory_limit, s.max_conns, s.threads), (23002, 32 << 20, 7, 2));
+    assert_eq!((s.port, s.memory_limit, s.max_conns, s.threads), (Port::Number(23002), 32 << 20, 7, 2));
     assert_eq!(s.listen, vec!["::1"]);
     assert_eq!(s.item_size_max, 512 << 10);
     assert!(!s.use_cas);
@@ -140,7 +140,7 @@ fn long_names_work_with_equals_and_apart() {
 #[test]
 fn unix_socket_disables_tcp_and_takes_an_octal_mask() {
     let s = run("-s /tmp/mc.sock -a 755 -p 23003");
-    assert_eq!(s.port, 0);
+    assert_eq!(s.port, Port::Off);
     assert_eq!(s.socket_mask, 0o755);
     assert_eq!(stat(&s, "umask"), "755");
     assert_eq!(stat(&s, "domain_socket"), "/tmp/mc.sock");
@@ -325,8 +325,12 @@ fn unsupported_features_are_refused_plainly() {
     assert_eq!(refused("--enable-sasl").0, "memcachedrep: -S (--enable-sasl) is not supported");
     assert_eq!(refused("-t 1000").0, "Number of threads must be at most 256 (-t 1000)");
     assert_eq!(refused("-p 1 extra").0, "memcachedrep: unexpected argument \"extra\"");
-    assert_eq!(run("-U 0 -B auto").udp_port, 0);
-    assert_eq!(run("-U 11211").udp_port, 11211);
+    assert_eq!(run("-U 0 -B auto").udp_port, Port::Off);
+    assert_eq!(run("-U 11211").udp_port, Port::Number(11211));
+    // -1 asks the kernel for a free port, as in memcached; `stats settings` shows -1.
+    assert_eq!(run("-U -1").udp_port, Port::Any);
+    assert_eq!(run("-p -1").port, Port::Any);
+    assert_eq!(stat(&run("-p -1 -U -1"), "tcpport"), "-1");
     assert_eq!(refused("-U 70000").0, "Invalid value for -U (--udp-port): \"70000\"");
 }
 
@@ -506,14 +510,14 @@ fn the_replication_port_cannot_be_a_client_port() {
     clash("-x db2 -X 12000 -l [::1]:12000", 12000);
     // Another port on every -l address, no peer, or no TCP clients at all: nothing to clash.
     assert_eq!(run("-x db2 -X 11211 -l 127.0.0.1:12000").repl_port, 11211);
-    assert_eq!(run("-p 11212").port, 11212);
+    assert_eq!(run("-p 11212").port, Port::Number(11212));
     assert_eq!(run("-x db2 -X 11211 -s /tmp/mc.sock").peer.as_deref(), Some("db2"));
 }
 
 #[test]
 fn a_peer_with_a_unix_socket_is_allowed() {
     let s = run("-s /tmp/mc.sock -x 10.0.0.2 -l 10.0.0.1");
-    assert_eq!((s.port, s.peer.as_deref(), s.repl_port), (0, Some("10.0.0.2"), 11212));
+    assert_eq!((s.port, s.peer.as_deref(), s.repl_port), (Port::Off, Some("10.0.0.2"), 11212));
     assert_eq!(s.listen, vec!["10.0.0.1"]);
 }
 

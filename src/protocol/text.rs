@@ -25,6 +25,9 @@
 //!   (lru_crawler, slabs, watch, lru, cache_memlimit, extstore, misbehave, debugtime) answer
 //!   "ERROR", as a memcached without them would; `shutdown` answers as memcached does without
 //!   `-A`.
+//! - An unknown command of two bytes or more whose last token, of at most 23, starts with
+//!   "HTTP/" closes the connection without an answer: a browser tricked into a cross-protocol
+//!   attack sent it, on any line of the connection.
 
 use super::meta;
 use super::{Keys, Limits, Parsed, Request};
@@ -95,6 +98,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
                 b"touch" => touch(&args, limits, consumed),
                 b"flush_all" => flush_all(&args, consumed),
                 b"verbosity" => verbosity(&args, consumed),
+                _ if is_http_request(command, line) => close(),
                 _ => invalid(ERROR, consumed),
             };
         }
@@ -146,6 +150,27 @@ fn refuse<'a>(reply: &'static str, noreply: bool, consumed: usize) -> Parsed<'a>
 
 fn command_of(request: Request<'_>, consumed: usize) -> Parsed<'_> {
     Parsed::Command { request, consumed, swallow: 0 }
+}
+
+/// Commands memcached knows and we do not serve: their lines answer "ERROR", as memcached
+/// answers a bad form of them, whatever their last token.
+const UNSERVED: [&[u8]; 8] = [b"slabs", b"watch", b"lru", b"cache_memlimit", b"extstore", b"debugtime", b"refresh_certs", b"bget"];
+/// memcached looks at the last of at most this many tokens for "HTTP/".
+const HTTP_MAX_TOKENS: usize = 23;
+
+/// Whether a line with an unknown `command` is an HTTP request line, which memcached hangs up on.
+fn is_http_request(command: &[u8], line: &[u8]) -> bool {
+    if command.len() < 2 || UNSERVED.contains(&command) {
+        return false;
+    }
+    let mut last: &[u8] = &[];
+    for (i, token) in Tokens::new(line).enumerate() {
+        if i == HTTP_MAX_TOKENS {
+            return false;
+        }
+        last = token;
+    }
+    last.starts_with(b"HTTP/")
 }
 
 /// Space-separated tokens of one line.
@@ -454,6 +479,20 @@ mod tests {
             let buf = format!("{line}\r\n");
             assert_eq!(p(buf.as_bytes()), inv(ERROR, buf.len()), "{line}");
         }
+    }
+
+    #[test]
+    fn an_http_request_line_closes_without_an_answer() {
+        let closes = |line: &str| matches!(p(line.as_bytes()), Parsed::Invalid { reply: "", close: true, .. });
+        let many = |n: usize| format!("foo{} HTTP/1.1\r\n", " y".repeat(n - 2));
+        // Each as memcached 1.6.18 answered it.
+        for line in ["GET / HTTP/1.0\r\n", "PUT /x HTTP/1.1\r\n", "DELETE HTTP/1.1\r\n", "HTTP/1.1\r\n", "xx HTTP/\r\n", "\tGET / HTTP/1.0\r\n", "GET  /  HTTP/1.0 \n", "misbehave HTTP/1.1\r\n", &many(23)] {
+            assert!(closes(line), "{line:?}");
+        }
+        for line in ["x HTTP/1.1\r\n", "GET / http/1.0\r\n", "GET /HTTP/1.0\r\n", "GET / HTTP\r\n", "foo HTTP/1.1 y\r\n", "slabs HTTP/1.1\r\n", &many(24)] {
+            assert_eq!(p(line.as_bytes()), inv(ERROR, line.len()), "{line:?}");
+        }
+        assert_eq!(p(b"get HTTP/1.1\r\n"), cmd(get(b"HTTP/1.1"), 14));
     }
 
     #[test]

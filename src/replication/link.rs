@@ -1,13 +1,14 @@
-//! The link to the peer: the replication listeners and the peer-address check, the dialer
-//! (bound source address, connect timeout, backoff, forever), the handshake (magic, version,
-//! instance ids, node bit, self-dial), keeping exactly one link, the join wait and the drain
-//! on shutdown. What flows over an installed link is `session`'s business.
+//! The link to the peer: the replication listeners (and taking over a `-X` address the peer
+//! held) and the peer-address check, the dialer (bound source address, connect timeout,
+//! backoff, forever), the handshake (magic, version, instance ids, node bit, self-dial),
+//! keeping exactly one link, the join wait (ended at once by a refused dial or a self-dial)
+//! and the drain on shutdown. What flows over an installed link is `session`'s business.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ struct Slot {
     stopping: bool,
     /// The dialer reached this very node: it only listens from then on.
     dial_disabled: bool,
+    /// A dial was refused: nothing listens at the peer's address, so no copy is coming.
+    peer_absent: bool,
     /// For the peer instance named: every version of ours it may lack is above this.
     floor: Option<(u64, u64)>,
     links_made: u64,
@@ -90,7 +93,7 @@ pub struct Link {
     /// The first `-l` address, which dials come from.
     source: Option<IpAddr>,
     /// Whether a replication listener is bound.
-    listening: bool,
+    listening: AtomicBool,
     join_wait: Duration,
     drain_timeout: Duration,
     started: Instant,
@@ -140,18 +143,24 @@ fn listen_ips(entry: &str) -> Vec<IpAddr> {
     net::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
 }
 
-/// Binds the replication port on each listen address; "in use" only costs that address.
-pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match addr {
+        SocketAddr::V4(_) => TcpListener::bind(addr),
+        SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
+    }
+}
+
+/// Binds the replication port on each listen address; "in use" only costs that address,
+/// which is returned with the bound listeners, to be taken over once it is free.
+pub fn bind_listeners(settings: &Settings) -> Result<(Vec<TcpListener>, Vec<SocketAddr>), String> {
     let mut bound = Vec::new();
+    let mut taken = Vec::new();
     for addr in replication_addrs(settings)? {
-        let result = match addr {
-            SocketAddr::V4(_) => TcpListener::bind(addr),
-            SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
-        };
-        match result {
+        match bind_one(addr) {
             Ok(listener) => bound.push(listener),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 log::line(log::WARN, format_args!("replication port {addr} is in use: this node only dials its peer there"));
+                taken.push(addr);
             }
             Err(e) if addr.is_ipv6() && settings.listen.is_empty() => {
                 log::line(log::STATE, format_args!("replication: no IPv6 listener ({})", daemon::strerror(&e)));
@@ -159,7 +168,14 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, String> {
             Err(e) => return Err(format!("failed to listen on replication port {addr} (-X): {}", daemon::strerror(&e))),
         }
     }
-    Ok(bound)
+    Ok((bound, taken))
+}
+
+/// Why a dial failed: the last address's error in words, and whether every address refused
+/// the connection (nothing listens there).
+struct DialError {
+    words: String,
+    refused: bool,
 }
 
 /// Why a handshake failed.
@@ -182,8 +198,9 @@ pub fn io_words(e: &std::io::Error) -> String {
 }
 
 impl Link {
-    /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials).
-    pub fn start(settings: &Settings, cache: Arc<Cache>, listeners: Vec<TcpListener>) -> Result<Arc<Link>, String> {
+    /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials),
+    /// with the addresses it found `taken`.
+    pub fn start(settings: &Settings, cache: Arc<Cache>, listeners: Vec<TcpListener>, taken: Vec<SocketAddr>) -> Result<Arc<Link>, String> {
         let peer_text = settings.peer.clone().unwrap_or_default();
         let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
         // An "any" address says nothing about the source: leave it to the kernel.
@@ -202,7 +219,7 @@ impl Link {
             peer_host,
             peer_port,
             source,
-            listening,
+            listening: AtomicBool::new(listening),
             join_wait: Duration::from_secs(u64::from(settings.repl_join_wait)),
             drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
             started: Instant::now(),
@@ -214,6 +231,7 @@ impl Link {
                 joined: false,
                 stopping: false,
                 dial_disabled: false,
+                peer_absent: false,
                 floor: None,
                 links_made: 0,
             }),
@@ -225,7 +243,7 @@ impl Link {
             spawn("repl-accept", move || me.accept_loop(&listener))?;
         }
         let me = Arc::clone(&link);
-        spawn("repl-dial", move || me.dial_loop())?;
+        spawn("repl-dial", move || me.dial_loop(taken))?;
         log::line(log::STATE, format_args!("replication: instance {:016x}, peer {}", link.my_id, link.peer_text));
         Ok(link)
     }
@@ -244,7 +262,7 @@ impl Link {
 
     /// The state with no link.
     fn idle_state(&self) -> LinkState {
-        if self.listening {
+        if self.listening.load(Ordering::Relaxed) {
             LinkState::Listening
         } else {
             LinkState::Down
@@ -294,7 +312,8 @@ impl Link {
         }
     }
 
-    fn dial_loop(self: Arc<Link>) {
+    /// Dials until stopped; with no link up, first tries to take over the `taken` addresses.
+    fn dial_loop(self: Arc<Link>, mut taken: Vec<SocketAddr>) {
         let mut backoff = BACKOFF_MIN;
         loop {
             {
@@ -307,13 +326,20 @@ impl Link {
                 }
                 self.set_state(&mut slot, LinkState::Connecting);
             }
+            taken.retain(|&addr| !self.take_over(addr));
             match self.dial() {
                 Ok(stream) => {
                     if self.handshake_and_run(stream, true) {
                         backoff = BACKOFF_MIN;
                     }
                 }
-                Err(e) => log::line(log::STATE, format_args!("replication: cannot reach {}: {e}", self.peer_text)),
+                Err(e) => {
+                    log::line(log::STATE, format_args!("replication: cannot reach {}: {}", self.peer_text, e.words));
+                    if e.refused {
+                        self.lock().peer_absent = true;
+                        self.changed.notify_all();
+                    }
+                }
             }
             let mut slot = self.lock();
             if slot.active.is_none() {
@@ -327,20 +353,48 @@ impl Link {
         }
     }
 
+    /// Binds a replication address that was in use at start, now that no link is up: the
+    /// node that held it (the peer, on one host) may be gone, and this node then listens in
+    /// its place, as repcached's survivor does, so the peer finds it there when it comes back.
+    /// Returns whether `addr` is settled (bound, or failing for good).
+    fn take_over(self: &Arc<Link>, addr: SocketAddr) -> bool {
+        match bind_one(addr) {
+            Ok(listener) => {
+                log::line(log::STATE, format_args!("replication: replication port {addr} is free again: listening"));
+                self.listening.store(true, Ordering::Relaxed);
+                let me = Arc::clone(self);
+                if let Err(e) = spawn("repl-accept", move || me.accept_loop(&listener)) {
+                    log::line(log::WARN, format_args!("replication: {e}"));
+                }
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => false,
+            Err(e) => {
+                log::line(log::WARN, format_args!("replication: cannot listen on {addr}: {}", daemon::strerror(&e)));
+                true
+            }
+        }
+    }
+
     /// Connects to the peer (each of its addresses in turn), from the first `-l` address.
-    fn dial(&self) -> Result<TcpStream, String> {
+    fn dial(&self) -> Result<TcpStream, DialError> {
         let addrs: Vec<SocketAddr> = resolve_ips(&self.peer_host)
             .into_iter()
             .filter(|ip| self.source.is_none_or(|s| s.is_ipv4() == ip.is_ipv4()))
             .map(|ip| SocketAddr::new(ip, self.peer_port))
             .collect();
-        let mut last = format!("cannot resolve {}", self.peer_host);
+        let mut last = DialError { words: format!("cannot resolve {}", self.peer_host), refused: false };
+        let mut refused = !addrs.is_empty();
         for addr in addrs {
             match daemon::connect_from(self.source, addr, CONNECT_TIMEOUT) {
                 Ok(stream) => return Ok(stream),
-                Err(e) => last = daemon::strerror(&e),
+                Err(e) => {
+                    refused &= e.kind() == std::io::ErrorKind::ConnectionRefused;
+                    last.words = daemon::strerror(&e);
+                }
             }
         }
+        last.refused = refused;
         Err(last)
     }
 
@@ -358,6 +412,8 @@ impl Link {
                     let idle = self.idle_state();
                     self.set_state(&mut slot, idle);
                 }
+                // A node waiting to join learns it is alone on the port.
+                self.changed.notify_all();
                 return false;
             }
             Err(Refusal::Io(why)) => {
@@ -480,11 +536,20 @@ impl Link {
         self.changed.notify_all();
     }
 
+    /// Returns once the peer's copy is in, or no copy can come: the peer refused the
+    /// connection (it is not running), the dialer reached this very node (it is alone on the
+    /// replication port), or `join_wait` passed without a link (the peer does not answer). A
+    /// link that is syncing is waited for, as repcached waits for its copy.
     pub fn wait_joined(&self) {
         let deadline = self.started + self.join_wait;
         let mut slot = self.lock();
         loop {
             if slot.joined || slot.stopping {
+                return;
+            }
+            if slot.active.is_none() && (slot.peer_absent || slot.dial_disabled) {
+                let why = if slot.peer_absent { "refused the connection" } else { "is this node" };
+                log::line(log::WARN, format_args!("replication: peer {} {why}: serving alone", self.peer_text));
                 return;
             }
             let now = Instant::now();

@@ -16,7 +16,9 @@
 //! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
 //!   address but the peer's, and hands a peer's connection to a new handshake thread;
 //! - one dialer thread: while no link is up, dials the peer (connect timeout, backoff from
-//!   100 ms doubling to 5 s, forever) and runs the link it makes;
+//!   100 ms doubling to 5 s, forever) and runs the link it makes; before each dial it tries
+//!   to bind the `-X` addresses that were in use at start (repcached's survivor takes the
+//!   port over), and starts an accept thread on each it gets;
 //! - per link, the thread that made it (dialer or handshake thread) becomes its receiver,
 //!   applying what the peer sends, and starts a sender thread that syncs the peer and then
 //!   drains the queue. The receiver never writes (a receiver blocked on a write could
@@ -37,7 +39,10 @@
 //!
 //! Start-up: `bind` binds `-X` before the daemon's fork and `-u` (a port below 1024 needs
 //! root); `start` starts the threads; main calls `wait_joined` before it listens on the
-//! client ports, so a joining node refuses clients until it has the copy.
+//! client ports, so a joining node refuses clients until it has the copy. As repcached, a
+//! node whose peer is not running serves at once: the dial is refused, or it reaches this
+//! node itself (both on one host with the same `-X`); only a dial that times out (the peer
+//! may be there) waits, up to `-o repl_join_wait`.
 //!
 //! State machine (`stats::LinkState`): `listening` (no link; the replication port is bound and the
 //! dialer is waiting to retry or has found it dialed itself) or `down` (no link and no
@@ -51,7 +56,7 @@ mod queue;
 mod session;
 pub mod wire;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use crate::config::Settings;
@@ -83,9 +88,10 @@ pub struct Replication {
 }
 
 /// The replication listeners, bound and not yet served (none without `-x`, or when every
-/// address's port is in use: the node then only dials).
+/// address's port is in use: the node then only dials), and the addresses found in use.
 pub struct Ports {
     listeners: Vec<TcpListener>,
+    taken: Vec<SocketAddr>,
 }
 
 impl Replication {
@@ -93,9 +99,9 @@ impl Replication {
     /// and `-u`, as for the client listeners. The error is one start-up line.
     pub fn bind(settings: &Settings) -> Result<Ports, String> {
         if settings.peer.is_none() {
-            return Ok(Ports { listeners: Vec::new() });
+            return Ok(Ports { listeners: Vec::new(), taken: Vec::new() });
         }
-        link::bind_listeners(settings).map(|listeners| Ports { listeners })
+        link::bind_listeners(settings).map(|(listeners, taken)| Ports { listeners, taken })
     }
 
     /// Installs the cache's mutation sink and starts the link thread(s) on the bound `ports`.
@@ -105,11 +111,12 @@ impl Replication {
         if settings.peer.is_none() {
             return Ok(Replication { link: None, queue_size });
         }
-        link::Link::start(settings, cache, ports.listeners).map(|link| Replication { link: Some(link), queue_size })
+        link::Link::start(settings, cache, ports.listeners, ports.taken).map(|link| Replication { link: Some(link), queue_size })
     }
 
-    /// Blocks until this freshly started node has the peer's copy, or the peer could not be
-    /// reached within `-o repl_join_wait`; the caller then starts serving clients.
+    /// Blocks until this freshly started node has the peer's copy, or no copy can come (the
+    /// peer refused the connection, or the node reached itself), or a peer that does not
+    /// answer was not reached within `-o repl_join_wait`; the caller then serves clients.
     pub fn wait_joined(&self) {
         if let Some(link) = &self.link {
             link.wait_joined();

@@ -97,6 +97,14 @@ impl Listener {
         &self.name
     }
 
+    /// The bound address of a TCP listener; `None` for a unix socket.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match &self.kind {
+            Kind::Tcp(l) => l.local_addr().ok(),
+            Kind::Unix { .. } => None,
+        }
+    }
+
     pub fn fd(&self) -> RawFd {
         match &self.kind {
             Kind::Tcp(l) => l.as_raw_fd(),
@@ -154,17 +162,17 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     if let Some(path) = &settings.socket_path {
         return bind_unix(path, settings.socket_mask).map(|l| vec![l]);
     }
-    if settings.port == 0 {
+    let Some(port) = settings.port.to_bind() else {
         return Ok(Vec::new());
-    }
+    };
     if settings.listen.is_empty() {
-        let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, settings.port))];
+        let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];
         return bind_addresses(&any)
             .map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
     }
     let mut listeners = Vec::new();
     for entry in &settings.listen {
-        let bound = net::resolve(entry, settings.port).and_then(|addrs| bind_addresses(&addrs));
+        let bound = net::resolve(entry, port).and_then(|addrs| bind_addresses(&addrs));
         match bound {
             Ok(mut more) => listeners.append(&mut more),
             Err(e) => {

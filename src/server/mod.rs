@@ -45,6 +45,7 @@
 pub mod connection;
 mod epoll;
 pub mod listener;
+pub mod ports_file;
 pub mod traffic;
 pub mod udp;
 mod worker;

@@ -65,13 +65,18 @@ pub struct UdpListener {
     name: String,
 }
 
+impl UdpListener {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
 /// Binds the UDP sockets `-U` asks for (none for `-U 0` or with `-s`, as memcached). The
 /// error is the line memcached prints.
 pub fn bind_all(settings: &Settings) -> Result<Vec<UdpListener>, String> {
-    let port = settings.udp_port;
-    if port == 0 || settings.socket_path.is_some() {
+    let (Some(port), None) = (settings.udp_port.to_bind(), &settings.socket_path) else {
         return Ok(Vec::new());
-    }
+    };
     let fail = |e: io::Error| format!("failed to listen on UDP port {port}: {}", daemon::strerror(&e));
     if settings.listen.is_empty() {
         let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];

@@ -178,7 +178,12 @@ impl Node {
     /// Waits until the node answers a command on its client port: a connect alone is not
     /// enough, since a node may hold its port open but not serve until it has joined.
     pub fn wait_ready(&mut self) {
-        let end = Instant::now() + READY_DEADLINE;
+        self.wait_ready_within(READY_DEADLINE);
+    }
+
+    /// `wait_ready`, failing the test if the first answer takes longer than `deadline`.
+    pub fn wait_ready_within(&mut self, deadline: Duration) {
+        let end = Instant::now() + deadline;
         loop {
             self.assert_running();
             if let Ok(mut conn) = Conn::try_connect(&self.addr, self.port) {
@@ -187,7 +192,7 @@ impl Node {
                     return;
                 }
             }
-            assert!(Instant::now() < end, "{} never answered on its client port", self.name());
+            assert!(Instant::now() < end, "{} did not answer on its client port within {deadline:?}", self.name());
             std::thread::sleep(POLL);
         }
     }
