@@ -41,7 +41,7 @@ pub fn slowdown() -> u32 {
 }
 
 /// The command that starts `program`: under the wrapper when it is memcachedrep.
-fn server_command(program: &std::path::Path) -> Command {
+pub fn server_command(program: &std::path::Path) -> Command {
     match wrapper() {
         Some(wrapper) if program == binary() => {
             let mut cmd = Command::new(wrapper);

@@ -148,7 +148,7 @@ impl Node {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name());
-        let child = Command::new(&self.program)
+        let child = crate::common::server_command(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
