@@ -68,7 +68,7 @@ fuzz:
 # read back in the second they were set, and an incr answered by the peer within 500 ms.
 MEMCHECK_TESTS ?= text_protocol meta_protocol binary_protocol memory replication
 MEMCHECK_SKIP ?= over_the_memory_limit_old_items_are_evicted_and_memory_stays_bounded \
-	stale_and_win ttl_flags_apply_in_order incr_of_a_key_the_peer_owns_answers_on_both_nodes
+	stale_and_win ttl_flags_apply_in_order arithmetic_cas_and_fetch incr_of_a_key_the_peer_owns_answers_on_both_nodes
 MEMCHECK_DIR := $(CURDIR)/target/memcheck
 check-memory:
 	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib storage::
