@@ -6,7 +6,7 @@
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
-use crate::common::{show, Client, Server};
+use crate::common::{show, wrapper, Client, Server};
 
 /// A table row: the behaviour it pins, the bytes sent in one write, and the whole reply.
 /// `{k}` in either byte string stands for a key unique to the row (its name).
@@ -76,13 +76,33 @@ pub fn try_check(server: &Server, name: &str, send: &[u8], expect: &[u8]) -> Res
     request.extend_from_slice(b"version\r\n");
     client.send(&request);
     let outcome = try_reply_before_version(&mut client, ROW_DEADLINE).and_then(|got| {
-        if got == expect {
+        if got == expect || (wrapper().is_some() && without_ttls(&got) == without_ttls(expect)) {
             Ok(())
         } else {
             Err(format!("got      {:?}\n  expected {:?}", show(&got), show(expect)))
         }
     });
     outcome.map_err(|e| format!("row {name}: sent {:?}\n  {e}", show(send)))
+}
+
+/// `answer` with the number of every " tN" taken out. Under the test wrapper (valgrind, some
+/// 20 times slower) a second may pass between a store and the read of its TTL.
+fn without_ttls(answer: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(answer.len());
+    let mut i = 0;
+    while i < answer.len() {
+        out.push(answer[i]);
+        if answer[i..].starts_with(b" t") {
+            out.push(b't');
+            i += 2;
+            while answer.get(i).is_some_and(|b| b.is_ascii_digit() || *b == b'-') {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Runs each row on its own connection, and fails listing every row that did not answer as
