@@ -5,11 +5,13 @@
 //! - `server`: listeners, handler threads, connections; `protocol`: text, meta and binary
 //!   commands, parsed and executed against the cache;
 //! - `storage`: the striped hash table, slab allocator and LRU; `replication`: the link to
-//!   the partner node; `stats` and `log`: counters and the -v lines.
+//!   the partner node; `stats` and `log`: counters and the -v lines; `decimal`: numbers as
+//!   memcached reads and writes them.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
 pub mod daemon;
+pub mod decimal;
 pub mod log;
 pub mod net;
 pub mod protocol;

@@ -4,7 +4,7 @@
 //! only repeat the header), counting into the same `stats` counters the text protocol counts.
 //! `stat` reuses the text protocol's families and re-frames each "STAT name value" line.
 
-use super::{execute, stats_reply};
+use super::{ops, stats_reply};
 use super::{Context, Next};
 use crate::config;
 use crate::stats::{Counter, LocalCounts};
@@ -180,7 +180,7 @@ fn execute(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>
                 return Next::Continue;
             }
             let delay = if p.extras.is_empty() { 0 } else { i64::from(be32(p.extras)) };
-            ctx.cache.flush(execute::flush_time(delay, clock::now()));
+            ctx.cache.flush(ops::flush_time(delay, clock::now()));
             if op == 0x08 {
                 respond(out, op, p.opaque, SUCCESS, 0, &[], &[], &[]);
             }
@@ -208,7 +208,7 @@ fn get(p: &Packet, touch: Option<u32>, ctx: &Context, local: &mut LocalCounts, o
         let value: &[u8] = if with_value { item.value } else { &[] };
         respond(out, op, p.opaque, SUCCESS, item.cas, &item.flags.to_be_bytes(), key, value);
     });
-    let hit = execute::count_lookup(lookup, touch.is_some(), local);
+    let hit = ops::count_lookup(lookup, touch.is_some(), local);
     if !hit && !quiet(op) {
         // A miss of a k-form names the key instead of the message.
         if with_key {
@@ -237,7 +237,7 @@ fn store(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let opts = StoreOptions { cas: (p.cas != 0).then_some(p.cas), ..StoreOptions::default() };
     let exptime = clock::absolute_expiry(i64::from(exptime), clock::now());
     let (outcome, cas) = ctx.cache.store_with(mode, p.key, flags, exptime, p.value, opts);
-    execute::count_store(mode, outcome, local);
+    ops::count_store(mode, outcome, local);
     // A set that cannot be stored drops the old item, as memcached's does whatever its cas
     // (the cache does it for a set without one).
     if base == 0x01 && p.cas != 0 && matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
@@ -294,7 +294,7 @@ fn delta(p: &Packet, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>) 
     let initial = be64(&p.extras[8..16]);
     let expiry = be32(&p.extras[16..20]);
     let cas = (p.cas != 0).then_some(p.cas);
-    let run = || execute::run_delta(ctx, p.key, kind, amount, cas);
+    let run = || ops::run_delta(ctx, p.key, kind, amount, cas);
     let (mut outcome, mut unique) = run();
     // Creating from the initial value counts as neither hit nor miss, as in memcached.
     if outcome == DeltaOutcome::NotFound && expiry != NO_CREATE {

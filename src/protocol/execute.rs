@@ -3,9 +3,11 @@
 //! never touches a socket; the `stats` families are written by `stats_reply`.
 
 use super::meta;
+use super::ops;
 use super::stats_reply;
 use super::{Context, Keys, Next, Request, SPILL_AT};
 use crate::config;
+use crate::decimal;
 use crate::log;
 use crate::stats::{Counter, LocalCounts, PrefixOp};
 use crate::storage::clock;
@@ -74,7 +76,7 @@ pub fn execute(
                 answer(FLUSH_DISABLED, noreply, out);
                 return Next::Continue;
             }
-            let at = flush_time(delay, clock::now());
+            let at = ops::flush_time(delay, clock::now());
             ctx.cache.flush(at);
             answer("OK", noreply, out);
         }
@@ -116,17 +118,17 @@ fn metadump(classes: u64, ctx: &Context, out: &mut Vec<u8>, spill: &mut dyn FnMu
             if item.exptime == 0 {
                 out.extend_from_slice(b"-1");
             } else {
-                push_u64(out, u64::from(item.exptime));
+                decimal::push(out, u64::from(item.exptime));
             }
             out.extend_from_slice(b" la=");
-            push_u64(out, u64::from(item.last_access));
+            decimal::push(out, u64::from(item.last_access));
             out.extend_from_slice(b" cas=");
-            push_u64(out, item.cas);
+            decimal::push(out, item.cas);
             out.extend_from_slice(if item.fetched { b" fetch=yes" } else { b" fetch=no" });
             out.extend_from_slice(b" cls=");
-            push_u64(out, u64::from(item.class_id));
+            decimal::push(out, u64::from(item.class_id));
             out.extend_from_slice(b" size=");
-            push_u64(out, u64::from(item.size));
+            decimal::push(out, u64::from(item.size));
             out.push(b'\n');
         }
         Some(_) => {}
@@ -146,17 +148,6 @@ fn uri_encode(key: &[u8], out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
-    }
-}
-
-/// When a `flush_all [delay]` takes effect, as absolute unix seconds (0: now). A delay up to 30
-/// days is relative; a larger one is a unix time, which may be past: then only what was stored
-/// before it is invalid, as in memcached (where a time before its start flushes nothing).
-pub(super) fn flush_time(delay: i64, now: u32) -> u32 {
-    match delay {
-        d if d <= 0 => 0,
-        d if d <= clock::MAX_RELATIVE_EXPTIME => now.saturating_add(d as u32),
-        d => u32::try_from(d).unwrap_or(u32::MAX),
     }
 }
 
@@ -201,18 +192,18 @@ pub fn get_part(
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(item.key);
             out.push(b' ');
-            push_u64(out, u64::from(item.flags));
+            decimal::push(out, u64::from(item.flags));
             out.push(b' ');
-            push_u64(out, item.value.len() as u64);
+            decimal::push(out, item.value.len() as u64);
             if cas {
                 out.push(b' ');
-                push_u64(out, item.cas);
+                decimal::push(out, item.cas);
             }
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(item.value);
             out.extend_from_slice(b"\r\n");
         });
-        let hit = count_lookup(lookup, touch.is_some(), local);
+        let hit = ops::count_lookup(lookup, touch.is_some(), local);
         if detail {
             ctx.stats.record_prefix(key, ctx.settings.prefix_delimiter, PrefixOp::Get { hit });
         }
@@ -225,50 +216,10 @@ pub fn get_part(
     None
 }
 
-/// Counts what a lookup found as memcached does (every protocol's retrievals): expired and
-/// flushed items, then the get or, for gat and touch, the touch counters. Returns whether it hit.
-pub(super) fn count_lookup(lookup: Lookup, touched: bool, local: &mut LocalCounts) -> bool {
-    count_dead(lookup, local);
-    let hit = lookup == Lookup::Hit;
-    if touched {
-        local.add(Counter::CmdTouch, 1);
-        local.add(if hit { Counter::TouchHits } else { Counter::TouchMisses }, 1);
-    } else {
-        local.add(Counter::CmdGet, 1);
-        local.add(if hit { Counter::GetHits } else { Counter::GetMisses }, 1);
-    }
-    hit
-}
-
-/// Counts a lookup that met an expired or flushed item.
-pub(super) fn count_dead(lookup: Lookup, local: &mut LocalCounts) {
-    match lookup {
-        Lookup::Expired => local.add(Counter::GetExpired, 1),
-        Lookup::Flushed => local.add(Counter::GetFlushed, 1),
-        Lookup::Hit | Lookup::Miss => {}
-    }
-}
-
-/// Counts a store as memcached does: a set once its item is allocated (not when it is too
-/// large or no memory is left), and a cas's hit, bad value or miss.
-pub(super) fn count_store(mode: StoreMode, outcome: StoreOutcome, local: &mut LocalCounts) {
-    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
-        local.add(Counter::CmdSet, 1);
-    }
-    if let StoreMode::Cas(_) = mode {
-        match outcome {
-            StoreOutcome::Stored => local.add(Counter::CasHits, 1),
-            StoreOutcome::Exists => local.add(Counter::CasBadval, 1),
-            StoreOutcome::NotFound => local.add(Counter::CasMisses, 1),
-            StoreOutcome::NotStored | StoreOutcome::TooLarge | StoreOutcome::NoMemory => {}
-        }
-    }
-}
-
 fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: u32, data: &[u8], ctx: &Context, local: &mut LocalCounts) -> &'static str {
     record_prefix(ctx, key, PrefixOp::Set);
     let outcome = ctx.cache.store(mode, key, flags, exptime, data);
-    count_store(mode, outcome, local);
+    ops::count_store(mode, outcome, local);
     match outcome {
         StoreOutcome::Stored => "STORED",
         StoreOutcome::NotStored => "NOT_STORED",
@@ -284,12 +235,12 @@ fn delta(key: &[u8], op: DeltaOp, amount: u64, noreply: bool, ctx: &Context, loc
         DeltaOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
         DeltaOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
     };
-    let (outcome, _) = run_delta(ctx, key, op, amount, None);
+    let (outcome, _) = ops::run_delta(ctx, key, op, amount, None);
     let reply = match outcome {
         DeltaOutcome::Value(value) => {
             local.add(hits, 1);
             if !noreply {
-                push_u64(out, value);
+                decimal::push(out, value);
                 out.extend_from_slice(b"\r\n");
             }
             return;
@@ -305,45 +256,14 @@ fn delta(key: &[u8], op: DeltaOp, amount: u64, noreply: bool, ctx: &Context, loc
     answer(reply, noreply, out);
 }
 
-/// Runs an incr/decr (checked against `cas` when given) where it belongs: on the key's owner
-/// when the pair is linked, so that both nodes' increments count; here otherwise. Gives the
-/// outcome and the item's new cas unique.
-pub(super) fn run_delta(ctx: &Context, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
-    ctx.deltas.and_then(|router| router.delta(key, op, amount, cas)).unwrap_or_else(|| ctx.cache.delta(key, op, amount, cas))
-}
-
-/// Appends `n` in decimal, without allocating.
-pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{execute, push_u64, Context};
+    use super::{execute, Context};
     use crate::config::{self, Settings};
     use crate::protocol::text::parse;
     use crate::protocol::{Limits, Next, Parsed};
     use crate::stats::{ConnRegistry, LocalCounts, Stats};
     use crate::storage::Cache;
-
-    #[test]
-    fn push_u64_writes_decimal() {
-        for n in [0, 1, 9, 10, 12345, u64::MAX] {
-            let mut out = Vec::new();
-            push_u64(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
-    }
 
     /// Feeds `input` to a fresh server state the way a connection does (parse, execute,
     /// swallow) and returns every byte it answers.

@@ -21,8 +21,9 @@
 
 use std::borrow::Cow;
 
-use super::execute::{self, push_u64};
-use super::text::Tokens;
+use super::ops;
+use crate::decimal;
+use super::tokens::Tokens;
 use super::{Context, Limits, Parsed, Request};
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
@@ -118,10 +119,6 @@ impl<'a> MetaRequest<'a> {
     }
 }
 
-fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
-    Parsed::Invalid { reply, consumed, swallow: 0, close: false }
-}
-
 /// Parses a meta command whose name `command` was the line's first token and `tokens` the
 /// rest; `consumed` ends the line.
 pub(super) fn parse<'a>(
@@ -140,21 +137,21 @@ pub(super) fn parse<'a>(
         b"ms" => (MetaCmd::Set, BAD_FLAG),
         b"md" => (MetaCmd::Delete, BAD_ANY),
         b"ma" => (MetaCmd::Arith, BAD_ANY),
-        _ => return invalid("ERROR", consumed),
+        _ => return Parsed::invalid("ERROR", consumed),
     };
     let Some(raw_key) = tokens.next() else {
-        return invalid("ERROR", consumed);
+        return Parsed::invalid("ERROR", consumed);
     };
     // A key too long even before decoding is refused before the data length is read, so an
     // ms's data block is then parsed as a command, as in memcached.
     if raw_key.len() > limits.max_key {
-        return invalid(BAD_FORMAT, consumed);
+        return Parsed::invalid(BAD_FORMAT, consumed);
     }
     let mut len = 0;
     if cmd == MetaCmd::Set {
         match tokens.next().and_then(unsigned).and_then(|n| usize::try_from(n).ok()) {
             Some(n) if n <= i32::MAX as usize - 2 => len = n,
-            _ => return invalid(BAD_FORMAT, consumed),
+            _ => return Parsed::invalid(BAD_FORMAT, consumed),
         }
     }
     // After a bad ms line, memcached still drops its data block.
@@ -208,7 +205,7 @@ pub(super) fn parse<'a>(
     };
     let (data, tail) = block.split_at(len);
     if tail != b"\r\n" {
-        return invalid("CLIENT_ERROR bad data chunk", end);
+        return Parsed::invalid("CLIENT_ERROR bad data chunk", end);
     }
     request.data = data;
     Parsed::Command { request: Request::Meta(request), consumed: end, swallow: 0 }
@@ -219,13 +216,13 @@ pub(super) fn parse<'a>(
 /// does not decode included, answers "bad command line format".
 fn parse_debug<'a>(mut tokens: impl Iterator<Item = &'a [u8]>, limits: &Limits, consumed: usize) -> Parsed<'a> {
     let Some(raw_key) = tokens.next().filter(|key| key.len() <= limits.max_key) else {
-        return invalid(BAD_FORMAT, consumed);
+        return Parsed::invalid(BAD_FORMAT, consumed);
     };
     let base64 = tokens.next() == Some(&b"b"[..]);
     let key = if base64 {
         match base64_decode(raw_key) {
             Some(key) => Cow::Owned(key),
-            _ => return invalid(BAD_FORMAT, consumed),
+            _ => return Parsed::invalid(BAD_FORMAT, consumed),
         }
     } else {
         Cow::Borrowed(raw_key)
@@ -413,14 +410,14 @@ fn return_flags(request: &MetaRequest, echo: &[u8], seen: &Seen, out: &mut Vec<u
                     out.extend_from_slice(b" b");
                 }
             }
-            b'c' => push_u64(out, seen.cas),
-            b'f' => push_u64(out, u64::from(seen.flags)),
-            b's' => push_u64(out, seen.len as u64),
+            b'c' => decimal::push(out, seen.cas),
+            b'f' => decimal::push(out, u64::from(seen.flags)),
+            b's' => decimal::push(out, seen.len as u64),
             b'h' => out.push(if seen.fetched { b'1' } else { b'0' }),
-            b'l' => push_u64(out, u64::from(clock::now().saturating_sub(seen.last_access))),
+            b'l' => decimal::push(out, u64::from(clock::now().saturating_sub(seen.last_access))),
             b't' => match seen.exptime {
                 0 => out.extend_from_slice(b"-1"),
-                at => push_u64(out, u64::from(at.saturating_sub(clock::now()))),
+                at => decimal::push(out, u64::from(at.saturating_sub(clock::now()))),
             },
             _ => {}
         }
@@ -494,7 +491,7 @@ fn meta_get(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
         }
         _ => read(ctx, &request.key, touch, bump, |item| answer_hit(request, item, false, out)),
     };
-    execute::count_dead(lookup, local);
+    ops::count_dead(lookup, local);
     // memcached counts a hit with T as a touch only, and a miss with T as a get miss.
     let touched = touch.is_some() && found.is_some();
     if touched {
@@ -580,7 +577,7 @@ fn answer_hit(request: &MetaRequest, item: &ItemRef, vivified: bool, out: &mut V
 fn hit_header(request: &MetaRequest, seen: &Seen, won: bool, lost: bool, out: &mut Vec<u8>) {
     if request.has(b'v') {
         out.extend_from_slice(b"VA ");
-        push_u64(out, seen.len as u64);
+        decimal::push(out, seen.len as u64);
     } else {
         out.extend_from_slice(b"HD");
     }
@@ -630,7 +627,7 @@ fn meta_set(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Local
     let flags = request.number(b'F').unwrap_or(0) as u32;
     let exptime = expiry(request.ttl().unwrap_or(0));
     let (outcome, cas) = ctx.cache.store_with(mode, &request.key, flags, exptime, request.data, opts);
-    execute::count_store(mode, outcome, local);
+    ops::count_store(mode, outcome, local);
     let word = match outcome {
         StoreOutcome::Stored if quiet => return,
         StoreOutcome::Stored => "HD",
@@ -680,14 +677,14 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
     let amount = request.number(b'D').unwrap_or(1);
     let key = &request.key[..];
     // Like text incr/decr: the key's owner runs it when the pair is linked.
-    let (mut outcome, mut cas) = execute::run_delta(ctx, key, op, amount, request.number(b'C'));
+    let (mut outcome, mut cas) = ops::run_delta(ctx, key, op, amount, request.number(b'C'));
     // N: a miss creates the counter at J, which memcached counts as neither hit nor miss.
     let mut counted = true;
     if outcome == DeltaOutcome::NotFound && request.has(b'N') {
         counted = false;
         let initial = request.number(b'J').unwrap_or(0);
         let mut value = Vec::new();
-        push_u64(&mut value, initial);
+        decimal::push(&mut value, initial);
         let exptime = expiry_through(request, 0, true, None);
         let opts = StoreOptions { key_binary: request.base64, ..StoreOptions::default() };
         let (stored, created) = ctx.cache.store_with(StoreMode::Add, key, 0, exptime, &value, opts);
@@ -721,10 +718,10 @@ fn meta_arith(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Loc
             if request.has(b'v') {
                 let digits = value.checked_ilog10().unwrap_or(0) + 1;
                 out.extend_from_slice(b"VA ");
-                push_u64(out, u64::from(digits));
+                decimal::push(out, u64::from(digits));
                 return_flags(request, b"tckO", &seen, out);
                 out.extend_from_slice(b"\r\n");
-                push_u64(out, value);
+                decimal::push(out, value);
                 out.extend_from_slice(b"\r\n");
             } else {
                 line("HD", request, b"tckO", &seen, out);
@@ -755,7 +752,7 @@ fn meta_debug(request: &MetaRequest, ctx: &Context, local: &mut LocalCounts, out
     local.add(Counter::CmdMeta, 1);
     let now = clock::now();
     let (lookup, found) = ctx.cache.get_unbumped(&request.key, None, |item| debug_line(item, now, out));
-    execute::count_dead(lookup, local);
+    ops::count_dead(lookup, local);
     if found.is_none() {
         out.extend_from_slice(b"EN\r\n");
     }
@@ -771,17 +768,17 @@ fn debug_line(item: &ItemRef, now: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(b" exp=");
     match item.exptime {
         0 => out.extend_from_slice(b"-1"),
-        at => push_u64(out, u64::from(at.saturating_sub(now))),
+        at => decimal::push(out, u64::from(at.saturating_sub(now))),
     }
     out.extend_from_slice(b" la=");
-    push_u64(out, u64::from(now.saturating_sub(item.last_access)));
+    decimal::push(out, u64::from(now.saturating_sub(item.last_access)));
     out.extend_from_slice(b" cas=");
-    push_u64(out, item.cas);
+    decimal::push(out, item.cas);
     out.extend_from_slice(if item.fetched { b" fetch=yes" } else { b" fetch=no" });
     out.extend_from_slice(b" cls=");
-    push_u64(out, u64::from(item.class_id));
+    decimal::push(out, u64::from(item.class_id));
     out.extend_from_slice(b" size=");
-    push_u64(out, u64::from(item.size));
+    decimal::push(out, u64::from(item.size));
     out.extend_from_slice(b"\r\n");
 }
 

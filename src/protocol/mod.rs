@@ -5,19 +5,24 @@
 //! only through `stats::ReplicationReport`, and sends incr/decr to it only through
 //! `storage::replica::DeltaRouter`.
 //!
-//! CONTRACT (fixed by the skeleton): the types and signatures in this file, `text::parse` and
-//! `execute::execute`. The binary protocol (`binary::handle`) parses and executes in one step.
+//! The way in: `text::parse` (text and meta lines; meta commands go on to `meta::parse`)
+//! and `execute::execute`, which hands meta requests to `meta::execute`; the binary protocol
+//! (`binary::handle`) parses and executes in one step. Below them all: `tokens` (splitting a
+//! line), `ops` (counting outcomes, routing incr/decr, flush times) and `crate::decimal`.
 
 pub mod binary;
 pub mod execute;
 pub mod meta;
+mod ops;
 mod stats_reply;
 pub mod text;
+mod tokens;
 
 use crate::config::Settings;
 use crate::stats::{ConnRegistry, ReplicationReport, Stats};
 use crate::storage::replica::DeltaRouter;
 use crate::storage::{Cache, StoreMode};
+use tokens::Tokens;
 
 /// Everything a command may read or change besides its connection.
 pub struct Context<'a> {
@@ -79,8 +84,8 @@ pub struct Keys<'a> {
 
 impl<'a> Keys<'a> {
     /// The keys in order.
-    fn iter(&self) -> text::Tokens<'a> {
-        text::Tokens::new(self.list)
+    fn iter(&self) -> Tokens<'a> {
+        Tokens::new(self.list)
     }
 
     /// The keys after the first `n`: what is left of a get that stopped part-way.
@@ -122,6 +127,13 @@ pub enum Parsed<'a> {
     /// "CLIENT_ERROR bad command line format"; empty: no answer), drop `consumed` bytes, then discard `swallow`
     /// more bytes as they arrive; close the connection afterwards when `close` is set.
     Invalid { reply: &'static str, consumed: usize, swallow: usize, close: bool },
+}
+
+impl Parsed<'_> {
+    /// A bad command answered with one line (empty: none), dropping `consumed` bytes.
+    fn invalid(reply: &'static str, consumed: usize) -> Self {
+        Parsed::Invalid { reply, consumed, swallow: 0, close: false }
+    }
 }
 
 /// A multi-key get hands its answer so far to the connection (`spill`, or `offer` of

@@ -30,7 +30,9 @@
 //!   attack sent it, on any line of the connection.
 
 use super::meta;
+use super::tokens::Tokens;
 use super::{Keys, Limits, Parsed, Request};
+use crate::decimal::{strtol32, strtoull};
 use crate::storage::{Cache, StoreMode};
 
 /// Bytes without a "\n" after which a non-get line closes the connection (memcached's).
@@ -68,9 +70,9 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
         [rest @ .., b'\r'] => rest,
         line => line,
     };
-    let mut tokens = Tokens { rest: line };
+    let mut tokens = Tokens::new(line);
     let Some(command) = tokens.next() else {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     };
     let (mode, cas) = match command {
         b"get" => return get(tokens, false, limits, consumed),
@@ -86,7 +88,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
         b"stats" => return command_of(Request::Stats { args: tokens.collect() }, consumed),
         b"version" => return command_of(Request::Version, consumed),
         b"quit" => return command_of(Request::Quit, consumed),
-        b"shutdown" => return invalid(NO_SHUTDOWN, consumed),
+        b"shutdown" => return Parsed::invalid(NO_SHUTDOWN, consumed),
         b"lru_crawler" => return lru_crawler(tokens, consumed),
         b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => return meta::parse(command, tokens, buf, limits, item_fits, consumed),
         _ => {
@@ -99,7 +101,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
                 b"flush_all" => flush_all(&args, consumed),
                 b"verbosity" => verbosity(&args, consumed),
                 _ if is_http_request(command, line) => close(),
-                _ => invalid(ERROR, consumed),
+                _ => Parsed::invalid(ERROR, consumed),
             };
         }
     };
@@ -110,7 +112,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, item_fits: &dyn Fn(usize, usize
 /// (1..=63, memcached's limit); other crawler commands are not served (no crawler runs here).
 fn lru_crawler(mut tokens: Tokens<'_>, consumed: usize) -> Parsed<'_> {
     let (Some(b"metadump"), Some(which), None) = (tokens.next(), tokens.next(), tokens.next()) else {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     };
     let classes = match which {
         b"all" | b"hash" => u64::MAX,
@@ -119,7 +121,7 @@ fn lru_crawler(mut tokens: Tokens<'_>, consumed: usize) -> Parsed<'_> {
             for id in list.split(|&b| b == b',') {
                 match std::str::from_utf8(id).ok().and_then(|id| id.parse::<u32>().ok()) {
                     Some(id @ 1..=63) => classes |= 1 << id,
-                    _ => return invalid("BADCLASS invalid class id", consumed),
+                    _ => return Parsed::invalid("BADCLASS invalid class id", consumed),
                 }
             }
             classes
@@ -139,13 +141,9 @@ fn close<'a>() -> Parsed<'a> {
     Parsed::Invalid { reply: "", consumed: 0, swallow: 0, close: true }
 }
 
-fn invalid<'a>(reply: &'static str, consumed: usize) -> Parsed<'a> {
-    Parsed::Invalid { reply, consumed, swallow: 0, close: false }
-}
-
 /// An error answer that `noreply` silences.
 fn refuse<'a>(reply: &'static str, noreply: bool, consumed: usize) -> Parsed<'a> {
-    invalid(if noreply { "" } else { reply }, consumed)
+    Parsed::invalid(if noreply { "" } else { reply }, consumed)
 }
 
 fn command_of(request: Request<'_>, consumed: usize) -> Parsed<'_> {
@@ -171,34 +169,6 @@ fn is_http_request(command: &[u8], line: &[u8]) -> bool {
         last = token;
     }
     last.starts_with(b"HTTP/")
-}
-
-/// Space-separated tokens of one line.
-pub(super) struct Tokens<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Tokens<'a> {
-    pub(super) fn new(line: &'a [u8]) -> Tokens<'a> {
-        Tokens { rest: line }
-    }
-
-    /// What is left of the line: the tokens not yet taken, as they were written.
-    pub(super) fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
-}
-
-impl<'a> Iterator for Tokens<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.rest.iter().position(|&b| b != b' ')?;
-        let rest = &self.rest[start..];
-        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        self.rest = &rest[end..];
-        Some(&rest[..end])
-    }
 }
 
 /// The arguments of a command that takes a few: the first `MAX_ARGS` and how many there were.
@@ -230,27 +200,27 @@ impl<'a> Args<'a> {
 }
 
 fn get<'a>(tokens: Tokens<'a>, cas: bool, limits: &Limits, consumed: usize) -> Parsed<'a> {
-    let keys = Keys { list: tokens.rest };
+    let keys = Keys { list: tokens.rest() };
     if keys.first().is_none() {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     }
     get_keys(keys, cas, None, limits, consumed)
 }
 
 fn gat<'a>(mut tokens: Tokens<'a>, cas: bool, limits: &Limits, consumed: usize) -> Parsed<'a> {
     let Some(exptime) = tokens.next() else {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     };
     let Some(exptime) = strtol32(exptime) else {
-        return invalid(BAD_EXPTIME, consumed);
+        return Parsed::invalid(BAD_EXPTIME, consumed);
     };
-    get_keys(Keys { list: tokens.rest }, cas, Some(i64::from(exptime)), limits, consumed)
+    get_keys(Keys { list: tokens.rest() }, cas, Some(i64::from(exptime)), limits, consumed)
 }
 
 /// A key too long anywhere in a get fails the whole command, with no partial answer.
 fn get_keys<'a>(keys: Keys<'a>, cas: bool, touch: Option<i64>, limits: &Limits, consumed: usize) -> Parsed<'a> {
     if keys.iter().any(|k| k.len() > limits.max_key) {
-        return invalid(BAD_FORMAT, consumed);
+        return Parsed::invalid(BAD_FORMAT, consumed);
     }
     command_of(Request::Get { keys, cas, touch }, consumed)
 }
@@ -266,17 +236,17 @@ fn store<'a>(
 ) -> Parsed<'a> {
     let fields = if cas { 5 } else { 4 };
     if args.len != fields && args.len != fields + 1 {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     }
     let noreply = args.noreply();
     let key = args.get(0);
     if key.len() > limits.max_key {
         return refuse(BAD_FORMAT, noreply, consumed);
     }
-    let (Some(flags), Some(exptime), Some(len)) = (strtoul(args.get(1)), strtol32(args.get(2)), strtol32(args.get(3))) else {
+    let (Some(flags), Some(exptime), Some(len)) = (strtoull(args.get(1)), strtol32(args.get(2)), strtol32(args.get(3))) else {
         return refuse(BAD_FORMAT, noreply, consumed);
     };
-    let mode = match (cas, strtoul(args.get(4))) {
+    let mode = match (cas, strtoull(args.get(4))) {
         (false, _) => mode,
         (true, Some(unique)) => StoreMode::Cas(unique),
         (true, None) => return refuse(BAD_FORMAT, noreply, consumed),
@@ -304,7 +274,7 @@ fn store<'a>(
 
 fn delete<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Parsed<'a> {
     if args.len == 0 || args.len > 3 {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     }
     let noreply = args.len > 1 && args.noreply();
     if args.len > 1 {
@@ -325,7 +295,7 @@ fn delete<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Parsed<'a> {
 /// (incr, decr, touch), or the answer that refuses its line.
 fn key_and_argument<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Result<(&'a [u8], bool), Parsed<'a>> {
     if args.len != 2 && args.len != 3 {
-        return Err(invalid(ERROR, consumed));
+        return Err(Parsed::invalid(ERROR, consumed));
     }
     let noreply = args.noreply();
     let key = args.get(0);
@@ -340,7 +310,7 @@ fn delta<'a>(args: &Args<'a>, incr: bool, limits: &Limits, consumed: usize) -> P
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(amount) = strtoul(args.get(1)) else {
+    let Some(amount) = strtoull(args.get(1)) else {
         return refuse(BAD_DELTA, noreply, consumed);
     };
     let request = if incr { Request::Incr { key, amount, noreply } } else { Request::Decr { key, amount, noreply } };
@@ -361,7 +331,7 @@ fn touch<'a>(args: &Args<'a>, limits: &Limits, consumed: usize) -> Parsed<'a> {
 /// A bad delay is left to `execute`: memcached refuses a disabled flush_all before reading it.
 fn flush_all<'a>(args: &Args<'a>, consumed: usize) -> Parsed<'a> {
     if args.len > 2 {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     }
     let noreply = args.noreply();
     if args.len == usize::from(noreply) {
@@ -376,67 +346,13 @@ fn flush_all<'a>(args: &Args<'a>, consumed: usize) -> Parsed<'a> {
 
 fn verbosity<'a>(args: &Args<'a>, consumed: usize) -> Parsed<'a> {
     if args.len != 1 && args.len != 2 {
-        return invalid(ERROR, consumed);
+        return Parsed::invalid(ERROR, consumed);
     }
     let noreply = args.noreply();
-    match strtoul(args.get(0)) {
+    match strtoull(args.get(0)) {
         Some(level) => command_of(Request::Verbosity { level: level as u32, noreply }, consumed),
         None => refuse(BAD_FORMAT, noreply, consumed),
     }
-}
-
-/// C's isspace, plus the NUL that ends a C string.
-fn ends_number(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0)
-}
-
-/// Reads a number as strtoull does: (negative, magnitude), or `None` without digits, on
-/// overflow, or when something other than white space follows the digits.
-fn c_number(token: &[u8]) -> Option<(bool, u64)> {
-    let mut i = token.iter().take_while(|&&b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')).count();
-    let negative = token.get(i) == Some(&b'-');
-    if matches!(token.get(i), Some(b'-' | b'+')) {
-        i += 1;
-    }
-    let digits = token[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let mut value: u64 = 0;
-    for &d in &token[i..i + digits] {
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    match token.get(i + digits) {
-        Some(&b) if !ends_number(b) => None,
-        _ => Some((negative, value)),
-    }
-}
-
-/// memcached's safe_strtoull: a minus sign is refused unless the wrapped value looks positive.
-fn strtoul(token: &[u8]) -> Option<u64> {
-    let (negative, magnitude) = c_number(token)?;
-    if !negative {
-        return Some(magnitude);
-    }
-    let value = magnitude.wrapping_neg();
-    if (value as i64) < 0 {
-        return None;
-    }
-    Some(value)
-}
-
-/// memcached's safe_strtol into a 32-bit int: strtol's range check, then the low 32 bits.
-fn strtol32(token: &[u8]) -> Option<i32> {
-    let (negative, magnitude) = c_number(token)?;
-    let value = if negative {
-        if magnitude > 1 << 63 {
-            return None;
-        }
-        0i64.wrapping_sub(magnitude as i64)
-    } else {
-        i64::try_from(magnitude).ok()?
-    };
-    Some(value as i32)
 }
 
 #[cfg(test)]
@@ -827,22 +743,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn numbers_read_as_c_does() {
-        assert_eq!(strtoul(b"0"), Some(0));
-        assert_eq!(strtoul(b"\t7"), Some(7));
-        assert_eq!(strtoul(b"7\x00x"), Some(7));
-        assert_eq!(strtoul(b"-0"), Some(0));
-        assert_eq!(strtoul(b"-"), None);
-        assert_eq!(strtoul(b"+"), None);
-        assert_eq!(strtoul(b""), None);
-        assert_eq!(strtoul(b"-9223372036854775809"), Some(9223372036854775807));
-        assert_eq!(strtoul(b"-9223372036854775808"), None);
-        assert_eq!(strtol32(b"-9223372036854775809"), None);
-        assert_eq!(strtol32(b"9223372036854775808"), None);
-        assert_eq!(strtol32(b"4294967295"), Some(-1));
     }
 
     /// Invariants on arbitrary bytes: no panic, consumption within the buffer, progress.
