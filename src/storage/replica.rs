@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::item::{self, Item};
+use super::link::NewItem;
 use super::table::Stripe;
 use super::{clock, lock, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
 
@@ -292,7 +293,15 @@ impl Cache {
     ///
     /// # Safety
     /// `found` is null, or linked in `stripe` under this key.
-    unsafe fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
+    unsafe fn bury(
+        &self,
+        stripe: &mut Stripe,
+        hash: u32,
+        key: &[u8],
+        found: *mut Item,
+        version: u64,
+        now: u32,
+    ) -> bool {
         let exptime = now.saturating_add(self.tombstone_ttl);
         // SAFETY: `found`, when non-null, is linked in the stripe we hold.
         let (found_tomb, found_class) =
@@ -305,32 +314,25 @@ impl Cache {
             }
             return true;
         }
-        let cls = self.slabs.class_for(item::total_size(key.len(), 0));
-        let fresh = match cls {
+        let fresh = match self.slabs.class_for(item::total_size(key.len(), 0)) {
             Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, found, now),
             _ => None,
         };
-        match (fresh, cls) {
-            (Some((it, st)), Some(cls)) => {
-                // SAFETY: a fresh chunk of class `cls`, large enough for the key, reachable by
-                // no one else until we release the stripe; `found` is null or linked in the
-                // stripe we hold.
-                unsafe {
-                    item::init(it, cls as u8, key.len(), 0, hash, now);
-                    (*it).iflags = item::TOMBSTONE;
-                    self.link(stripe, st, found, it, false);
-                    item::key_mut(it).copy_from_slice(key);
-                    (*it).version = version;
-                    (*it).exptime = exptime;
-                }
+        match fresh {
+            Some(chunk) => {
+                let new =
+                    NewItem { key, hash, vlen: 0, flags: 0, exptime, version, iflags: item::TOMBSTONE, atime: now };
+                // SAFETY: the chunk comes from `alloc` for a class that fits the key; `found` is
+                // null or linked in the stripe we hold under this key.
+                unsafe { self.fill(stripe, chunk, found, false, &new, |_| {}) };
                 true
             }
-            _ if !found.is_null() => {
+            None if !found.is_null() => {
                 // SAFETY: `found` is a live item linked in the stripe we hold.
                 unsafe { self.entomb(found, version, exptime, now) };
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -370,21 +372,22 @@ impl Cache {
             _ => return false,
         };
         let now = clock::now();
-        let Some((it, st)) = self.alloc(cls, stripe, found, now) else {
+        let Some(chunk) = self.alloc(cls, stripe, found, now) else {
             return false;
         };
-        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else until
-        // we release the stripe; `found` is null or linked in the stripe we hold.
-        unsafe {
-            item::init(it, cls as u8, key.len(), value.len(), hash, now);
-            self.link(stripe, st, found, it, false);
-            item::key_mut(it).copy_from_slice(key);
-            item::value_mut(it).copy_from_slice(value);
-            (*it).flags = *flags;
-            (*it).exptime = *exptime;
-            (*it).version = *version;
-            (*it).iflags |= iflags_of(*marks);
-        }
+        let new = NewItem {
+            key,
+            hash,
+            vlen: value.len(),
+            flags: *flags,
+            exptime: *exptime,
+            version: *version,
+            iflags: iflags_of(*marks),
+            atime: now,
+        };
+        // SAFETY: the chunk comes from `alloc` for class `cls`, which fits the key and value;
+        // `found` is null or linked in the stripe we hold under this key.
+        unsafe { self.fill(stripe, chunk, found, false, &new, |dst| dst.copy_from_slice(value)) };
         true
     }
 }
