@@ -5,16 +5,17 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::replica::FlushState;
 use super::{clock, lock, Cache};
 
 /// `flush_all` thresholds: items with a version below `applied` are invalid; those below
 /// `pending_stamp` become invalid once the clock reaches `pending_at` (0 = none pending).
 /// Changed only under `writer`.
 pub(super) struct Flush {
-    pub writer: Mutex<()>,
-    pub applied: AtomicU64,
-    pub pending_at: AtomicU32,
-    pub pending_stamp: AtomicU64,
+    writer: Mutex<()>,
+    applied: AtomicU64,
+    pending_at: AtomicU32,
+    pending_stamp: AtomicU64,
 }
 
 impl Flush {
@@ -38,12 +39,45 @@ impl Flush {
     }
 
     /// Makes a pending flush whose time has come part of `applied`; the caller holds `writer`.
-    pub fn fold_due(&self, now: u32) {
+    fn fold_due(&self, now: u32) {
         let at = self.pending_at.load(Ordering::Acquire);
         if at != 0 && now >= at {
             self.applied.fetch_max(self.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
             self.pending_at.store(0, Ordering::Release);
         }
+    }
+
+    /// The thresholds as replication ships them.
+    pub fn state(&self) -> FlushState {
+        let _writer = lock::lock(&self.writer);
+        self.fold_due(clock::now());
+        let at = self.pending_at.load(Ordering::Acquire);
+        FlushState {
+            applied: self.applied.load(Ordering::Acquire),
+            pending: (at != 0).then(|| (self.pending_stamp.load(Ordering::Acquire), at)),
+        }
+    }
+
+    /// Takes in the peer's thresholds: the larger applied one, the later pending flush.
+    pub fn merge(&self, state: FlushState) {
+        // A peer's "flush now" threshold is one of its stamps: later local writes must be
+        // above it, or they would be born flushed. One from a broken clock is ignored, or it
+        // would flush every later write.
+        let _writer = lock::lock(&self.writer);
+        if clock::plausible(state.applied) {
+            clock::observe(state.applied);
+            self.applied.fetch_max(state.applied, Ordering::AcqRel);
+        }
+        if let Some((threshold, at)) = state.pending.filter(|&(threshold, _)| clock::plausible(threshold)) {
+            let ours = self.pending_at.load(Ordering::Acquire);
+            if ours == 0 || threshold > self.pending_stamp.load(Ordering::Acquire) {
+                // Stamp before time, as `flush` does: a reader that sees the time sees the stamp.
+                self.pending_at.store(0, Ordering::Release);
+                self.pending_stamp.store(threshold, Ordering::Release);
+                self.pending_at.store(at.max(1), Ordering::Release);
+            }
+        }
+        self.fold_due(clock::now());
     }
 }
 

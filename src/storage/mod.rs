@@ -1,6 +1,43 @@
 //! The storage engine's facade: the only part of `storage` that the rest of the server uses.
 //!
-//! CONTRACT (fixed by the skeleton; implementations fill the bodies, callers rely on it):
+//! LOCKING PROTOCOL. The one place it is written down: every `unsafe` block in storage names,
+//! in its `// SAFETY:` comment or its function's `# Safety` section, the rule below it relies on.
+//! Three kinds of lock, always taken in this order: stripe -> class -> page pool.
+//! - Memory. Slab pages are mapped by the page pool and unmapped only when the `Cache` drops;
+//!   a page moves between classes but is never given back. A chunk is its class's size,
+//!   8-byte aligned, inside one page; an item's header, key and value fit its chunk
+//!   (`item::init` is only given a chunk of a class that holds `item::total_size`).
+//! - Reaching an item. An item is reached from its stripe's hash chain or from its class's
+//!   LRU (and a free chunk from its class's free list). Its key, value, flags, expiry,
+//!   version and iflags are read or written only under its stripe lock; its LRU links, its
+//!   class counts and its chunk's `magic` only under its class lock. A thread holding only a
+//!   class lock may look at an LRU item's `hash` (fixed while linked) and `atime` (atomic),
+//!   nothing more, until it has the item's stripe too. A pointer to an item is good only while
+//!   one of those locks is held: there are no reference counts, so nothing may keep one past
+//!   its lock, and `get` hands callers a view that lives only inside the callback.
+//! - Freeing an item. A chunk is freed or reused only by a thread that took its item out of
+//!   the hash chain under the stripe lock (so no reader is inside it, and none can reach it
+//!   after) and holds its class lock (so the LRU and free list agree). A chunk between `alloc`
+//!   and `fill` is TAKEN: in no chain, no LRU and no free list, owned by the one store holding
+//!   the stripe it will be linked in. A page moves to another class (`steal_page`) only when
+//!   none of its chunks is TAKEN or linked.
+//! - Blocking and trying. A thread blocks on at most one stripe and then on one class at a
+//!   time. The eviction walker (`alloc`) and `steal_page` run with a stripe and a class
+//!   already held, so every *other* stripe, and the victim class in `steal_page`, is only
+//!   ever `try_lock`ed: blocking there could deadlock against a thread holding that stripe
+//!   and waiting for our class. The caller's own stripe is recognised by the index it
+//!   carries (`Stripe::index`) and used directly. Items whose lock cannot be had are skipped,
+//!   and `alloc` retries for `ALLOC_PATIENCE` before it answers out of memory.
+//! - Stores. A store holds its new item's class lock once: `alloc` takes the chunk and hands
+//!   the lock on (in its `Chunk`) to `fill`, whose `link` puts the item in the table and its
+//!   LRU and frees an old item of the same class. Key and value are written after, under the
+//!   stripe lock alone: every other thread needs that stripe to read the item, even when it
+//!   meets it in the LRU.
+//! - Panics. Every storage lock is taken through `lock` and held as a `lock::Held`, whose drop
+//!   aborts the process if a panic unwinds through it: a half-relinked list must never be
+//!   used again, and no storage mutex is ever poisoned.
+//!
+//! WHAT CALLERS GET.
 //! - Keys are 1..=`KEY_MAX_LENGTH` bytes: every public method refuses any other key (a miss,
 //!   not stored, not found) rather than trusting its caller. Values are raw bytes with no
 //!   trailing "\r\n".
@@ -13,40 +50,17 @@
 //! table (`table`) points to it, and its class keeps it in an LRU. A get hit only marks the
 //! item FETCHED|ACTIVE; the eviction walker later gives an ACTIVE item a second trip to the
 //! LRU head instead of relinking on every read. Expired and flushed items are unlinked lazily
-//! by whoever meets them (a lookup, a store, the walker).
+//! by whoever meets them (a lookup, a store, the walker). Each item's `version` (a
+//! `clock::stamp`) is both its cas unique and its write order, so `flush_all` is a threshold:
+//! items older than it are invalid.
 //!
-//! LOCKING PROTOCOL (the one place it is written down; every `# Safety` section below leans
-//! on it). Three kinds of lock, always taken in this order: stripe -> class -> page pool.
-//! - Reaching an item. An item is reached from its stripe's hash chain or from its class's
-//!   LRU (and a free chunk from its class's free list). Its key, value, flags, expiry,
-//!   version and iflags are read or written only under its stripe lock; its LRU links, its
-//!   class counts and its chunk's `magic` only under its class lock. A thread holding only a
-//!   class lock may look at an LRU item's `hash` (fixed while linked) and `atime` (atomic),
-//!   nothing more, until it has the item's stripe too. A pointer to an item is good only while
-//!   one of those locks is held: there are no reference counts, so nothing may keep one past
-//!   its lock, and `get` hands callers a view that lives only inside the callback.
-//! - Freeing an item. A chunk is freed or reused only by a thread that took its item out of
-//!   the hash chain under the stripe lock (so no reader is inside it, and none can reach it
-//!   after) and holds its class lock (so the LRU and free list agree). A chunk between `alloc` and `link` is TAKEN: in no chain, no LRU
-//!   and no free list, owned by the one store holding the stripe it will be linked in. A page
-//!   moves to another class (`steal_page`) only when none of its chunks is TAKEN or linked.
-//! - Blocking and trying. A thread blocks on at most one stripe and then on one class at a
-//!   time. The eviction walker (`alloc`) and `steal_page` run with a stripe and a class
-//!   already held, so every *other* stripe, and the victim class in `steal_page`, is only
-//!   ever `try_lock`ed: blocking there could deadlock against a thread holding that stripe
-//!   and waiting for our class. The caller's own stripe is recognised by the index it
-//!   carries (`Stripe::index`) and used directly. Items whose lock cannot be had are skipped,
-//!   and `alloc` retries for `ALLOC_PATIENCE` before it answers out of memory.
-//! - Stores. A store holds its new item's class lock once: `alloc` takes the chunk and hands
-//!   the lock to `link`, which puts the item in the table and its LRU and frees an old item of
-//!   the same class. Key and value are written after, under the stripe lock alone: every other
-//!   thread needs that stripe to read the item, even when it meets it in the LRU.
-//! - Panics. Every storage lock is taken through `lock` and held as a `lock::Held`, whose drop
-//!   aborts the process if a panic unwinds through it: a half-relinked list must never be
-//!   used again, and no storage mutex is ever poisoned.
-//!
-//! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
-//! `flush_all` is a threshold: items older than it are invalid.
+//! MODULES. This file: the public types, lookups, delete, touch and the helpers every
+//! operation shares. `store` (set/add/replace/append/prepend/cas), `counter` (incr/decr and
+//! memcached's reading and writing of the number), `flush` (the `flush_all` thresholds),
+//! `stats`; `evict` (`alloc`: free memory, the LRU walk, page stealing) and `link` (`fill`,
+//! `link`, unlinking and freeing), the hard part, readable alone against the protocol above;
+//! below them `item` (header layout), `slab` (pages, classes, free lists), `table` (the
+//! striped hash chains), `lock` and `clock`.
 //!
 //! REPLICATION (`replica`): with `tombstone_ttl` > 0 a delete leaves a tombstone (an item
 //! flagged `item::TOMBSTONE`) that clients never see. Each public mutating method is split
@@ -61,6 +75,7 @@ mod flush;
 mod item;
 mod link;
 mod lock;
+mod lookup;
 pub mod replica;
 #[cfg(test)]
 mod replica_tests;
@@ -346,143 +361,6 @@ impl Cache {
     /// more bytes of its item header, so a value with flags may be 4 bytes shorter.
     pub fn sized_value(value_len: usize, flags: u32) -> usize {
         value_len + if flags == 0 { 0 } else { 4 }
-    }
-
-    /// Looks `key` up. On a hit, first sets the expiry to `touch` when given (gat/gats), marks
-    /// the item fetched and active, then calls `f` with the item under its lock and returns its
-    /// result. `f` must be quick (copy the value out, nothing else).
-    pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        self.lookup(key, touch, true, f)
-    }
-
-    /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
-    /// get's u flag, meta debug); a touch still applies.
-    pub fn get_unbumped<R>(
-        &self,
-        key: &[u8],
-        touch: Option<u32>,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
-        self.lookup(key, touch, false, f)
-    }
-
-    /// `get` or `get_unbumped`: `do_get` under the key's stripe lock, then the sink told of
-    /// a touch.
-    fn lookup<R>(
-        &self,
-        key: &[u8],
-        touch: Option<u32>,
-        bump: bool,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
-        if !valid_key(key) {
-            return (Lookup::Miss, None);
-        }
-        let hash = self.hash(key);
-        let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, bump, f);
-        drop(stripe);
-        if touch.is_some() && found.0 == Lookup::Hit {
-            self.notify(key);
-        }
-        found
-    }
-
-    /// `get` under the stripe lock the caller holds; `bump` marks the item fetched, active and
-    /// accessed now.
-    fn do_get<R>(
-        &self,
-        stripe: &mut Stripe,
-        hash: u32,
-        key: &[u8],
-        touch: Option<u32>,
-        bump: bool,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
-        let now = clock::now();
-        let it = match self.find(stripe, hash, key, now) {
-            Slot::Live(it) => it,
-            Slot::Dead(why) => return (why, None),
-            Slot::Empty | Slot::Tomb(_) => return (Lookup::Miss, None),
-        };
-        // SAFETY: `it` is linked in the stripe we hold, so it stays allocated and unchanged by
-        // others until the guard drops, after `f` returns.
-        unsafe {
-            if let Some(exptime) = touch {
-                (*it).exptime = exptime;
-                self.restamp_touched(stripe, it);
-                self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
-            }
-            let fetched = (*it).iflags & item::FETCHED != 0;
-            let last_access = (*it).atime.load(Ordering::Relaxed);
-            if bump {
-                (*it).atime.store(now, Ordering::Relaxed);
-                (*it).iflags |= item::FETCHED | item::ACTIVE;
-            }
-            self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
-            let view = self.view(it, fetched, last_access);
-            (Lookup::Hit, Some(f(&view)))
-        }
-    }
-
-    /// A live item as callers see it, with its fetched mark and last access as they were
-    /// before this lookup.
-    ///
-    /// # Safety
-    /// `it` is a live item linked in a stripe the caller holds for as long as the view lives.
-    unsafe fn view<'a>(&self, it: *const Item, fetched: bool, last_access: u32) -> ItemRef<'a> {
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            ItemRef {
-                key: item::key(it),
-                value: item::value(it),
-                flags: (*it).flags,
-                cas: self.cas_of(it),
-                exptime: (*it).exptime,
-                fetched,
-                last_access,
-                stale: (*it).iflags & item::STALE != 0,
-                win_sent: (*it).iflags & item::WIN_SENT != 0,
-                key_binary: (*it).iflags & item::KEY_BINARY != 0,
-                class_id: u32::from((*it).class) + 1,
-                size: item::size_of(it) as u32,
-            }
-        }
-    }
-
-    /// Calls `f` with every live item, one stripe at a time under its lock (so it must be
-    /// quick, and must not call the cache), and with None after each stripe, with no lock
-    /// held. Items are neither bumped nor marked fetched (`lru_crawler metadump`).
-    pub fn scan_items(&self, f: &mut dyn FnMut(Option<&ItemRef>)) {
-        self.walk(&mut |seen| match seen {
-            // SAFETY: `walk` hands out items linked in the stripe it holds during the call.
-            Some(it) => unsafe {
-                if !item::is_tombstone(it) {
-                    let fetched = (*it).iflags & item::FETCHED != 0;
-                    f(Some(&self.view(it, fetched, (*it).atime.load(Ordering::Relaxed))));
-                }
-            },
-            None => f(None),
-        });
-    }
-
-    /// Calls `visit` with every item and tombstone that is not expired or flushed, one stripe
-    /// at a time under its lock (dead ones are left for lazy unlinking), and with None after
-    /// each stripe, with no lock held. A pointer is valid only during its call.
-    fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
-        for stripe_lock in self.stripes.iter() {
-            {
-                let stripe = lock::lock(&stripe_lock.0);
-                let now = clock::now();
-                stripe.for_each(|it| {
-                    // SAFETY: `for_each` hands out items linked in the stripe we hold.
-                    if unsafe { self.dead(it, now) }.is_none() {
-                        visit(Some(it));
-                    }
-                });
-            }
-            visit(None);
-        }
     }
 
     /// Removes the live item, if it has the cas unique `cas` when one is given.
