@@ -41,7 +41,7 @@ impl Cache {
         let Slot::Live(old) = self.find(stripe, hash, key, now) else {
             return (DeltaOutcome::NotFound, 0);
         };
-        // SAFETY: `old` is linked in the stripe we hold (also for the uses below, up to `link`).
+        // SAFETY: `old` is linked in the stripe we hold (also for the uses below, up to `fill`).
         // memcached refuses an empty value before it compares the cas.
         if unsafe { item::value(old) }.is_empty() {
             return (DeltaOutcome::NonNumeric, 0);

@@ -100,7 +100,8 @@ impl Cache {
                 break;
             }
             let it = cursor;
-            // SAFETY: LRU items stay allocated while we hold the class lock.
+            // SAFETY: LRU items stay allocated while we hold the class lock, which guards their
+            // links (LOCKING PROTOCOL: Reaching an item, Freeing an item).
             cursor = unsafe { (*it).prev };
             if it == protect {
                 continue;
@@ -109,7 +110,7 @@ impl Cache {
                 past_candidate += 1;
             }
             // SAFETY: `it` is in the LRU of the class we hold; the closure gets its stripe, in
-            // which it is linked.
+            // which it is linked, so it may read and change the header (Reaching an item).
             let verdict = unsafe {
                 self.with_stripe(it, held, |stripe| match self.dead(it, now) {
                     Some(_) => {
@@ -129,7 +130,8 @@ impl Cache {
             match verdict {
                 None => contended = true,
                 Some(Verdict::Dead) => {
-                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                    // SAFETY: unlinked from its stripe just now, under the class lock we hold: ours
+                    // to reuse (Freeing an item); still in this class's LRU.
                     unsafe {
                         if !item::is_tombstone(it) {
                             st.reclaimed += 1;
@@ -153,7 +155,8 @@ impl Cache {
                 // SAFETY: the candidate is in the LRU of the class we hold, and linked in the
                 // stripe the closure is handed.
                 if unsafe { self.with_stripe(candidate, held, |stripe| stripe.remove(candidate)) }.is_some() {
-                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
+                    // SAFETY: unlinked from its stripe just now, under the class lock we hold: ours
+                    // to reuse (Freeing an item); still in this class's LRU.
                     unsafe {
                         Self::count_eviction(&mut st, candidate, now);
                         Self::drop_from_lru(&mut st, candidate);
@@ -210,7 +213,7 @@ impl Cache {
             return Err(Shortage::Exhausted);
         };
         let size = classes[v].size;
-        // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page.
+        // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page (Memory).
         let chunk = |i: usize| unsafe { page.add(i * size) } as *mut Item;
         // SAFETY: chunk magics are written only under the victim's class lock, which we hold.
         let magic = |it: *mut Item| unsafe { (*it).magic };
@@ -227,14 +230,16 @@ impl Cache {
             if unsafe { self.with_stripe(it, held, |stripe| stripe.remove(it)) }.is_none() {
                 return Err(Shortage::Contended);
             }
-            // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
+            // SAFETY: unlinked from its stripe just now, under the victim's class lock: ours to
+            // free (Freeing an item); still in the victim's LRU.
             unsafe {
                 Self::count_eviction(&mut vst, it, now);
                 slab::release(&mut vst, it);
             }
         }
         // SAFETY: every chunk of the page is now free or was never handed out (no TAKEN
-        // chunk, every linked one released above), so nothing refers into it.
+        // chunk, every linked one released above), so nothing refers into it and the page may
+        // move (Freeing an item).
         unsafe {
             self.slabs.remove_page(&mut vst, page);
             drop(vst);

@@ -53,7 +53,7 @@ impl Cache {
     ) -> *mut Item {
         let Chunk { it, cls, st } = chunk;
         // SAFETY: `it` is TAKEN, large enough, and reachable by no one else until we release the
-        // stripe (LOCKING PROTOCOL, "Stores"); `link`'s other conditions are the caller's, and
+        // stripe (LOCKING PROTOCOL: Stores); `link`'s other conditions are the caller's, and
         // its header is filled by `item::init` just before.
         unsafe {
             item::init(it, cls as u8, new.key.len(), new.vlen, new.hash, new.atime);
