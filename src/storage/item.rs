@@ -13,7 +13,7 @@
 //! 40      4     flags    the client's opaque flags
 //! 44      4     vlen     value length
 //! 48      4     hash     high 32 bits of the key hash (stripe and bucket)
-//! 52      1     klen     key length (1..=250)
+//! 52      1     klen     key length (1..=KEY_MAX_LENGTH)
 //! 53      1     class    slab class index
 //! 54      1     iflags   FETCHED | ACTIVE | TOMBSTONE | WIN_SENT | STALE | KEY_BINARY
 //! 55      1     magic    the chunk's state: FREE_MAGIC (on its class free list), TAKEN_MAGIC
@@ -46,6 +46,8 @@ pub struct Item {
 }
 
 pub const HEADER: usize = std::mem::size_of::<Item>();
+// The header keeps a key's length in a byte.
+const _: () = assert!(super::KEY_MAX_LENGTH <= u8::MAX as usize);
 pub const ITEM_MAGIC: u8 = 0xA7;
 pub const TAKEN_MAGIC: u8 = 0x7A;
 pub const FREE_MAGIC: u8 = 0x5F;

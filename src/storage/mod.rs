@@ -1,6 +1,43 @@
 //! The storage engine's facade: the only part of `storage` that the rest of the server uses.
 //!
-//! CONTRACT (fixed by the skeleton; implementations fill the bodies, callers rely on it):
+//! LOCKING PROTOCOL. The one place it is written down: every `unsafe` block in storage names,
+//! in its `// SAFETY:` comment or its function's `# Safety` section, the rule below it relies on.
+//! Three kinds of lock, always taken in this order: stripe -> class -> page pool.
+//! - Memory. Slab pages are mapped by the page pool and unmapped only when the `Cache` drops;
+//!   a page moves between classes but is never given back. A chunk is its class's size,
+//!   8-byte aligned, inside one page; an item's header, key and value fit its chunk
+//!   (`item::init` is only given a chunk of a class that holds `item::total_size`).
+//! - Reaching an item. An item is reached from its stripe's hash chain or from its class's
+//!   LRU (and a free chunk from its class's free list). Its key, value, flags, expiry,
+//!   version and iflags are read or written only under its stripe lock; its LRU links, its
+//!   class counts and its chunk's `magic` only under its class lock. A thread holding only a
+//!   class lock may look at an LRU item's `hash` (fixed while linked) and `atime` (atomic),
+//!   nothing more, until it has the item's stripe too. A pointer to an item is good only while
+//!   one of those locks is held: there are no reference counts, so nothing may keep one past
+//!   its lock, and `get` hands callers a view that lives only inside the callback.
+//! - Freeing an item. A chunk is freed or reused only by a thread that took its item out of
+//!   the hash chain under the stripe lock (so no reader is inside it, and none can reach it
+//!   after) and holds its class lock (so the LRU and free list agree). A chunk between `alloc`
+//!   and `fill` is TAKEN: in no chain, no LRU and no free list, owned by the one store holding
+//!   the stripe it will be linked in. A page moves to another class (`steal_page`) only when
+//!   none of its chunks is TAKEN or linked.
+//! - Blocking and trying. A thread blocks on at most one stripe and then on one class at a
+//!   time. The eviction walker (`alloc`) and `steal_page` run with a stripe and a class
+//!   already held, so every *other* stripe, and the victim class in `steal_page`, is only
+//!   ever `try_lock`ed: blocking there could deadlock against a thread holding that stripe
+//!   and waiting for our class. The caller's own stripe is recognised by the index it
+//!   carries (`Stripe::index`) and used directly. Items whose lock cannot be had are skipped,
+//!   and `alloc` retries for `ALLOC_PATIENCE` before it answers out of memory.
+//! - Stores. A store holds its new item's class lock once: `alloc` takes the chunk and hands
+//!   the lock on (in its `Chunk`) to `fill`, whose `link` puts the item in the table and its
+//!   LRU and frees an old item of the same class. Key and value are written after, under the
+//!   stripe lock alone: every other thread needs that stripe to read the item, even when it
+//!   meets it in the LRU.
+//! - Panics. Every storage lock is taken through `lock` and held as a `lock::Held`, whose drop
+//!   aborts the process if a panic unwinds through it: a half-relinked list must never be
+//!   used again, and no storage mutex is ever poisoned.
+//!
+//! WHAT CALLERS GET.
 //! - Keys are 1..=`KEY_MAX_LENGTH` bytes: every public method refuses any other key (a miss,
 //!   not stored, not found) rather than trusting its caller. Values are raw bytes with no
 //!   trailing "\r\n".
@@ -13,40 +50,17 @@
 //! table (`table`) points to it, and its class keeps it in an LRU. A get hit only marks the
 //! item FETCHED|ACTIVE; the eviction walker later gives an ACTIVE item a second trip to the
 //! LRU head instead of relinking on every read. Expired and flushed items are unlinked lazily
-//! by whoever meets them (a lookup, a store, the walker).
+//! by whoever meets them (a lookup, a store, the walker). Each item's `version` (a
+//! `clock::stamp`) is both its cas unique and its write order, so `flush_all` is a threshold:
+//! items older than it are invalid.
 //!
-//! LOCKING PROTOCOL (the one place it is written down; every `# Safety` section below leans
-//! on it). Three kinds of lock, always taken in this order: stripe -> class -> page pool.
-//! - Reaching an item. An item is reached from its stripe's hash chain or from its class's
-//!   LRU (and a free chunk from its class's free list). Its key, value, flags, expiry,
-//!   version and iflags are read or written only under its stripe lock; its LRU links, its
-//!   class counts and its chunk's `magic` only under its class lock. A thread holding only a
-//!   class lock may look at an LRU item's `hash` (fixed while linked) and `atime` (atomic),
-//!   nothing more, until it has the item's stripe too. A pointer to an item is good only while
-//!   one of those locks is held: there are no reference counts, so nothing may keep one past
-//!   its lock, and `get` hands callers a view that lives only inside the callback.
-//! - Freeing an item. A chunk is freed or reused only by a thread that took its item out of
-//!   the hash chain under the stripe lock (so no reader is inside it, and none can reach it
-//!   after) and holds its class lock (so the LRU and free list agree). A chunk between `alloc` and `link` is TAKEN: in no chain, no LRU
-//!   and no free list, owned by the one store holding the stripe it will be linked in. A page
-//!   moves to another class (`steal_page`) only when none of its chunks is TAKEN or linked.
-//! - Blocking and trying. A thread blocks on at most one stripe and then on one class at a
-//!   time. The eviction walker (`alloc`) and `steal_page` run with a stripe and a class
-//!   already held, so every *other* stripe, and the victim class in `steal_page`, is only
-//!   ever `try_lock`ed: blocking there could deadlock against a thread holding that stripe
-//!   and waiting for our class. The caller's own stripe is recognised by the index it
-//!   carries (`Stripe::index`) and used directly. Items whose lock cannot be had are skipped,
-//!   and `alloc` retries for `ALLOC_PATIENCE` before it answers out of memory.
-//! - Stores. A store holds its new item's class lock once: `alloc` takes the chunk and hands
-//!   the lock to `link`, which puts the item in the table and its LRU and frees an old item of
-//!   the same class. Key and value are written after, under the stripe lock alone: every other
-//!   thread needs that stripe to read the item, even when it meets it in the LRU.
-//! - Panics. Every storage lock is taken through `lock` and held as a `lock::Held`, whose drop
-//!   aborts the process if a panic unwinds through it: a half-relinked list must never be
-//!   used again, and no storage mutex is ever poisoned.
-//!
-//! Each item's `version` (a `clock::stamp`) is both its cas unique and its write order, so
-//! `flush_all` is a threshold: items older than it are invalid.
+//! MODULES. This file: the public types, lookups, delete, touch and the helpers every
+//! operation shares. `store` (set/add/replace/append/prepend/cas), `counter` (incr/decr and
+//! memcached's reading and writing of the number), `flush` (the `flush_all` thresholds),
+//! `stats`; `evict` (`alloc`: free memory, the LRU walk, page stealing) and `link` (`fill`,
+//! `link`, unlinking and freeing), the hard part, readable alone against the protocol above;
+//! below them `item` (header layout), `slab` (pages, classes, free lists), `table` (the
+//! striped hash chains), `lock` and `clock`.
 //!
 //! REPLICATION (`replica`): with `tombstone_ttl` > 0 a delete leaves a tombstone (an item
 //! flagged `item::TOMBSTONE`) that clients never see. Each public mutating method is split
@@ -55,28 +69,36 @@
 //! its own, which must never be held around a stripe's).
 
 pub mod clock;
+mod counter;
+mod evict;
+mod flush;
 mod item;
+mod link;
 mod lock;
+mod lookup;
 pub mod replica;
 #[cfg(test)]
 mod replica_tests;
 mod slab;
+mod stats;
+mod store;
 mod table;
 #[cfg(test)]
 mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
+use flush::Flush;
 use item::Item;
 use lock::Held;
 use replica::MutationSink;
 use slab::{ClassState, HitCounters, Slabs};
 use table::Stripe;
+
+pub use stats::{CacheStats, SlabClassStats};
 
 /// The longest key memcached accepts; the protocols refuse longer ones before they get here.
 pub const KEY_MAX_LENGTH: usize = 250;
@@ -94,24 +116,6 @@ const DEFAULT_STRIPES_LOG2: u32 = 2;
 #[cfg(miri)]
 const DEFAULT_HASH_POWER: u32 = 4;
 const MAX_HASH_POWER: u32 = 32;
-/// LRU items the eviction walker looks at per allocation, at most.
-const WALK_LIMIT: usize = 50;
-/// Once a cold item is found, how many more the walker checks for an expired one to take
-/// instead.
-const DEAD_SEARCH_AFTER_COLD: usize = 5;
-/// How long an allocation keeps trying while the memory it could take is behind another
-/// thread's lock: far longer than any lock is held, short enough to bound a store.
-const ALLOC_PATIENCE: Duration = Duration::from_millis(100);
-
-/// Why an allocation attempt found no chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shortage {
-    /// Memory could be had, but another thread holds its lock (or has a chunk of the page in
-    /// flight): worth another try.
-    Contended,
-    /// Nothing this class may take.
-    Exhausted,
-}
 
 /// Start-up parameters of the cache, taken from the command-line settings.
 #[derive(Debug, Clone)]
@@ -262,73 +266,6 @@ pub struct ItemRef<'a> {
     pub size: u32,
 }
 
-/// Cache-wide figures for `stats`.
-#[derive(Debug, Clone, Default)]
-pub struct CacheStats {
-    pub curr_items: u64,
-    pub total_items: u64,
-    /// Bytes of key + value + header of live items (memcached's `bytes`).
-    pub bytes: u64,
-    pub evictions: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    /// Bytes of slab pages taken so far (`total_malloced`).
-    pub total_malloced: u64,
-    pub limit_maxbytes: u64,
-    pub hash_power_level: u32,
-    pub hash_bytes: u64,
-    pub hash_is_expanding: bool,
-    /// Stores refused for lack of memory (`store_no_memory`).
-    pub store_no_memory: u64,
-    /// Stores refused as too large (`store_too_large`).
-    pub store_too_large: u64,
-    /// `slab_global_page_pool`: pages taken but not yet given to a class.
-    pub slab_global_page_pool: u64,
-    /// Deletes remembered for replication (not counted in `curr_items` or `bytes`).
-    pub tombstones: u64,
-    /// Peer entries that could not be stored (no memory, too large).
-    pub apply_dropped: u64,
-}
-
-/// One slab class, for `stats slabs` and `stats items`.
-#[derive(Debug, Clone, Default)]
-pub struct SlabClassStats {
-    /// Class number, from 1.
-    pub id: u32,
-    pub chunk_size: u64,
-    pub chunks_per_page: u64,
-    pub total_pages: u64,
-    pub total_chunks: u64,
-    pub used_chunks: u64,
-    pub free_chunks: u64,
-    pub free_chunks_end: u64,
-    /// Items linked in this class's LRU.
-    pub number: u64,
-    /// Seconds since the LRU tail item was last accessed (`age`).
-    pub age: u64,
-    /// Sum of the exact sizes of live items (`mem_requested`).
-    pub mem_requested: u64,
-    pub evicted: u64,
-    pub evicted_nonzero: u64,
-    /// Seconds since the last evicted item had been accessed (`evicted_time`).
-    pub evicted_time: u64,
-    pub outofmemory: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    pub get_hits: u64,
-    pub cmd_set: u64,
-    pub delete_hits: u64,
-    pub incr_hits: u64,
-    pub decr_hits: u64,
-    pub cas_hits: u64,
-    pub cas_badval: u64,
-    pub touch_hits: u64,
-}
-
 /// One stripe's mutex on a cache line of its own (a pair, for CPUs that fetch lines in
 /// pairs): threads locking neighbouring stripes would otherwise bounce one line.
 #[repr(align(128))]
@@ -355,35 +292,6 @@ pub struct Cache {
     apply_dropped: AtomicU64,
 }
 
-/// `flush_all` thresholds: items with a version below `applied` are invalid; those below
-/// `pending_stamp` become invalid once the clock reaches `pending_at` (0 = none pending).
-/// Changed only under `writer`.
-struct Flush {
-    writer: Mutex<()>,
-    applied: AtomicU64,
-    pending_at: AtomicU32,
-    pending_stamp: AtomicU64,
-}
-
-impl Flush {
-    fn is_flushed(&self, version: u64, now: u32) -> bool {
-        if version < self.applied.load(Ordering::Acquire) {
-            return true;
-        }
-        let at = self.pending_at.load(Ordering::Acquire);
-        at != 0 && now >= at && version < self.pending_stamp.load(Ordering::Acquire)
-    }
-
-    /// Makes a pending flush whose time has come part of `applied`; the caller holds `writer`.
-    fn fold_due(&self, now: u32) {
-        let at = self.pending_at.load(Ordering::Acquire);
-        if at != 0 && now >= at {
-            self.applied.fetch_max(self.pending_stamp.load(Ordering::Acquire), Ordering::AcqRel);
-            self.pending_at.store(0, Ordering::Release);
-        }
-    }
-}
-
 /// What a key's place in the table holds, once a dead item there has been unlinked.
 enum Slot {
     Empty,
@@ -391,16 +299,6 @@ enum Slot {
     Dead(Lookup),
     Tomb(*mut Item),
     Live(*mut Item),
-}
-
-/// What the eviction walker decided about one LRU item (under its stripe lock).
-enum Verdict {
-    /// Expired or flushed: unlinked from its stripe, chunk reusable.
-    Dead,
-    /// Read since the last pass: moved to the head, flag cleared.
-    SecondChance,
-    /// Live and cold: may be evicted.
-    Cold,
 }
 
 impl Cache {
@@ -426,12 +324,7 @@ impl Cache {
             stripes,
             stripe_mask: (1u32 << stripes_log2) - 1,
             slabs,
-            flush: Flush {
-                writer: Mutex::new(()),
-                applied: AtomicU64::new(0),
-                pending_at: AtomicU32::new(0),
-                pending_stamp: AtomicU64::new(0),
-            },
+            flush: Flush::new(),
             item_size_max: config.item_size_max,
             memory_limit: config.memory_limit,
             evict: config.evict,
@@ -470,289 +363,6 @@ impl Cache {
         value_len + if flags == 0 { 0 } else { 4 }
     }
 
-    /// Looks `key` up. On a hit, first sets the expiry to `touch` when given (gat/gats), marks
-    /// the item fetched and active, then calls `f` with the item under its lock and returns its
-    /// result. `f` must be quick (copy the value out, nothing else).
-    pub fn get<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        self.lookup(key, touch, true, f)
-    }
-
-    /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
-    /// get's u flag, meta debug); a touch still applies.
-    pub fn get_unbumped<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        self.lookup(key, touch, false, f)
-    }
-
-    /// `get` or `get_unbumped`: `do_get` under the key's stripe lock, then the sink told of
-    /// a touch.
-    fn lookup<R>(&self, key: &[u8], touch: Option<u32>, bump: bool, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
-        if !valid_key(key) {
-            return (Lookup::Miss, None);
-        }
-        let hash = self.hash(key);
-        let mut stripe = self.lock_stripe(hash);
-        let found = self.do_get(&mut stripe, hash, key, touch, bump, f);
-        drop(stripe);
-        if touch.is_some() && found.0 == Lookup::Hit {
-            self.notify(key);
-        }
-        found
-    }
-
-    /// `get` under the stripe lock the caller holds; `bump` marks the item fetched, active and
-    /// accessed now.
-    fn do_get<R>(
-        &self,
-        stripe: &mut Stripe,
-        hash: u32,
-        key: &[u8],
-        touch: Option<u32>,
-        bump: bool,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
-        let now = clock::now();
-        let it = match self.find(stripe, hash, key, now) {
-            Slot::Live(it) => it,
-            Slot::Dead(why) => return (why, None),
-            Slot::Empty | Slot::Tomb(_) => return (Lookup::Miss, None),
-        };
-        // SAFETY: `it` is linked in the stripe we hold, so it stays allocated and unchanged by
-        // others until the guard drops, after `f` returns.
-        unsafe {
-            if let Some(exptime) = touch {
-                (*it).exptime = exptime;
-                self.restamp_touched(stripe, it);
-                self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
-            }
-            let fetched = (*it).iflags & item::FETCHED != 0;
-            let last_access = (*it).atime.load(Ordering::Relaxed);
-            if bump {
-                (*it).atime.store(now, Ordering::Relaxed);
-                (*it).iflags |= item::FETCHED | item::ACTIVE;
-            }
-            self.class_hits(it).get_hits.fetch_add(1, Ordering::Relaxed);
-            let view = self.view(it, fetched, last_access);
-            (Lookup::Hit, Some(f(&view)))
-        }
-    }
-
-    /// A live item as callers see it, with its fetched mark and last access as they were
-    /// before this lookup.
-    ///
-    /// # Safety
-    /// `it` is a live item linked in a stripe the caller holds for as long as the view lives.
-    unsafe fn view<'a>(&self, it: *const Item, fetched: bool, last_access: u32) -> ItemRef<'a> {
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            ItemRef {
-                key: item::key(it),
-                value: item::value(it),
-                flags: (*it).flags,
-                cas: self.cas_of(it),
-                exptime: (*it).exptime,
-                fetched,
-                last_access,
-                stale: (*it).iflags & item::STALE != 0,
-                win_sent: (*it).iflags & item::WIN_SENT != 0,
-                key_binary: (*it).iflags & item::KEY_BINARY != 0,
-                class_id: u32::from((*it).class) + 1,
-                size: item::size_of(it) as u32,
-            }
-        }
-    }
-
-    /// Calls `f` with every live item, one stripe at a time under its lock (so it must be
-    /// quick, and must not call the cache), and with None after each stripe, with no lock
-    /// held. Items are neither bumped nor marked fetched (`lru_crawler metadump`).
-    pub fn scan_items(&self, f: &mut dyn FnMut(Option<&ItemRef>)) {
-        self.walk(&mut |seen| match seen {
-            // SAFETY: `walk` hands out items linked in the stripe it holds during the call.
-            Some(it) => unsafe {
-                if !item::is_tombstone(it) {
-                    let fetched = (*it).iflags & item::FETCHED != 0;
-                    f(Some(&self.view(it, fetched, (*it).atime.load(Ordering::Relaxed))));
-                }
-            },
-            None => f(None),
-        });
-    }
-
-    /// Calls `visit` with every item and tombstone that is not expired or flushed, one stripe
-    /// at a time under its lock (dead ones are left for lazy unlinking), and with None after
-    /// each stripe, with no lock held. A pointer is valid only during its call.
-    fn walk(&self, visit: &mut dyn FnMut(Option<*mut Item>)) {
-        for stripe_lock in self.stripes.iter() {
-            {
-                let stripe = lock::lock(&stripe_lock.0);
-                let now = clock::now();
-                stripe.for_each(|it| {
-                    // SAFETY: `for_each` hands out items linked in the stripe we hold.
-                    if unsafe { self.dead(it, now) }.is_none() {
-                        visit(Some(it));
-                    }
-                });
-            }
-            visit(None);
-        }
-    }
-
-    /// Stores an item. Append/prepend keep the old item's flags and expiry and ignore the ones
-    /// given. A successful store gives the item a new cas unique.
-    pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: u32, value: &[u8]) -> StoreOutcome {
-        self.store_with(mode, key, flags, exptime, value, StoreOptions::default()).0
-    }
-
-    /// `store` with the meta protocol's options, also giving the stored item's cas unique (0
-    /// unless stored): read under the same lock, so no later store can have replaced it.
-    pub fn store_with(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        value: &[u8],
-        opts: StoreOptions,
-    ) -> (StoreOutcome, u64) {
-        if !valid_key(key) {
-            return (StoreOutcome::NotStored, 0);
-        }
-        let (outcome, mutated, cas) = self.store_silently(mode, key, flags, exptime, value, opts);
-        if mutated {
-            self.notify(key);
-        }
-        (outcome, cas)
-    }
-
-    /// `store` without telling the sink (its stripe lock is released on return); also says
-    /// whether the key changed (stored, or a failed `Set` dropped the old item), and the new
-    /// item's cas unique (0 unless stored).
-    fn store_silently(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        value: &[u8],
-        opts: StoreOptions,
-    ) -> (StoreOutcome, bool, u64) {
-        let hash = self.hash(key);
-        let mut guard = self.lock_stripe(hash);
-        let stripe = &mut *guard;
-        let now = clock::now();
-        // A tombstone is no item to the client, but a new item takes its place in the table.
-        let (old, tomb) = match self.find(stripe, hash, key, now) {
-            Slot::Live(it) => (it, ptr::null_mut()),
-            Slot::Tomb(it) => (ptr::null_mut(), it),
-            Slot::Empty | Slot::Dead(_) => (ptr::null_mut(), ptr::null_mut()),
-        };
-        let found = if old.is_null() { tomb } else { old };
-        let joining = matches!(mode, StoreMode::Append | StoreMode::Prepend);
-        if let Err(refused) = self.check_space(key.len(), Cache::sized_value(value.len(), flags)) {
-            // memcached sizes and allocates the data given before it looks at the old item,
-            // so these answers win over NotStored/Exists, and a Set loses the old item.
-            if mode == StoreMode::Set && !old.is_null() {
-                // SAFETY: `old` is linked in the stripe we hold.
-                unsafe { self.remove_live(stripe, hash, key, old, now) };
-                return (refused, true, 0);
-            }
-            return (refused, false, 0);
-        }
-        if joining && old.is_null() {
-            return (StoreOutcome::NotStored, false, 0);
-        }
-        // memcached compares a joining store's cas before it sizes the joined item.
-        // SAFETY: `old` is not null when joining here, and linked in the stripe we hold.
-        if joining && opts.cas.is_some_and(|unique| unsafe { self.cas_of(old) } != unique) {
-            return (StoreOutcome::Exists, false, 0);
-        }
-        // SAFETY: `old` (when joining, non-null) is linked in the stripe we hold.
-        let old_value: &[u8] = if joining { unsafe { item::value(old) } } else { &[] };
-        let vlen = value.len() + old_value.len();
-        let size = item::total_size(key.len(), vlen);
-        // SAFETY: as above. A joined item keeps the old item's flags.
-        let kept_flags = if joining { unsafe { (*old).flags } } else { flags };
-        let cls = match self.slabs.class_for(size) {
-            Some(cls) if self.item_fits(key.len(), Cache::sized_value(vlen, kept_flags)) => cls,
-            _ => return (StoreOutcome::NotStored, false, 0),
-        };
-        self.slabs.classes[cls].hits(hash).cmd_set.fetch_add(1, Ordering::Relaxed);
-        let Some((it, mut st)) = self.alloc(cls, stripe, found, now) else {
-            if joining {
-                return (StoreOutcome::NotStored, false, 0);
-            }
-            self.store_no_memory.fetch_add(1, Ordering::Relaxed);
-            if mode == StoreMode::Set && !old.is_null() {
-                // SAFETY: `old` is linked in the stripe we hold (`alloc` spares it).
-                unsafe { self.remove_live(stripe, hash, key, old, now) };
-                return (StoreOutcome::NoMemory, true, 0);
-            }
-            return (StoreOutcome::NoMemory, false, 0);
-        };
-        // SAFETY: `old`, when not null, is linked in the stripe we hold (`alloc` spares it).
-        let old_cas = if old.is_null() { 0 } else { unsafe { self.cas_of(old) } };
-        // An invalidating cas older than the item's stores a stale copy instead of failing.
-        let stale = opts.invalidate && matches!(mode, StoreMode::Cas(unique) if !old.is_null() && unique < old_cas);
-        let refused = match (mode, opts.cas) {
-            (StoreMode::Add, _) if !old.is_null() => Some(StoreOutcome::NotStored),
-            (StoreMode::Replace, _) if old.is_null() => Some(StoreOutcome::NotStored),
-            (StoreMode::Cas(_), _) if old.is_null() => Some(StoreOutcome::NotFound),
-            (StoreMode::Cas(unique), _) if old_cas != unique && !stale => {
-                // SAFETY: as above, and `old` is not null here.
-                unsafe { self.class_hits(old) }.cas_badval.fetch_add(1, Ordering::Relaxed);
-                Some(StoreOutcome::Exists)
-            }
-            _ => None,
-        };
-        if let Some(outcome) = refused {
-            // SAFETY: `it` was taken above, under `st`, and never linked or shared.
-            unsafe { Slabs::free_chunk(&mut st, it) };
-            return (outcome, false, 0);
-        }
-        // SAFETY: `it` is a fresh chunk of class `cls`, large enough, reachable by no one else
-        // until we release the stripe; `old` is linked in the stripe we hold, and a joining
-        // store keeps it allocated (`link`'s keep_old) while it reads its value.
-        unsafe {
-            // What the new item takes from the old, read before `link` may free it.
-            let (flags, exptime, iflags) = if joining {
-                ((*old).flags, (*old).exptime, (*old).iflags & item::KEY_BINARY)
-            } else if stale {
-                (flags, (*old).exptime, item::STALE | ((*old).iflags & item::WIN_SENT))
-            } else {
-                (flags, exptime, 0)
-            };
-            if let StoreMode::Cas(_) = mode {
-                self.class_hits(old).cas_hits.fetch_add(1, Ordering::Relaxed);
-            }
-            item::init(it, cls as u8, key.len(), vlen, hash, now);
-            self.link(stripe, st, found, it, joining);
-            item::key_mut(it).copy_from_slice(key);
-            let dst = item::value_mut(it);
-            match mode {
-                StoreMode::Append => {
-                    dst[..old_value.len()].copy_from_slice(old_value);
-                    dst[old_value.len()..].copy_from_slice(value);
-                }
-                StoreMode::Prepend => {
-                    dst[..value.len()].copy_from_slice(value);
-                    dst[value.len()..].copy_from_slice(old_value);
-                }
-                _ => dst.copy_from_slice(value),
-            }
-            (*it).flags = flags;
-            (*it).exptime = exptime;
-            (*it).iflags |= iflags;
-            if opts.key_binary {
-                (*it).iflags |= item::KEY_BINARY;
-            }
-            (*it).version = Self::new_version(stripe);
-            if joining {
-                self.free_unlinked(old);
-            }
-        }
-        // SAFETY: `it` is linked in the stripe we still hold.
-        (StoreOutcome::Stored, true, unsafe { self.cas_of(it) })
-    }
-
     /// Removes the live item, if it has the cas unique `cas` when one is given.
     pub fn delete(&self, key: &[u8], cas: Option<u64>) -> DeleteOutcome {
         if !valid_key(key) {
@@ -783,90 +393,6 @@ impl Cache {
             self.remove_live(stripe, hash, key, it, now);
         }
         DeleteOutcome::Done
-    }
-
-    /// incr/decr as memcached, if the item has the cas unique `cas` when one is given: the
-    /// value must be a decimal number of at most 20 digits; a result no longer than the old
-    /// value is written in place, padded with trailing spaces to the old length; a longer one
-    /// replaces the item. Either way the cas unique changes; the new one comes back with a
-    /// value (0 otherwise).
-    pub fn delta(&self, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
-        if !valid_key(key) {
-            return (DeltaOutcome::NotFound, 0);
-        }
-        let hash = self.hash(key);
-        let mut stripe = self.lock_stripe(hash);
-        let done = self.do_delta(&mut stripe, hash, key, op, amount, cas);
-        drop(stripe);
-        if let DeltaOutcome::Value(_) = done.0 {
-            self.notify(key);
-        }
-        done
-    }
-
-    /// `delta` under the stripe lock the caller holds.
-    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
-        let now = clock::now();
-        let Slot::Live(old) = self.find(stripe, hash, key, now) else {
-            return (DeltaOutcome::NotFound, 0);
-        };
-        // SAFETY: `old` is linked in the stripe we hold (also for the uses below, up to `link`).
-        // memcached refuses an empty value before it compares the cas.
-        if unsafe { item::value(old) }.is_empty() {
-            return (DeltaOutcome::NonNumeric, 0);
-        }
-        // SAFETY: as above.
-        if cas.is_some_and(|unique| unique != unsafe { self.cas_of(old) }) {
-            return (DeltaOutcome::Exists, 0);
-        }
-        // SAFETY: as above.
-        let Some(current) = parse_counter(unsafe { item::value(old) }) else {
-            return (DeltaOutcome::NonNumeric, 0);
-        };
-        let result = match op {
-            DeltaOp::Incr => current.wrapping_add(amount),
-            DeltaOp::Decr => current.saturating_sub(amount),
-        };
-        // SAFETY: as above.
-        let hits = unsafe { self.class_hits(old) };
-        match op {
-            DeltaOp::Incr => hits.incr_hits.fetch_add(1, Ordering::Relaxed),
-            DeltaOp::Decr => hits.decr_hits.fetch_add(1, Ordering::Relaxed),
-        };
-        let mut digits = [0u8; 20];
-        let text = format_u64(result, &mut digits);
-        // SAFETY: `old` is linked in the stripe we hold; readers also take that lock.
-        unsafe {
-            let dst = item::value_mut(old);
-            if text.len() <= dst.len() {
-                dst[..text.len()].copy_from_slice(text);
-                dst[text.len()..].fill(b' ');
-                (*old).version = Self::new_version(stripe);
-                return (DeltaOutcome::Value(result), self.cas_of(old));
-            }
-        }
-        let Some(cls) = self.slabs.class_for(item::total_size(key.len(), text.len())) else {
-            return (DeltaOutcome::NoMemory, 0);
-        };
-        let Some((it, st)) = self.alloc(cls, stripe, old, now) else {
-            self.store_no_memory.fetch_add(1, Ordering::Relaxed);
-            return (DeltaOutcome::NoMemory, 0);
-        };
-        // SAFETY: `it` is a fresh chunk of class `cls` that no one else can reach until we
-        // release the stripe; `old` is linked in the stripe we hold until `link` frees it.
-        unsafe {
-            let (flags, exptime, key_binary) = ((*old).flags, (*old).exptime, (*old).iflags & item::KEY_BINARY);
-            item::init(it, cls as u8, key.len(), text.len(), hash, now);
-            self.link(stripe, st, old, it, false);
-            item::key_mut(it).copy_from_slice(key);
-            item::value_mut(it).copy_from_slice(text);
-            (*it).flags = flags;
-            (*it).exptime = exptime;
-            (*it).iflags |= key_binary;
-            (*it).version = Self::new_version(stripe);
-        }
-        // SAFETY: `it` is linked in the stripe we still hold.
-        (DeltaOutcome::Value(result), unsafe { self.cas_of(it) })
     }
 
     /// Sets a live item's expiry.
@@ -954,73 +480,6 @@ impl Cache {
             self.class_hits(it).touch_hits.fetch_add(1, Ordering::Relaxed);
         }
         Lookup::Hit
-    }
-
-    /// `flush_all`: every item stored before `at` (absolute unix seconds; 0 = now) is invalid
-    /// once that time is reached. Items stored later are untouched; a flush that has taken
-    /// effect stays in effect when a later delayed flush is scheduled.
-    pub fn flush(&self, at: u32) {
-        let writer = lock::lock(&self.flush.writer);
-        let f = &self.flush;
-        let now = clock::now();
-        f.fold_due(now);
-        f.pending_at.store(0, Ordering::Release);
-        if at == 0 {
-            f.applied.fetch_max(clock::stamp(), Ordering::AcqRel);
-        } else if at <= now {
-            // A time already past invalidates what was stored before it, and no more.
-            f.applied.fetch_max(clock::stamp_at_secs(at), Ordering::AcqRel);
-        } else {
-            f.pending_stamp.store(clock::stamp_at_secs(at), Ordering::Release);
-            f.pending_at.store(at, Ordering::Release);
-        }
-        drop(writer);
-        if let Some(sink) = self.sink.get() {
-            sink.flushed(self.flush_state());
-        }
-    }
-
-    pub fn stats(&self) -> CacheStats {
-        let mut s = CacheStats::default();
-        for class in &self.slabs.classes {
-            let st = lock::lock(&class.state);
-            s.curr_items += st.number;
-            s.tombstones += st.tombstones;
-            s.total_items += st.total_items;
-            s.bytes += st.mem_requested;
-            s.evictions += st.evicted;
-            s.reclaimed += st.reclaimed;
-            s.expired_unfetched += st.expired_unfetched;
-            s.evicted_unfetched += st.evicted_unfetched;
-            s.evicted_active += st.evicted_active;
-        }
-        let (assigned, spare) = self.slabs.page_counts();
-        s.total_malloced = assigned * self.slabs.page_size as u64;
-        s.slab_global_page_pool = spare;
-        s.limit_maxbytes = self.memory_limit as u64;
-        let buckets = self.total_buckets.load(Ordering::Relaxed);
-        s.hash_power_level = 63 - buckets.max(1).leading_zeros();
-        s.hash_bytes = buckets * std::mem::size_of::<usize>() as u64;
-        s.hash_is_expanding = false;
-        s.store_no_memory = self.store_no_memory.load(Ordering::Relaxed);
-        s.store_too_large = self.store_too_large.load(Ordering::Relaxed);
-        s.apply_dropped = self.apply_dropped.load(Ordering::Relaxed);
-        s
-    }
-
-    /// Classes that have ever held a page or an item, in class order.
-    pub fn slab_stats(&self) -> Vec<SlabClassStats> {
-        let now = clock::now();
-        (0..self.slabs.classes.len()).filter_map(|idx| self.slabs.class_stats(idx, now)).collect()
-    }
-
-    /// `stats reset`: zeroes the counters (evictions, reclaimed, total_items, per-class hits…),
-    /// not the gauges (curr_items, bytes, pages).
-    pub fn reset_stats(&self) {
-        self.slabs.reset_stats();
-        self.store_no_memory.store(0, Ordering::Relaxed);
-        self.store_too_large.store(0, Ordering::Relaxed);
-        self.apply_dropped.store(0, Ordering::Relaxed);
     }
 
     /// Tells the sink, if any, that `key` changed; the caller holds no stripe lock.
@@ -1146,390 +605,10 @@ impl Cache {
             None
         }
     }
-
-    /// Unlinks a linked item from its stripe and LRU and frees its chunk.
-    ///
-    /// # Safety
-    /// `it` is linked in `stripe` (which, being `&mut`, the caller holds).
-    unsafe fn unlink_free(&self, stripe: &mut Stripe, it: *mut Item) {
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            stripe.remove(it);
-            self.free_unlinked(it);
-        }
-    }
-
-    /// Takes an item already out of its stripe off its LRU and frees its chunk.
-    ///
-    /// # Safety
-    /// `it` is allocated and out of the table, and the caller holds the stripe it was in.
-    unsafe fn free_unlinked(&self, it: *mut Item) {
-        // SAFETY: forwarded caller guarantees; the class lock is taken after the stripe.
-        unsafe {
-            let mut st = self.lock_class(usize::from((*it).class));
-            slab::release(&mut st, it);
-        }
-    }
-
-    /// Puts `new` in the table in place of `old` (or alone when null) and at its LRU head,
-    /// and frees `old` unless `keep_old`: in the same hold of the class lock `st` that `alloc`
-    /// took `new` under, when `old` shares the class (an overwrite, most often). The caller
-    /// writes the key, value and the rest of the header afterwards, before it releases the
-    /// stripe: until then no other thread can read the item, as that takes the stripe. A kept
-    /// `old` is out of the table but allocated, for the caller to read and `free_unlinked`.
-    ///
-    /// # Safety
-    /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key;
-    /// `new` was taken by `alloc` under `st` and its header filled by `item::init` (and marked
-    /// `TOMBSTONE` if it is one, which its counts depend on).
-    unsafe fn link(
-        &self,
-        stripe: &mut Stripe,
-        mut st: Held<'_, ClassState>,
-        old: *mut Item,
-        new: *mut Item,
-        keep_old: bool,
-    ) {
-        // SAFETY: forwarded caller guarantees; `old`'s class lock, when not `st`, is taken
-        // only once `st` is released (one class at a time).
-        unsafe {
-            self.debug_check(new);
-            if old.is_null() {
-                stripe.insert(new);
-            } else {
-                stripe.replace(old, new);
-            }
-            (*new).magic = item::ITEM_MAGIC;
-            st.lru.push_head(new);
-            st.count_linked(new);
-            if !item::is_tombstone(new) {
-                st.total_items += 1;
-            }
-            let free_old = !old.is_null() && !keep_old;
-            let same_class = free_old && (*old).class == (*new).class;
-            if same_class {
-                slab::release(&mut st, old);
-            }
-            drop(st);
-            if free_old && !same_class {
-                self.free_unlinked(old);
-            }
-        }
-        let grown = stripe.grow_if_crowded();
-        if grown > 0 {
-            self.total_buckets.fetch_add(grown as u64, Ordering::Relaxed);
-        }
-    }
-
-    /// A chunk of class `cls`: free or new memory first, else reclaim or evict from the LRU
-    /// tail. The caller holds `held` (the stripe it is storing in); `protect` is never evicted. The
-    /// class lock comes back still held, for `link` or for freeing the chunk at once.
-    ///
-    /// The walk only tries the locks of other stripes and classes (the caller holds a stripe,
-    /// so blocking could deadlock). When it found memory only behind a lock another thread
-    /// holds, it lets go of the class lock and tries again, for up to `ALLOC_PATIENCE`: a
-    /// store answers out of memory only when there is nothing to take, as in memcached.
-    fn alloc(
-        &self,
-        cls: usize,
-        held: &mut Stripe,
-        protect: *mut Item,
-        now: u32,
-    ) -> Option<(*mut Item, Held<'_, ClassState>)> {
-        let mut since: Option<Instant> = None;
-        loop {
-            let (got, mut st) = self.try_alloc(cls, held, protect, now);
-            match got {
-                Ok(it) => return Some((it, st)),
-                Err(Shortage::Contended) if since.get_or_insert_with(Instant::now).elapsed() < ALLOC_PATIENCE => {
-                    drop(st);
-                    std::thread::yield_now();
-                }
-                Err(_) => {
-                    st.outofmemory += 1;
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// One attempt of `alloc`, giving back the class lock whatever its outcome.
-    fn try_alloc(
-        &self,
-        cls: usize,
-        held: &mut Stripe,
-        protect: *mut Item,
-        now: u32,
-    ) -> (Result<*mut Item, Shortage>, Held<'_, ClassState>) {
-        let mut st = self.lock_class(cls);
-        if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-            return (Ok(it), st);
-        }
-        let mut contended = false;
-        let mut cursor = st.lru.tail;
-        let mut candidate: *mut Item = ptr::null_mut();
-        let mut past_candidate = 0;
-        for _ in 0..WALK_LIMIT {
-            if cursor.is_null() || past_candidate > DEAD_SEARCH_AFTER_COLD {
-                break;
-            }
-            let it = cursor;
-            // SAFETY: LRU items stay allocated while we hold the class lock.
-            cursor = unsafe { (*it).prev };
-            if it == protect {
-                continue;
-            }
-            if !candidate.is_null() {
-                past_candidate += 1;
-            }
-            // SAFETY: `it` is in the LRU of the class we hold; the closure gets its stripe, in
-            // which it is linked.
-            let verdict = unsafe {
-                self.with_stripe(it, held, |stripe| match self.dead(it, now) {
-                    Some(_) => {
-                        stripe.remove(it);
-                        Verdict::Dead
-                    }
-                    // iflags change only under the stripe lock; the LRU under the class lock.
-                    None if self.evict && (*it).iflags & item::ACTIVE != 0 => {
-                        (*it).iflags &= !item::ACTIVE;
-                        st.lru.remove(it);
-                        st.lru.push_head(it);
-                        Verdict::SecondChance
-                    }
-                    None => Verdict::Cold,
-                })
-            };
-            match verdict {
-                None => contended = true,
-                Some(Verdict::Dead) => {
-                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
-                    unsafe {
-                        if !item::is_tombstone(it) {
-                            st.reclaimed += 1;
-                            if (*it).iflags & item::FETCHED == 0 {
-                                st.expired_unfetched += 1;
-                            }
-                        }
-                        Self::drop_from_lru(&mut st, it);
-                    }
-                    return (Ok(it), st);
-                }
-                Some(Verdict::Cold) if candidate.is_null() => candidate = it,
-                _ => {}
-            }
-        }
-        if self.evict {
-            if candidate.is_null() && st.lru.tail != protect {
-                candidate = st.lru.tail;
-            }
-            if !candidate.is_null() {
-                // SAFETY: the candidate is in the LRU of the class we hold, and linked in the
-                // stripe the closure is handed.
-                if unsafe { self.with_stripe(candidate, held, |stripe| stripe.remove(candidate)) }.is_some() {
-                    // SAFETY: unlinked from its stripe just now; still in this class's LRU.
-                    unsafe {
-                        Self::count_eviction(&mut st, candidate, now);
-                        Self::drop_from_lru(&mut st, candidate);
-                    }
-                    return (Ok(candidate), st);
-                }
-                contended = true;
-            }
-            match self.steal_page(cls, &mut st, held, protect, now) {
-                Ok(()) => {
-                    if let Ok(it) = self.slabs.take_chunk(cls, &mut st) {
-                        return (Ok(it), st);
-                    }
-                }
-                Err(Shortage::Contended) => contended = true,
-                Err(Shortage::Exhausted) => {}
-            }
-        }
-        (Err(if contended { Shortage::Contended } else { Shortage::Exhausted }), st)
-    }
-
-    /// Moves one page to class `cls` (whose lock `st` is) from the class with the most pages,
-    /// evicting the items on it. Used when `cls` has nothing of its own to evict, so a class
-    /// that came late still gets memory once every page is taken. Never blocks: the other
-    /// class and the items' stripes are only tried, and any failure leaves the page where it is
-    /// (`Contended` when another thread's lock or store in flight was in the way).
-    fn steal_page(
-        &self,
-        cls: usize,
-        st: &mut ClassState,
-        held: &mut Stripe,
-        protect: *mut Item,
-        now: u32,
-    ) -> Result<(), Shortage> {
-        let classes = &self.slabs.classes;
-        let mut contended = false;
-        let victim = (0..classes.len())
-            .filter(|&v| v != cls)
-            .filter_map(|v| match lock::try_lock(&classes[v].state) {
-                Some(vst) => Some((vst.pages, v)),
-                None => {
-                    contended = true;
-                    None
-                }
-            })
-            .max();
-        let Some((_, v)) = victim.filter(|&(pages, _)| pages > 0) else {
-            return Err(if contended { Shortage::Contended } else { Shortage::Exhausted });
-        };
-        let Some(mut vst) = lock::try_lock(&classes[v].state) else {
-            return Err(Shortage::Contended);
-        };
-        let Some((page, carved)) = self.slabs.victim_page(v, &vst) else {
-            return Err(Shortage::Exhausted);
-        };
-        let size = classes[v].size;
-        // SAFETY: i < carved <= chunks per page, so the chunk lies inside the page.
-        let chunk = |i: usize| unsafe { page.add(i * size) } as *mut Item;
-        // SAFETY: chunk magics are written only under the victim's class lock, which we hold.
-        let magic = |it: *mut Item| unsafe { (*it).magic };
-        // A chunk handed out but not linked belongs to a store in flight: leave this page.
-        if (0..carved).map(chunk).any(|it| it == protect) {
-            return Err(Shortage::Exhausted);
-        }
-        if (0..carved).map(chunk).any(|it| magic(it) == item::TAKEN_MAGIC) {
-            return Err(Shortage::Contended);
-        }
-        for it in (0..carved).map(chunk).filter(|&it| magic(it) == item::ITEM_MAGIC) {
-            // SAFETY: a chunk marked ITEM_MAGIC is in the victim's LRU, whose lock we hold, and
-            // linked in the stripe its hash names, which the closure is handed.
-            if unsafe { self.with_stripe(it, held, |stripe| stripe.remove(it)) }.is_none() {
-                return Err(Shortage::Contended);
-            }
-            // SAFETY: unlinked from its stripe just now; still in the victim's LRU.
-            unsafe {
-                Self::count_eviction(&mut vst, it, now);
-                slab::release(&mut vst, it);
-            }
-        }
-        // SAFETY: every chunk of the page is now free or was never handed out (no TAKEN
-        // chunk, every linked one released above), so nothing refers into it.
-        unsafe {
-            self.slabs.remove_page(&mut vst, page);
-            drop(vst);
-            self.slabs.give_page(cls, st, page);
-        }
-        Ok(())
-    }
-
-    /// Counts the eviction of a live item (a tombstone's is not counted: it held no data).
-    ///
-    /// # Safety
-    /// `it` is an item of `st`'s class that the caller holds exclusively (unlinked from its
-    /// stripe, class lock held).
-    unsafe fn count_eviction(st: &mut ClassState, it: *const Item, now: u32) {
-        // SAFETY: forwarded caller guarantees.
-        let it = unsafe { &*it };
-        if it.iflags & item::TOMBSTONE != 0 {
-            return;
-        }
-        st.evicted += 1;
-        if it.exptime != 0 {
-            st.evicted_nonzero += 1;
-        }
-        if it.iflags & item::FETCHED == 0 {
-            st.evicted_unfetched += 1;
-        }
-        if it.iflags & item::ACTIVE != 0 {
-            st.evicted_active += 1;
-        }
-        st.evicted_time = u64::from(now.saturating_sub(it.atime.load(Ordering::Relaxed)));
-    }
-
-    /// Takes an item, already out of its stripe, off its class LRU and counts; its chunk is
-    /// the caller's to reuse.
-    ///
-    /// # Safety
-    /// `it` is in `st`'s LRU and no longer reachable from any stripe.
-    unsafe fn drop_from_lru(st: &mut ClassState, it: *mut Item) {
-        // SAFETY: forwarded caller guarantees.
-        unsafe {
-            st.lru.remove(it);
-            st.count_unlinked(it);
-            (*it).iflags = 0;
-            (*it).magic = item::TAKEN_MAGIC;
-        }
-    }
-
-    /// Runs `f` on the stripe of the LRU item `it` if that stripe can be had without blocking:
-    /// it is `held` (the caller's, known by the index it carries, not by the caller's word),
-    /// or a `try_lock` succeeds.
-    ///
-    /// # Safety
-    /// `it` is in the LRU of a class whose lock the caller holds.
-    unsafe fn with_stripe<T>(&self, it: *const Item, held: &mut Stripe, f: impl FnOnce(&mut Stripe) -> T) -> Option<T> {
-        // SAFETY: LRU items stay allocated while the caller holds their class lock, and the
-        // hash never changes while an item is linked.
-        let idx = self.stripe_index(unsafe { (*it).hash });
-        if idx == held.index() {
-            return Some(f(held));
-        }
-        lock::try_lock(&self.stripes[idx].0).map(|mut guard| f(&mut guard))
-    }
 }
 
 /// Whether a key is one the cache stores: 1..=`KEY_MAX_LENGTH` bytes (the item header keeps
 /// its length in a byte).
 fn valid_key(key: &[u8]) -> bool {
     (1..=KEY_MAX_LENGTH).contains(&key.len())
-}
-
-/// memcached's reading of a counter (C's strtoull plus its checks): optional leading white
-/// space, an optional sign, at least one digit, no overflow, then the end, white space or a
-/// NUL. A number of 2^63 or more is refused when a minus sign comes before the first NUL
-/// (memcached's strchr; without a NUL it reads past the value into stale memory, which we do
-/// not follow). A value of only white space is refused (memcached reads past it too).
-fn parse_counter(value: &[u8]) -> Option<u64> {
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let mut i = value.iter().take_while(|&&c| is_space(c)).count();
-    let negative = match value.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut n: u64 = 0;
-    while let Some(&c) = value.get(i).filter(|c| c.is_ascii_digit()) {
-        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        return None;
-    }
-    if let Some(&c) = value.get(i) {
-        if !is_space(c) && c != 0 {
-            return None;
-        }
-    }
-    let n = if negative { n.wrapping_neg() } else { n };
-    let c_string = value.split(|&c| c == 0).next().unwrap_or_default();
-    if n > i64::MAX as u64 && c_string.contains(&b'-') {
-        return None;
-    }
-    Some(n)
-}
-
-/// Writes `n` in decimal into `buf` without allocating; returns the digits.
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }

@@ -3,8 +3,8 @@
 //! the flush state, and the sink told of every local mutation. It knows nothing of sockets or
 //! of the wire format.
 //!
-//! CONTRACT (fixed by the skeleton; the storage helper fills the bodies, replication relies on
-//! it): the types and signatures below.
+//! These types and `Cache` methods are the interface `replication` is written against (with
+//! the facade's and `clock`'s).
 //!
 //! Tombstones (only when `CacheConfig::tombstone_ttl` > 0) are items flagged
 //! `item::TOMBSTONE`: the key, the delete's version, no value, expiring after the ttl. They
@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::item::{self, Item};
+use super::link::NewItem;
 use super::table::Stripe;
 use super::{clock, lock, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
 
@@ -162,16 +163,18 @@ impl Cache {
     /// `found` is null, or linked in `stripe` (which, being `&mut`, the caller holds).
     unsafe fn apply_newer(&self, stripe: &mut Stripe, hash: u32, entry: &Entry, found: *mut Item, now: u32) -> bool {
         let (key, version) = (entry.key(), entry.version());
-        // SAFETY (each block below): forwarded caller guarantee; nothing frees `found` before
-        // its last use (a failed `store_applied` leaves it linked).
+        // Nothing frees `found` before its last use below (a failed `store_applied` leaves it
+        // linked).
         match entry {
             Entry::Deleted { .. } => {
                 if self.tombstone_ttl == 0 {
                     if !found.is_null() {
+                        // SAFETY: `found` is linked in `stripe`, which the caller holds.
                         unsafe { self.unlink_free(stripe, found) };
                     }
                     return true;
                 }
+                // SAFETY: `found` is null or linked in `stripe` under this key.
                 let buried = unsafe { self.bury(stripe, hash, key, found, version, now) };
                 if !buried {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
@@ -185,15 +188,18 @@ impl Cache {
                 if *exptime != 0 && *exptime <= now {
                     // Already expired: it only hides what it overwrote.
                     if !found.is_null() {
+                        // SAFETY: `found` is linked in `stripe`, which the caller holds.
                         unsafe { self.unlink_free(stripe, found) };
                     }
                     return true;
                 }
+                // SAFETY: `found` is null or linked in `stripe` under this key.
                 let stored = unsafe { self.store_applied(stripe, hash, found, entry) };
                 if !stored {
                     self.apply_dropped.fetch_add(1, Ordering::Relaxed);
                     // The peer has a newer write than ours: better no item than a stale one.
                     if !found.is_null() {
+                        // SAFETY: still linked in `stripe`: a failed `store_applied` leaves it.
                         unsafe { self.unlink_free(stripe, found) };
                     }
                 }
@@ -217,39 +223,15 @@ impl Cache {
         });
     }
 
+    /// The flush state, a delayed flush whose time has come counted as applied.
     pub fn flush_state(&self) -> FlushState {
-        let _writer = lock::lock(&self.flush.writer);
-        let f = &self.flush;
-        f.fold_due(clock::now());
-        let at = f.pending_at.load(Ordering::Acquire);
-        FlushState {
-            applied: f.applied.load(Ordering::Acquire),
-            pending: (at != 0).then(|| (f.pending_stamp.load(Ordering::Acquire), at)),
-        }
+        self.flush.state()
     }
 
     /// Merges the peer's flush state into ours (the larger applied threshold; the later
     /// pending flush). Does not tell the sink.
     pub fn apply_flush(&self, state: FlushState) {
-        // A peer's "flush now" threshold is one of its stamps: later local writes must be
-        // above it, or they would be born flushed. One from a broken clock is ignored, or it
-        // would flush every later write.
-        let _writer = lock::lock(&self.flush.writer);
-        let f = &self.flush;
-        if clock::plausible(state.applied) {
-            clock::observe(state.applied);
-            f.applied.fetch_max(state.applied, Ordering::AcqRel);
-        }
-        if let Some((threshold, at)) = state.pending.filter(|&(threshold, _)| clock::plausible(threshold)) {
-            let ours = f.pending_at.load(Ordering::Acquire);
-            if ours == 0 || threshold > f.pending_stamp.load(Ordering::Acquire) {
-                // Stamp before time, as `flush` does: a reader that sees the time sees the stamp.
-                f.pending_at.store(0, Ordering::Release);
-                f.pending_stamp.store(threshold, Ordering::Release);
-                f.pending_at.store(at.max(1), Ordering::Release);
-            }
-        }
-        f.fold_due(clock::now());
+        self.flush.merge(state);
     }
 
     /// The cas unique clients see for an item at `version` (0 with cas disabled, `-C`).
@@ -292,7 +274,15 @@ impl Cache {
     ///
     /// # Safety
     /// `found` is null, or linked in `stripe` under this key.
-    unsafe fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
+    unsafe fn bury(
+        &self,
+        stripe: &mut Stripe,
+        hash: u32,
+        key: &[u8],
+        found: *mut Item,
+        version: u64,
+        now: u32,
+    ) -> bool {
         let exptime = now.saturating_add(self.tombstone_ttl);
         // SAFETY: `found`, when non-null, is linked in the stripe we hold.
         let (found_tomb, found_class) =
@@ -305,32 +295,25 @@ impl Cache {
             }
             return true;
         }
-        let cls = self.slabs.class_for(item::total_size(key.len(), 0));
-        let fresh = match cls {
+        let fresh = match self.slabs.class_for(item::total_size(key.len(), 0)) {
             Some(cls) if found_class != Some(cls as u8) => self.alloc(cls, stripe, found, now),
             _ => None,
         };
-        match (fresh, cls) {
-            (Some((it, st)), Some(cls)) => {
-                // SAFETY: a fresh chunk of class `cls`, large enough for the key, reachable by
-                // no one else until we release the stripe; `found` is null or linked in the
-                // stripe we hold.
-                unsafe {
-                    item::init(it, cls as u8, key.len(), 0, hash, now);
-                    (*it).iflags = item::TOMBSTONE;
-                    self.link(stripe, st, found, it, false);
-                    item::key_mut(it).copy_from_slice(key);
-                    (*it).version = version;
-                    (*it).exptime = exptime;
-                }
+        match fresh {
+            Some(chunk) => {
+                let new =
+                    NewItem { key, hash, vlen: 0, flags: 0, exptime, version, iflags: item::TOMBSTONE, atime: now };
+                // SAFETY: the chunk comes from `alloc` for a class that fits the key; `found` is
+                // null or linked in the stripe we hold under this key.
+                unsafe { self.fill(stripe, chunk, found, false, &new, |_| {}) };
                 true
             }
-            _ if !found.is_null() => {
+            None if !found.is_null() => {
                 // SAFETY: `found` is a live item linked in the stripe we hold.
                 unsafe { self.entomb(found, version, exptime, now) };
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -370,21 +353,22 @@ impl Cache {
             _ => return false,
         };
         let now = clock::now();
-        let Some((it, st)) = self.alloc(cls, stripe, found, now) else {
+        let Some(chunk) = self.alloc(cls, stripe, found, now) else {
             return false;
         };
-        // SAFETY: a fresh chunk of class `cls`, large enough, reachable by no one else until
-        // we release the stripe; `found` is null or linked in the stripe we hold.
-        unsafe {
-            item::init(it, cls as u8, key.len(), value.len(), hash, now);
-            self.link(stripe, st, found, it, false);
-            item::key_mut(it).copy_from_slice(key);
-            item::value_mut(it).copy_from_slice(value);
-            (*it).flags = *flags;
-            (*it).exptime = *exptime;
-            (*it).version = *version;
-            (*it).iflags |= iflags_of(*marks);
-        }
+        let new = NewItem {
+            key,
+            hash,
+            vlen: value.len(),
+            flags: *flags,
+            exptime: *exptime,
+            version: *version,
+            iflags: iflags_of(*marks),
+            atime: now,
+        };
+        // SAFETY: the chunk comes from `alloc` for class `cls`, which fits the key and value;
+        // `found` is null or linked in the stripe we hold under this key.
+        unsafe { self.fill(stripe, chunk, found, false, &new, |dst| dst.copy_from_slice(value)) };
         true
     }
 }
