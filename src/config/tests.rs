@@ -95,7 +95,7 @@ fn stats_settings_defaults_match_memcached_1_6_18() {
         warm_lru_pct 40|hot_max_factor 0.20|warm_max_factor 2.00|temp_lru no|temporary_ttl 61|\
         idle_timeout 0|watcher_logbuf_size 262144|worker_logbuf_size 65536|read_buf_mem_limit 0|\
         track_sizes no|inline_ascii_response no|repcached_peer NULL|replication_port 11212|\
-        replication_queue 8192|repl_join_wait 5|repl_drain_timeout 30|repl_tombstone_ttl 3600";
+        replication_queue 8192|repl_join_wait 5|repl_drain_timeout 30|repl_tombstone_ttl 3600|repcached_link NULL";
     let got: Vec<String> = run("").stats_settings().iter().map(|(n, v)| format!("{n} {v}")).collect();
     assert_eq!(got.join("|"), expected);
 }
