@@ -238,11 +238,11 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
     },
     SubOption {
         name: "repcached_link",
-        value: "HOST[:PORT]",
-        default: "none",
-        help: "pair with a repcached 2.2/2.3 node at HOST, whose -X is PORT (11212), over \
-               repcached's own link: take its copy before serving, then send and apply every \
-               change; this node listens on PORT too (on the -l addresses), as repcached does",
+        value: "HOST[:N]",
+        default: "",
+        help: "pair with the repcached 2.2/2.3 node at HOST over repcached's own link (N: its -X \
+               port, 11212 if not given; this node listens on N too): take its copy before \
+               serving, then send and apply every change",
         honoured: true,
         apply: |t, v| {
             let v = needed(v, "Missing argument for repcached_link")?;

@@ -491,9 +491,29 @@ fn bad_replication_sub_options_are_refused() {
         ("-o repl_drain_timeout=-1", "Invalid value for -o repl_drain_timeout: \"-1\""),
         ("-o repl_tombstone_ttl", "Missing numeric argument for repl_tombstone_ttl"),
         ("-o repl_tombstone_ttl=4294967296", "Invalid value for -o repl_tombstone_ttl: \"4294967296\""),
+        ("-o repcached_link", "Missing argument for repcached_link"),
+        ("-o repcached_link=a:b:c", "Invalid value for -o repcached_link: \"a:b:c\""),
+        ("-o repcached_link=10.0.0.2:70000", "Invalid value for -o repcached_link: \"10.0.0.2:70000\""),
     ];
     for (line, message) in cases {
         assert_eq!(refused(line), (message.to_string(), 1), "{line}");
+    }
+}
+
+#[test]
+fn the_repcached_partner_is_read_with_repcached_s_default_port() {
+    let s = run("-o repcached_link=10.0.0.2");
+    assert_eq!(s.repcached_address(), Some(("10.0.0.2", 11212)));
+    assert_eq!(stat(&s, "repcached_link"), "10.0.0.2");
+    let s = run("-o repcached_link=[::1]:11300 -x 10.0.0.3");
+    assert_eq!(s.repcached_address(), Some(("::1", 11300)));
+    assert_eq!(s.peer_address(), Some(("10.0.0.3", 11212)));
+    let cases = [
+        ("-o repcached_link=10.0.0.2 -x 10.0.0.3", "The repcached port cannot be the replication port too (-o repcached_link 11212, -X)"),
+        ("-o repcached_link=10.0.0.2:11211", "The repcached port cannot be a client port too (-o repcached_link 11211)"),
+    ];
+    for (line, message) in cases {
+        assert_eq!(refused(line), (message.to_string(), 64), "{line}");
     }
 }
 

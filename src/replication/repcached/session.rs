@@ -229,3 +229,22 @@ impl Sender<'_> {
         written
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flush_state;
+    use crate::storage::clock;
+
+    #[test]
+    fn a_partner_s_flush_to_come_waits_and_one_past_or_untimed_flushes_now() {
+        let later = flush_state(Some(1_000_100), 1_000_000);
+        assert_eq!(later.pending, Some((clock::stamp_at_secs(1_000_100), 1_000_100)));
+        assert_eq!(later.applied, 0);
+        let before = clock::stamp();
+        for at in [None, Some(1_000_000), Some(5)] {
+            let now = flush_state(at, 1_000_000);
+            assert_eq!(now.pending, None);
+            assert!(now.applied > before, "{at:?} flushes everything stored so far");
+        }
+    }
+}

@@ -45,16 +45,14 @@ pub enum Parsed {
 
 /// Parses the message at the start of `buf`; a value longer than `max_value` is invalid.
 pub fn parse(buf: &[u8], max_value: usize) -> Parsed {
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return if buf.len() > MAX_LINE || buf.contains(&b'\n') {
-            Parsed::Invalid(format!("no line end in {}", shown(&buf[..buf.len().min(MAX_LINE)])))
+    let head = &buf[..buf.len().min(MAX_LINE + 2)];
+    let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
+        return if head.len() > MAX_LINE || head.contains(&b'\n') {
+            Parsed::Invalid(format!("no line end in {}", shown(head)))
         } else {
             Parsed::Incomplete
         };
     };
-    if end > MAX_LINE {
-        return Parsed::Invalid(format!("line too long: {}", shown(&buf[..MAX_LINE])));
-    }
     let line = &buf[..end];
     let used = end + 2;
     match command(line, max_value) {
