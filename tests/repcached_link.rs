@@ -315,7 +315,7 @@ fn the_readme_migration_ends_with_a_native_pair_holding_every_item() {
     // 1. B in repcached mode, its native link ready for A's replacement.
     let link = format!("repcached_link={A_ADDR}:{rep_port}");
     let native_peer = format!("{A_ADDR}:{native_port}");
-    let mut b = Node::start(B_ADDR, pb, native_port, Some(&native_peer), &["-U", "0", "-o", &link]);
+    let b = Node::start(B_ADDR, pb, native_port, Some(&native_peer), &["-U", "0", "-o", &link]);
     assert_holds(&b, &want);
     // 2. Clients on both.
     a.conn().set("step2_a", 1, 0, b"a");

@@ -105,7 +105,7 @@ pub struct Link {
     changed: Condvar,
 }
 
-fn resolve_ips(host: &str) -> Vec<IpAddr> {
+pub(super) fn resolve_ips(host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
     }
@@ -643,7 +643,7 @@ impl Link {
 }
 
 /// Starts a named thread; the error is a log line.
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+pub(super) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)

@@ -27,11 +27,12 @@ pub mod wire;
 #[cfg(test)]
 mod wire_tests;
 
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::link::{addrs_on_port, bind_one, resolve_ips, spawn};
 use super::queue::KeyQueue;
 use crate::config::Settings;
 use crate::daemon;
@@ -81,13 +82,6 @@ fn is_partner(partner: &[IpAddr], from: IpAddr) -> bool {
     partner.iter().any(|p| p.to_canonical() == from || (p.is_loopback() && from.is_loopback()))
 }
 
-fn resolve(host: &str) -> Vec<IpAddr> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return vec![ip];
-    }
-    (host, 0).to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default()
-}
-
 /// Binds the repcached port on the `-l` addresses (all interfaces without `-l`), before the
 /// daemon's fork and `-u`. A port in use is a start-up error: the partner must find us there.
 pub fn bind(settings: &Settings) -> Result<Vec<TcpListener>, String> {
@@ -95,8 +89,8 @@ pub fn bind(settings: &Settings) -> Result<Vec<TcpListener>, String> {
         return Ok(Vec::new());
     };
     let mut bound = Vec::new();
-    for addr in super::link::addrs_on_port(settings, port)? {
-        match super::link::bind_one(addr) {
+    for addr in addrs_on_port(settings, port)? {
+        match bind_one(addr) {
             Ok(listener) => bound.push(listener),
             Err(e) if addr.is_ipv6() && settings.listen.is_empty() => {
                 log::line(log::STATE, format_args!("repcached: no IPv6 listener ({})", daemon::strerror(&e)));
@@ -195,7 +189,7 @@ impl Repcached {
                 return;
             }
             match accepted {
-                Ok((stream, from)) if is_partner(&resolve(&self.host), from.ip()) => {
+                Ok((stream, from)) if is_partner(&resolve_ips(&self.host), from.ip()) => {
                     let me = Arc::clone(&self);
                     if let Err(e) = spawn("repcached-link", move || me.run(stream, false)) {
                         log::line(log::WARN, format_args!("repcached: {e}"));
@@ -243,7 +237,7 @@ impl Repcached {
     }
 
     fn dial(&self) -> Result<TcpStream, String> {
-        let addrs: Vec<SocketAddr> = resolve(&self.host).into_iter().map(|ip| SocketAddr::new(ip, self.port)).collect();
+        let addrs: Vec<SocketAddr> = resolve_ips(&self.host).into_iter().map(|ip| SocketAddr::new(ip, self.port)).collect();
         let mut why = format!("cannot resolve {}", self.host);
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
@@ -303,14 +297,6 @@ impl Repcached {
         self.changed.notify_all();
         Some(number)
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .map(drop)
-        .map_err(|e| format!("failed to start the thread {name}: {}", daemon::strerror(&e)))
 }
 
 #[cfg(test)]
