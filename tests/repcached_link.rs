@@ -444,10 +444,17 @@ fn the_node_waits_for_the_end_marker_sends_repcached_lines_and_refuses_garbage_u
         other => panic!("for flush_all 1000 the node sent {other:?}"),
     }
 
+    // An item larger than -I here (1 MiB) is dropped, and replaces what the key held; the
+    // link goes on.
+    let mut huge = b"rep s 0 0 1100000 12\r\n".to_vec();
+    huge.extend(std::iter::repeat_n(b'h', 1_100_000));
+    huge.extend_from_slice(b"\r\n");
+    link.write_all(&huge).unwrap();
     // Anything repcached does not send ends the link, and nothing after it is applied.
     link.write_all(b"rep fine 0 0 1 9\r\nf\r\nset k 0 0 1\r\nz\r\nrep after 0 0 1 10\r\nz\r\n").unwrap();
     assert!(closes(&mut link), "the node kept a link that sent garbage");
     wait_value(&b, "fine", Some(b"f"));
+    assert_eq!(conn.get_one_value("s"), None, "a stale item outlived the partner's larger one");
     assert_eq!(conn.get_one_value("after"), None);
     assert_eq!(conn.get_one_value("k"), None);
     b.assert_running();

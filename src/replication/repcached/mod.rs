@@ -43,6 +43,9 @@ use crate::storage::Cache;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest value taken from the partner: repcached's largest -I. One larger than this
+/// node's -I is read and dropped (logged), not a reason to end the link.
+const MAX_VALUE: usize = 128 * 1024 * 1024;
 /// How long a new connection from the partner waits for the old link to end.
 const REPLACE_WAIT: Duration = Duration::from_secs(5);
 
@@ -120,7 +123,7 @@ impl Repcached {
             partner: settings.repcached.clone().unwrap_or_default(),
             host: host.to_string(),
             port,
-            max_value: settings.item_size_max,
+            max_value: MAX_VALUE.max(settings.item_size_max),
             drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
             passes: AtomicU64::new(0),
             slot: Mutex::new(Slot::default()),
@@ -165,16 +168,19 @@ impl Repcached {
     pub fn shutdown(&self) {
         let deadline = Instant::now() + self.drain_timeout;
         let mut seen_empty: Option<u64> = None;
-        let mut slot = self.lock();
-        while slot.active.is_some() && Instant::now() < deadline {
+        while self.lock().active.is_some() && Instant::now() < deadline {
+            // Read before the queue's depth: a pass completed after the queue was seen empty
+            // has written all it took before.
             let passes = self.passes.load(Ordering::Acquire);
             match seen_empty {
                 Some(at) if passes > at + 1 => break,
                 None if self.queue.depth() == (0, false) => seen_empty = Some(passes),
                 _ => {}
             }
-            slot = self.wait(slot, BACKOFF_MIN);
+            let slot = self.lock();
+            drop(self.wait(slot, BACKOFF_MIN));
         }
+        let mut slot = self.lock();
         slot.stopping = true;
         if let Some((stream, _)) = &slot.active {
             let _ = stream.shutdown(Shutdown::Both);

@@ -98,6 +98,11 @@ fn apply(link: &Repcached, message: Message, copy: &mut Option<u64>) -> Result<(
     }
     match message {
         Message::Rep { key, flags, exptime, value, .. } => {
+            if !link.cache.item_fits(key.len(), value.len()) {
+                let key = String::from_utf8_lossy(&key);
+                log::line(log::WARN, format_args!("repcached: {key} ({} bytes) is larger than -I here: not stored", value.len()));
+            }
+            // Applied even when too large: the older item it replaces must go.
             let entry = Entry::Item { key, flags, exptime, version: clock::stamp(), marks: 0, value };
             link.cache.apply(&entry);
             relay_key(link, entry.key());
