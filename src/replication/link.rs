@@ -204,11 +204,10 @@ impl Link {
         let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
         // An "any" address says nothing about the source: leave it to the kernel.
         let source = settings.listen.first().and_then(|entry| listen_ips(entry).first().copied()).filter(|ip| !ip.is_unspecified());
-        let queue = Arc::new(KeyQueue::new(settings.repl_queue));
         let listening = !listeners.is_empty();
         let link = Arc::new(Link {
             cache: Arc::clone(&cache),
-            queue: Arc::clone(&queue),
+            queue: Arc::new(KeyQueue::new(settings.repl_queue)),
             counters: Counters::default(),
             deltas: Deltas::default(),
             my_id: random_id(),

@@ -2,7 +2,9 @@
 //! accept, handshake, reconnect), the sync that catches a peer up, applying what the peer
 //! sends, and running incr/decr on the key's owner. It reaches the cache only through its
 //! replica facade (`entry`, `apply`, `scan_since`, flush states) and `delta` (the peer's
-//! incr/decr), and must never hold a cache lock across I/O.
+//! incr/decr), and must never hold a cache lock across I/O. `repcached` is the other link a
+//! node may have (`-o repcached_link`, alone or beside `-x`): to a repcached 2.x node, in its
+//! format; with both, each link's queue hears of every local mutation (`Replication::start`).
 //!
 //! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`, and
 //! `status`, which implements `stats::ReplicationReport`: the `ReplicationStatus` it returns
