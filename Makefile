@@ -48,7 +48,7 @@ soak:
 # "cargo +nightly fuzz run --fuzz-dir tests/fuzz TARGET FILE". The corpus a run grows stays in
 # tests/fuzz/target/corpus/ for the next run; tests/fuzz/corpus/ holds the seeds.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := text meta binary replication cmdline
+FUZZ_TARGETS := text meta binary replication repcached cmdline
 
 fuzz:
 	@failed=""; \

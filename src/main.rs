@@ -6,13 +6,15 @@
 //! 2. settings, log level, the open-files and core limits, the root check;
 //! 3. the cache (it must not start threads: the daemon's fork follows);
 //! 4. the UDP sockets (`-U`), then the listeners, bound but not listening, so a busy port fails the starting command
-//!    before anything else while clients are still refused; then the replication port
-//!    (`-X`, listening: only the peer is accepted, once the threads run);
+//!    before anything else while clients are still refused; then the replication
+//!    ports (`-X`, the repcached one; listening: only the partner is accepted, once the
+//!    threads run);
 //! 5. `-d` (the parent exits only once the child reports it is up), the pidfile, `-u` (after
 //!    binding, so privileged ports work), `-k`;
 //! 6. the signal thread (`sigwait`), which tells the main thread of a stop; replication
-//!    (`-x`): its threads, then the wait for the peer's copy (`wait_joined`, on a thread of
-//!    its own, so that a stop during the wait ends it at once and the node exits);
+//!    (`-x`, `-o repcached_link`): its threads, then the wait for the partners' copies
+//!    (`wait_joined`, on a thread of its own, so that a stop during the wait ends it at once
+//!    and the node exits);
 //! 7. listen on the client ports, the server threads, the UDP threads; then the main thread waits for the
 //!    stop, stops accepting clients, delivers the replication queue (bounded) and exits.
 

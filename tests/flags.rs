@@ -166,6 +166,7 @@ fn help_lists_every_memcached_flag_we_take() {
         "repl_join_wait",
         "repl_drain_timeout",
         "repl_tombstone_ttl",
+        "repcached_link",
     ];
     for sub in subs {
         assert!(shown.iter().any(|s| s == sub), "-h does not list -o {sub}");
@@ -271,6 +272,11 @@ fn bad_replication_values_are_refused_with_one_line_and_status_64() {
         (&["-x", "127.0.0.2", "-X", "11211", "-l", "127.0.0.1:11211"], "-X", 64),
         (&["-o", "repl_join_wait=x"], "repl_join_wait", 1),
         (&["-o", "repl_tombstone_ttl"], "repl_tombstone_ttl", 1),
+        (&["-o", "repcached_link"], "repcached_link", 1),
+        (&["-o", "repcached_link=::1"], "repcached_link", 1),
+        (&["-o", "repcached_link=127.0.0.2:0"], "repcached_link", 1),
+        (&["-o", "repcached_link=127.0.0.2:11211", "-l", "127.0.0.1:11211"], "repcached_link", 64),
+        (&["-o", "repcached_link=127.0.0.2", "-x", "127.0.0.2"], "repcached_link", 64),
     ];
     for (args, names, status) in cases {
         let ran = run(args);

@@ -648,7 +648,7 @@ fn listen_port_text(entry: &str) -> Result<Option<&str>, String> {
 
 /// `-x`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`. A bare IPv6 address is refused, so a
 /// port can always be told apart; names are resolved by replication, not here.
-fn check_peer(peer: &str) -> Result<(), Bad> {
+pub(super) fn check_peer(peer: &str) -> Result<(), Bad> {
     let (host, port) = match peer.strip_prefix('[') {
         Some(rest) => {
             let bad_v6 = || Bad::Words(format!("Invalid IPV6 address: \"{peer}\""));

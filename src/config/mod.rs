@@ -162,6 +162,9 @@ pub struct Settings {
     /// `-o repl_tombstone_ttl=N` seconds (default 3600): how long a delete is remembered, so
     /// that merging after a split does not bring the item back.
     pub repl_tombstone_ttl: u32,
+    /// `-o repcached_link=HOST[:PORT]`: a repcached partner, spoken to in its own link format
+    /// (None: none).
+    pub repcached: Option<String>,
 }
 
 impl Default for Settings {
@@ -204,6 +207,7 @@ impl Default for Settings {
             repl_join_wait: 5,
             repl_drain_timeout: 30,
             repl_tombstone_ttl: 3600,
+            repcached: None,
         }
     }
 }
@@ -276,20 +280,13 @@ impl Settings {
     /// The `-x` peer as (host, port), for resolving: an IPv6 address without its brackets,
     /// the port `-X` when `-x` names none.
     pub fn peer_address(&self) -> Option<(&str, u16)> {
-        let peer = self.peer.as_deref()?;
-        let (host, port) = match peer.strip_prefix('[') {
-            Some(rest) => {
-                let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
-                (host, after.strip_prefix(':'))
-            }
-            None => match peer.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (peer, None),
-            },
-        };
-        // `parse` has checked the port; a default stands in only for a hand-made `Settings`.
-        let port = port.and_then(|p| p.parse().ok()).unwrap_or(self.repl_port);
-        Some((host, port))
+        self.peer.as_deref().map(|peer| split_address(peer, self.repl_port))
+    }
+
+    /// The `-o repcached_link` partner as (host, port), the port repcached's default -X
+    /// (11212) when it names none.
+    pub fn repcached_address(&self) -> Option<(&str, u16)> {
+        self.repcached.as_deref().map(|partner| split_address(partner, REPCACHED_PORT))
     }
 
     /// `stats settings` lines (name, value) in memcached's order and with its names, then
@@ -373,8 +370,29 @@ impl Settings {
             ("repl_join_wait", self.repl_join_wait.to_string()),
             ("repl_drain_timeout", self.repl_drain_timeout.to_string()),
             ("repl_tombstone_ttl", self.repl_tombstone_ttl.to_string()),
+            ("repcached_link", self.repcached.clone().unwrap_or_else(|| "NULL".to_string())),
         ]
     }
+}
+
+/// repcached's default replication port (its -X).
+pub const REPCACHED_PORT: u16 = 11212;
+
+/// `HOST[:PORT]` (an IPv6 address in brackets) as (host without brackets, port), `default`
+/// standing in for a missing port. `parse` has checked the text; a default port also stands
+/// in for a bad one in a hand-made `Settings`.
+fn split_address(text: &str, default: u16) -> (&str, u16) {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+            (host, after.strip_prefix(':'))
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    (host, port.and_then(|p| p.parse().ok()).unwrap_or(default))
 }
 
 /// Why a flag's value was refused; the caller, which knows the flag, words the line.
@@ -533,26 +551,37 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
     d.s.repl_join_wait = t.repl_join_wait;
     d.s.repl_drain_timeout = t.repl_drain_timeout;
     d.s.repl_tombstone_ttl = t.repl_tombstone_ttl;
+    d.s.repcached = t.repcached_link.clone();
     if d.s.socket_path.is_some() {
         d.s.port = Port::Off;
-    } else if d.s.peer.is_some() {
-        check_ports_apart(&d.s)?;
+    } else {
+        if d.s.peer.is_some() {
+            let port = d.s.repl_port;
+            check_ports_apart(&d.s, port, &format!("The replication port cannot be a client port too (-X {port})"))?;
+        }
+        if let Some((_, port)) = d.s.repcached_address() {
+            check_ports_apart(&d.s, port, &format!("The repcached port cannot be a client port too (-o repcached_link {port})"))?;
+        }
+    }
+    if let (Some(_), Some((_, port))) = (&d.s.peer, d.s.repcached_address()) {
+        if port == d.s.repl_port {
+            return Err(refuse(EX_USAGE, format!("The repcached port cannot be the replication port too (-o repcached_link {port}, -X)")));
+        }
     }
     Ok(d.s)
 }
 
-/// With a peer and TCP clients, the replication port must not be a client port on the same
-/// addresses: the second bind would fail, and a node that cannot bind `-X` only dials.
-fn check_ports_apart(s: &Settings) -> Result<(), Refusal> {
-    let port = match s.port {
+/// With a partner and TCP clients, a replication port (`port`) must not be a client port on
+/// the same addresses: the second bind would fail. `line` says which.
+fn check_ports_apart(s: &Settings, port: u16, line: &str) -> Result<(), Refusal> {
+    let client = match s.port {
         Port::Number(port) => Some(port),
         Port::Off | Port::Any => None,
     };
-    let mut client_ports = s.listen.iter().filter_map(|entry| listen_port(entry).or(port));
-    let clash = if s.listen.is_empty() { port == Some(s.repl_port) } else { client_ports.any(|p| p == s.repl_port) };
+    let mut client_ports = s.listen.iter().filter_map(|entry| listen_port(entry).or(client));
+    let clash = if s.listen.is_empty() { client == Some(port) } else { client_ports.any(|p| p == port) };
     if clash {
-        let port = s.repl_port;
-        return Err(refuse(EX_USAGE, format!("The replication port cannot be a client port too (-X {port})")));
+        return Err(refuse(EX_USAGE, line.to_string()));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! checked and shown by `stats settings`. Each is read on its own: checks of one against
 //! another, or against a flag, belong to `finish` in the parent module.
 
+use super::flags::check_peer;
 use super::values::{integer, unsigned};
 use super::{KIB, MIB, SLAB_PAGE_SIZE};
 
@@ -45,6 +46,7 @@ pub(super) struct Tunables {
     pub(super) repl_join_wait: u32,
     pub(super) repl_drain_timeout: u32,
     pub(super) repl_tombstone_ttl: u32,
+    pub(super) repcached_link: Option<String>,
 }
 
 impl Default for Tunables {
@@ -81,6 +83,7 @@ impl Default for Tunables {
             repl_join_wait: 5,
             repl_drain_timeout: 30,
             repl_tombstone_ttl: 3600,
+            repcached_link: None,
         }
     }
 }
@@ -230,6 +233,21 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         apply: |t, v| {
             let v = needed(v, "Missing numeric argument for repl_tombstone_ttl")?;
             t.repl_tombstone_ttl = sub_number("repl_tombstone_ttl", v)?;
+            Ok(())
+        },
+    },
+    SubOption {
+        name: "repcached_link",
+        value: "HOST[:N]",
+        default: "",
+        help: "pair with the repcached 2.2/2.3 node at HOST over repcached's own link (N: its -X \
+               port, 11212 if not given; this node listens on N too): take its copy before \
+               serving, then send and apply every change",
+        honoured: true,
+        apply: |t, v| {
+            let v = needed(v, "Missing argument for repcached_link")?;
+            check_peer(v).map_err(|_| invalid_sub("repcached_link", v))?;
+            t.repcached_link = Some(v.to_string());
             Ok(())
         },
     },

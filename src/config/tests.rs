@@ -95,7 +95,7 @@ fn stats_settings_defaults_match_memcached_1_6_18() {
         warm_lru_pct 40|hot_max_factor 0.20|warm_max_factor 2.00|temp_lru no|temporary_ttl 61|\
         idle_timeout 0|watcher_logbuf_size 262144|worker_logbuf_size 65536|read_buf_mem_limit 0|\
         track_sizes no|inline_ascii_response no|repcached_peer NULL|replication_port 11212|\
-        replication_queue 8192|repl_join_wait 5|repl_drain_timeout 30|repl_tombstone_ttl 3600";
+        replication_queue 8192|repl_join_wait 5|repl_drain_timeout 30|repl_tombstone_ttl 3600|repcached_link NULL";
     let got: Vec<String> = run("").stats_settings().iter().map(|(n, v)| format!("{n} {v}")).collect();
     assert_eq!(got.join("|"), expected);
 }
@@ -491,9 +491,29 @@ fn bad_replication_sub_options_are_refused() {
         ("-o repl_drain_timeout=-1", "Invalid value for -o repl_drain_timeout: \"-1\""),
         ("-o repl_tombstone_ttl", "Missing numeric argument for repl_tombstone_ttl"),
         ("-o repl_tombstone_ttl=4294967296", "Invalid value for -o repl_tombstone_ttl: \"4294967296\""),
+        ("-o repcached_link", "Missing argument for repcached_link"),
+        ("-o repcached_link=a:b:c", "Invalid value for -o repcached_link: \"a:b:c\""),
+        ("-o repcached_link=10.0.0.2:70000", "Invalid value for -o repcached_link: \"10.0.0.2:70000\""),
     ];
     for (line, message) in cases {
         assert_eq!(refused(line), (message.to_string(), 1), "{line}");
+    }
+}
+
+#[test]
+fn the_repcached_partner_is_read_with_repcached_s_default_port() {
+    let s = run("-o repcached_link=10.0.0.2");
+    assert_eq!(s.repcached_address(), Some(("10.0.0.2", 11212)));
+    assert_eq!(stat(&s, "repcached_link"), "10.0.0.2");
+    let s = run("-o repcached_link=[::1]:11300 -x 10.0.0.3");
+    assert_eq!(s.repcached_address(), Some(("::1", 11300)));
+    assert_eq!(s.peer_address(), Some(("10.0.0.3", 11212)));
+    let cases = [
+        ("-o repcached_link=10.0.0.2 -x 10.0.0.3", "The repcached port cannot be the replication port too (-o repcached_link 11212, -X)"),
+        ("-o repcached_link=10.0.0.2:11211", "The repcached port cannot be a client port too (-o repcached_link 11211)"),
+    ];
+    for (line, message) in cases {
+        assert_eq!(refused(line), (message.to_string(), 64), "{line}");
     }
 }
 

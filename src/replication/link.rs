@@ -105,7 +105,7 @@ pub struct Link {
     changed: Condvar,
 }
 
-fn resolve_ips(host: &str) -> Vec<IpAddr> {
+pub(super) fn resolve_ips(host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
     }
@@ -120,10 +120,9 @@ fn random_id() -> u64 {
     hasher.finish().max(1)
 }
 
-/// The addresses the replication port goes on: each `-l` address with the `-X` port (an
-/// entry's own port is a client port), or every address of both families.
-fn replication_addrs(settings: &Settings) -> Result<Vec<SocketAddr>, String> {
-    let port = settings.repl_port;
+/// The addresses a replication port goes on: each `-l` address with `port` (an entry's own
+/// port is a client port), or every address of both families.
+pub(super) fn addrs_on_port(settings: &Settings, port: u16) -> Result<Vec<SocketAddr>, String> {
     if settings.listen.is_empty() {
         return Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port), SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]);
     }
@@ -143,7 +142,7 @@ fn listen_ips(entry: &str) -> Vec<IpAddr> {
     net::resolve(entry, 0).map(|addrs| addrs.into_iter().map(|a| a.ip()).collect()).unwrap_or_default()
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(super) fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     match addr {
         SocketAddr::V4(_) => TcpListener::bind(addr),
         SocketAddr::V6(v6) => daemon::bind_tcp6_only(v6),
@@ -155,7 +154,7 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub fn bind_listeners(settings: &Settings) -> Result<(Vec<TcpListener>, Vec<SocketAddr>), String> {
     let mut bound = Vec::new();
     let mut taken = Vec::new();
-    for addr in replication_addrs(settings)? {
+    for addr in addrs_on_port(settings, settings.repl_port)? {
         match bind_one(addr) {
             Ok(listener) => bound.push(listener),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -205,11 +204,10 @@ impl Link {
         let (peer_host, peer_port) = settings.peer_address().map(|(host, port)| (host.to_string(), port)).unwrap_or_default();
         // An "any" address says nothing about the source: leave it to the kernel.
         let source = settings.listen.first().and_then(|entry| listen_ips(entry).first().copied()).filter(|ip| !ip.is_unspecified());
-        let queue = Arc::new(KeyQueue::new(settings.repl_queue));
         let listening = !listeners.is_empty();
         let link = Arc::new(Link {
             cache: Arc::clone(&cache),
-            queue: Arc::clone(&queue),
+            queue: Arc::new(KeyQueue::new(settings.repl_queue)),
             counters: Counters::default(),
             deltas: Deltas::default(),
             my_id: random_id(),
@@ -237,7 +235,6 @@ impl Link {
             }),
             changed: Condvar::new(),
         });
-        cache.set_sink(queue);
         for listener in listeners {
             let me = Arc::clone(&link);
             spawn("repl-accept", move || me.accept_loop(&listener))?;
@@ -645,7 +642,7 @@ impl Link {
 }
 
 /// Starts a named thread; the error is a log line.
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+pub(super) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
@@ -655,7 +652,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::replication_addrs;
+    use super::addrs_on_port;
     use crate::config::Settings;
     use std::net::SocketAddr;
 
@@ -667,9 +664,9 @@ mod tests {
             ..Settings::default()
         };
         let want: Vec<SocketAddr> = ["127.0.0.1:7", "[::1]:7", "[::1]:7", "10.1.2.3:7"].iter().map(|a| a.parse().unwrap()).collect();
-        assert_eq!(replication_addrs(&settings).unwrap(), want);
+        assert_eq!(addrs_on_port(&settings, settings.repl_port).unwrap(), want);
         let any = Settings { repl_port: 9, ..Settings::default() };
         let want: Vec<SocketAddr> = ["0.0.0.0:9", "[::]:9"].iter().map(|a| a.parse().unwrap()).collect();
-        assert_eq!(replication_addrs(&any).unwrap(), want);
+        assert_eq!(addrs_on_port(&any, any.repl_port).unwrap(), want);
     }
 }

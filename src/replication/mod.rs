@@ -2,7 +2,9 @@
 //! accept, handshake, reconnect), the sync that catches a peer up, applying what the peer
 //! sends, and running incr/decr on the key's owner. It reaches the cache only through its
 //! replica facade (`entry`, `apply`, `scan_since`, flush states) and `delta` (the peer's
-//! incr/decr), and must never hold a cache lock across I/O.
+//! incr/decr), and must never hold a cache lock across I/O. `repcached` is the other link a
+//! node may have (`-o repcached_link`, alone or beside `-x`): to a repcached 2.x node, in its
+//! format; with both, each link's queue hears of every local mutation (`Replication::start`).
 //!
 //! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`, and
 //! `status`, which implements `stats::ReplicationReport`: the `ReplicationStatus` it returns
@@ -53,15 +55,18 @@
 mod delta;
 mod link;
 mod queue;
+pub mod repcached;
 mod session;
 pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use repcached::Repcached;
+
 use crate::config::Settings;
 use crate::stats::{LinkState, ReplicationReport, ReplicationStatus};
-use crate::storage::replica::DeltaRouter;
+use crate::storage::replica::{DeltaRouter, FlushState, MutationSink};
 use crate::storage::{clock, Cache, DeltaOp, DeltaOutcome};
 
 /// Stamps handed out this long before they reach the queue are still caught by a sync that
@@ -80,9 +85,11 @@ fn minus_margin(version: u64) -> u64 {
     version.saturating_sub(clock::stamp_at_secs(MARGIN_SECS as u32))
 }
 
-/// The running replication of one node (nothing runs without `-x`).
+/// The running replication of one node: the native link (`-x`) and the repcached one
+/// (`-o repcached_link`), either, both or neither.
 pub struct Replication {
     link: Option<Arc<link::Link>>,
+    repcached: Option<Arc<Repcached>>,
     /// `-q`, for `repcached_qi_free` when there is no link.
     queue_size: u64,
 }
@@ -92,43 +99,75 @@ pub struct Replication {
 pub struct Ports {
     listeners: Vec<TcpListener>,
     taken: Vec<SocketAddr>,
+    repcached: Vec<TcpListener>,
+}
+
+/// The cache's sink when both links run: each queue hears of every local mutation.
+struct BothQueues(Vec<Arc<dyn MutationSink>>);
+
+impl MutationSink for BothQueues {
+    fn mutated(&self, key: &[u8]) {
+        self.0.iter().for_each(|sink| sink.mutated(key));
+    }
+
+    fn flushed(&self, state: FlushState) {
+        self.0.iter().for_each(|sink| sink.flushed(state));
+    }
 }
 
 impl Replication {
-    /// Binds the replication port on the listen addresses. Call it before the daemon's fork
-    /// and `-u`, as for the client listeners. The error is one start-up line.
+    /// Binds the replication port(s) on the listen addresses. Call it before the daemon's
+    /// fork and `-u`, as for the client listeners. The error is one start-up line.
     pub fn bind(settings: &Settings) -> Result<Ports, String> {
+        let repcached = repcached::bind(settings)?;
         if settings.peer.is_none() {
-            return Ok(Ports { listeners: Vec::new(), taken: Vec::new() });
+            return Ok(Ports { listeners: Vec::new(), taken: Vec::new(), repcached });
         }
-        link::bind_listeners(settings).map(|(listeners, taken)| Ports { listeners, taken })
+        link::bind_listeners(settings).map(|(listeners, taken)| Ports { listeners, taken, repcached })
     }
 
-    /// Installs the cache's mutation sink and starts the link thread(s) on the bound `ports`.
-    /// Errors are one start-up line.
+    /// Starts the link thread(s) on the bound `ports` and installs the cache's mutation sink
+    /// (the queue of each link). Errors are one start-up line.
     pub fn start(settings: &Settings, cache: Arc<Cache>, ports: Ports) -> Result<Replication, String> {
         let queue_size = settings.repl_queue as u64;
-        if settings.peer.is_none() {
-            return Ok(Replication { link: None, queue_size });
+        let link = match settings.peer {
+            Some(_) => Some(link::Link::start(settings, Arc::clone(&cache), ports.listeners, ports.taken)?),
+            None => None,
+        };
+        let native: Option<Arc<dyn MutationSink>> = link.as_ref().map(|l| Arc::clone(&l.queue) as Arc<dyn MutationSink>);
+        let repcached = Repcached::start(settings, Arc::clone(&cache), ports.repcached, native.clone())?;
+        let theirs: Option<Arc<dyn MutationSink>> = repcached.as_ref().map(|r| Arc::clone(&r.queue) as Arc<dyn MutationSink>);
+        match (native, theirs) {
+            (Some(native), Some(theirs)) => cache.set_sink(Arc::new(BothQueues(vec![native, theirs]))),
+            (Some(sink), None) | (None, Some(sink)) => cache.set_sink(sink),
+            (None, None) => {}
         }
-        link::Link::start(settings, cache, ports.listeners, ports.taken).map(|link| Replication { link: Some(link), queue_size })
+        Ok(Replication { link, repcached, queue_size })
     }
 
-    /// Blocks until this freshly started node has the peer's copy, or no copy can come (the
-    /// peer refused the connection, or the node reached itself), or a peer that does not
+    /// Blocks until this freshly started node has its partners' copies, or no copy can come
+    /// (the peer refused the connection, or the node reached itself), or a peer that does not
     /// answer was not reached within `-o repl_join_wait`; the caller then serves clients.
     pub fn wait_joined(&self) {
         if let Some(link) = &self.link {
             link.wait_joined();
         }
+        if let Some(repcached) = &self.repcached {
+            repcached.wait_joined();
+        }
     }
 
-    /// Delivers what is queued to a connected peer within `-o repl_drain_timeout`, then stops
-    /// the link.
+    /// Delivers what is queued to connected partners within `-o repl_drain_timeout`, then
+    /// stops the links.
     pub fn shutdown(&self) {
-        if let Some(link) = &self.link {
-            link.shutdown();
-        }
+        std::thread::scope(|scope| {
+            if let Some(repcached) = &self.repcached {
+                scope.spawn(|| repcached.shutdown());
+            }
+            if let Some(link) = &self.link {
+                link.shutdown();
+            }
+        });
     }
 }
 

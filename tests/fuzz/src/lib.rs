@@ -10,6 +10,8 @@
 //!   every answer is whole response packets;
 //! - replication: a frame's size on the wire is what it used, and it encodes back to bytes
 //!   that decode to the same frame; an entry applied to a cache is what the key then holds;
+//! - repcached link: a message uses no more bytes than it was given, is "wait for more" on one
+//!   byte fewer, and writes back to bytes that parse to the same message;
 //! - command line: a refusal is one line with memcached's statuses, a run has settings the
 //!   checks allow and the cache accepts.
 //!
@@ -23,6 +25,7 @@ use memcachedrep::config::{self, Action, Settings};
 use memcachedrep::protocol::binary::{self, Handled};
 use memcachedrep::protocol::execute::execute;
 use memcachedrep::protocol::{meta, text, Context, Limits, Next, Parsed};
+use memcachedrep::replication::repcached::wire as repcached_wire;
 use memcachedrep::replication::wire::{self, Frame, HELLO_MAX};
 use memcachedrep::stats::{ConnRegistry, LocalCounts, Stats};
 use memcachedrep::storage::replica::Entry;
@@ -269,6 +272,28 @@ pub fn run_replication(input: &[u8]) {
             _ => {}
         }
         max_payload = ITEM_SIZE_MAX + wire::FRAME_OVERHEAD;
+    }
+}
+
+/// Parses repcached link messages from `input` as a link does, checking each against its
+/// own bytes and its written form.
+pub fn run_repcached(input: &[u8]) {
+    let mut rest = input;
+    while let repcached_wire::Parsed::Complete(message, used) = repcached_wire::parse(rest, ITEM_SIZE_MAX) {
+        assert!(used > 0 && used <= rest.len(), "{message:?} used {used} of {} bytes", rest.len());
+        assert_eq!(repcached_wire::parse(&rest[..used - 1], ITEM_SIZE_MAX), repcached_wire::Parsed::Incomplete, "{message:?} one byte short");
+        let mut written = Vec::new();
+        match &message {
+            repcached_wire::Message::Rep { key, flags, exptime, cas, value } => {
+                repcached_wire::put_rep(&mut written, key, *flags, *exptime, *cas, value)
+            }
+            repcached_wire::Message::Delete { key } => repcached_wire::put_delete(&mut written, key),
+            repcached_wire::Message::FlushAll { at } => repcached_wire::put_flush(&mut written, *at),
+            repcached_wire::Message::CopyEnd => repcached_wire::put_copy_end(&mut written),
+        }
+        let again = repcached_wire::parse(&written, ITEM_SIZE_MAX);
+        assert_eq!(again, repcached_wire::Parsed::Complete(message, written.len()), "written back differently");
+        rest = &rest[used..];
     }
 }
 
