@@ -185,3 +185,34 @@ fn commands_past_reqs_per_event_are_served_in_later_turns() {
     let yields: u64 = c.stat("", "conn_yields").parse().unwrap();
     assert!(yields > 0, "conn_yields {yields} after 100 pipelined commands at -R 5");
 }
+
+/// Many busy connections make every handler busy, and busy handlers also serve the ready
+/// connections of the others (worker.rs). With `-R 2` a client's three pipelined commands
+/// take two turns, which may be on two handlers, and clients come and go meanwhile: each must
+/// still get its own answers, whole and in order.
+#[test]
+fn busy_handlers_serving_each_others_connections_keep_every_answer_in_place() {
+    let server = Server::start(&["-t", "3", "-R", "2", "-c", "200"]);
+    let port = server.port;
+    std::thread::scope(|scope| {
+        for w in 0..36 {
+            scope.spawn(move || {
+                let mut c = Client::connect(port);
+                for round in 0..300 {
+                    if round % 75 == 74 {
+                        c = Client::connect(port);
+                    }
+                    let (key, value) = (format!("w{w}-{}", round % 7), format!("{w}:{round}:{}", "x".repeat(round % 50)));
+                    c.send(format!("set {key} {w} 0 {}\r\n{value}\r\nget {key}\r\nget w{w}-none\r\n", value.len()).as_bytes());
+                    assert_eq!(c.line(), "STORED\r\n", "client {w} round {round}");
+                    assert_eq!(c.line(), format!("VALUE {key} {w} {}\r\n", value.len()), "client {w} round {round}");
+                    assert_eq!(c.line(), format!("{value}\r\n"), "client {w} round {round}");
+                    assert_eq!(c.line(), "END\r\n");
+                    assert_eq!(c.line(), "END\r\n", "client {w} round {round}: the missing key");
+                }
+            });
+        }
+    });
+    let mut probe = server.connect();
+    assert_eq!(probe.stat("", "cmd_set"), (36 * 300).to_string());
+}

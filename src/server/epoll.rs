@@ -42,20 +42,27 @@ pub struct Ready {
     pub token: u64,
 }
 
-/// An epoll set.
+/// An epoll set. Any thread may wait in it, each with its own `Events`.
 pub struct Epoll {
     fd: OwnedFd,
-    events: Vec<libc::epoll_event>,
+}
+
+/// Room for the ready descriptors one wait returns.
+pub struct Events(Vec<libc::epoll_event>);
+
+impl Events {
+    /// Room for at most `batch` ready descriptors per wait.
+    pub fn new(batch: usize) -> Events {
+        Events(vec![libc::epoll_event { events: 0, u64: 0 }; batch.max(1)])
+    }
 }
 
 impl Epoll {
-    /// A set that returns at most `batch` ready descriptors per wait.
-    pub fn new(batch: usize) -> io::Result<Epoll> {
+    pub fn new() -> io::Result<Epoll> {
         // SAFETY: no pointers; the result is a new descriptor or -1.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` was just returned to us and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Epoll { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; batch.max(1)] })
+        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
     pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
@@ -81,17 +88,18 @@ impl Epoll {
 
     /// Waits up to `timeout` (None: for ever; zero: not at all) and appends the ready
     /// descriptors' tokens to `ready`. A signal's interruption is an empty wait.
-    pub fn wait(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
+    pub fn wait(&self, events: &mut Events, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
         let millis = timeout.map_or(-1, |t| libc::c_int::try_from(t.as_millis()).unwrap_or(libc::c_int::MAX));
-        let capacity = libc::c_int::try_from(self.events.len()).unwrap_or(libc::c_int::MAX);
+        let events = &mut events.0;
+        let capacity = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `events` holds `capacity` writable epoll_event entries; the kernel writes at
         // most that many.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), capacity, millis) };
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), capacity, millis) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
         }
-        ready.extend(self.events[..n as usize].iter().map(|e| Ready { token: e.u64 }));
+        ready.extend(events[..n as usize].iter().map(|e| Ready { token: e.u64 }));
         Ok(())
     }
 }
@@ -144,43 +152,43 @@ pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{wait_writable, Epoll, Interest, Ready, Waker};
+    use super::{wait_writable, Epoll, Events, Interest, Ready, Waker};
     use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    fn tokens(epoll: &mut Epoll, timeout: Duration) -> Vec<u64> {
+    fn tokens(epoll: &Epoll, timeout: Duration) -> Vec<u64> {
         let mut ready: Vec<Ready> = Vec::new();
-        epoll.wait(Some(timeout), &mut ready).unwrap();
+        epoll.wait(&mut Events::new(8), Some(timeout), &mut ready).unwrap();
         ready.iter().map(|r| r.token).collect()
     }
 
     #[test]
     fn a_readable_socket_is_reported_with_its_token_until_read() {
         let (mut a, b) = UnixStream::pair().unwrap();
-        let mut epoll = Epoll::new(8).unwrap();
+        let epoll = Epoll::new().unwrap();
         epoll.add(b.as_raw_fd(), 42, Interest::Readable).unwrap();
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty(), "nothing sent yet");
+        assert!(tokens(&epoll, Duration::ZERO).is_empty(), "nothing sent yet");
         a.write_all(b"x").unwrap();
-        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![42]);
-        assert_eq!(tokens(&mut epoll, Duration::ZERO), vec![42], "level-triggered: still unread");
+        assert_eq!(tokens(&epoll, Duration::from_secs(5)), vec![42]);
+        assert_eq!(tokens(&epoll, Duration::ZERO), vec![42], "level-triggered: still unread");
         epoll.modify(b.as_raw_fd(), 7, Interest::Writable).unwrap();
-        assert_eq!(tokens(&mut epoll, Duration::ZERO), vec![7], "an empty send buffer is writable");
+        assert_eq!(tokens(&epoll, Duration::ZERO), vec![7], "an empty send buffer is writable");
         epoll.remove(b.as_raw_fd()).unwrap();
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty());
+        assert!(tokens(&epoll, Duration::ZERO).is_empty());
     }
 
     #[test]
     fn a_waker_wakes_a_wait_until_drained() {
         let waker = Waker::new().unwrap();
-        let mut epoll = Epoll::new(8).unwrap();
+        let epoll = Epoll::new().unwrap();
         epoll.add(waker.fd(), 1, Interest::Readable).unwrap();
         waker.wake();
         waker.wake();
-        assert_eq!(tokens(&mut epoll, Duration::from_secs(5)), vec![1]);
+        assert_eq!(tokens(&epoll, Duration::from_secs(5)), vec![1]);
         waker.drain();
-        assert!(tokens(&mut epoll, Duration::ZERO).is_empty());
+        assert!(tokens(&epoll, Duration::ZERO).is_empty());
     }
 
     #[test]

@@ -8,15 +8,25 @@
 //! New connections reach it through an inbox and a wake-up (`epoll::Waker`). With
 //! `-o idle_timeout` it closes, once a second, the connections that have waited for a command
 //! longer than that, as memcached's idle-timeout thread does.
+//!
+//! Stealing: on a loaded machine the scheduler puts a busy handler aside for milliseconds
+//! now and then, and its ready connections wait. So a handler that found many of its own
+//! connections ready (it is busy: the others likely are too) looks at each other handler's
+//! progress, and when one has served nothing for `STALLED`, serves what is ready in its set,
+//! without waiting there. Each connection sits behind its own mutex, only ever `try_lock`ed:
+//! a connection another handler is serving is skipped, since that handler serves all it
+//! holds. A handler never waits in another's set, so a lightly loaded server wakes only the
+//! handler a connection belongs to, as before.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::connection::{Conn, Scratch, Wait};
-use super::epoll::{Epoll, Interest, Ready, Waker};
+use super::epoll::{Epoll, Events, Interest, Ready, Waker};
 use super::{Shared, HANDLER_STACK};
 use crate::daemon;
 use crate::log;
@@ -29,17 +39,60 @@ const EVENTS_PER_WAIT: usize = 256;
 const WAKER: u64 = u64::MAX;
 /// How often idle connections are looked for under `-o idle_timeout`.
 const IDLE_SWEEP: Duration = Duration::from_secs(1);
+/// Own connections found ready in one wait from which a handler counts as busy and looks
+/// into the other handlers' sets too.
+const BUSY: usize = 4;
+/// How long a handler may serve nothing while another is busy before the other takes over
+/// its ready connections: well above a turn over every connection, well below a scheduler's
+/// time slice.
+const STALLED: Duration = Duration::from_micros(200);
 
 /// The handler threads, and where the next connection goes.
 pub struct Workers {
-    handlers: Vec<Arc<Handler>>,
+    handlers: Arc<[Handler]>,
     next: AtomicUsize,
 }
 
-/// What the accept threads share with one handler thread.
+/// What the accept threads and the other handlers share with one handler thread.
 struct Handler {
     inbox: Mutex<Vec<Conn>>,
     waker: Waker,
+    epoll: Epoll,
+    table: RwLock<Table>,
+    /// Bumped by the handler's thread each time it serves, for the others to see it moves.
+    progress: AtomicU64,
+}
+
+/// A handler's connections by token (their index); None marks a free token.
+#[derive(Default)]
+struct Table {
+    conns: Vec<Option<Seat>>,
+    free: Vec<usize>,
+    /// Numbers the connections adopted, so that a close decided on one connection cannot
+    /// close a later one given the same token.
+    adopted: u64,
+}
+
+/// A connection's place in a table. The table is only read while a connection is served
+/// (through a clone of `entry`), so that a connection slow to serve never keeps its handler
+/// from adopting or closing others.
+struct Seat {
+    fd: RawFd,
+    serial: u64,
+    entry: Arc<Mutex<Entry>>,
+}
+
+/// One connection in a handler's set, and whether it waits to write.
+struct Entry {
+    conn: Conn,
+    writable: bool,
+}
+
+/// Where a connection is: its handler (index in `Workers::handlers`) and token.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    owner: usize,
+    token: usize,
 }
 
 impl Workers {
@@ -47,15 +100,23 @@ impl Workers {
     pub fn start(shared: &Arc<Shared>, count: usize) -> io::Result<Workers> {
         let mut handlers = Vec::new();
         for _ in 0..count.max(1) {
-            let handler = Arc::new(Handler { inbox: Mutex::new(Vec::new()), waker: Waker::new()? });
-            let epoll = Epoll::new(EVENTS_PER_WAIT)?;
-            epoll.add(handler.waker.fd(), WAKER, Interest::Readable)?;
-            let (mine, shared) = (Arc::clone(&handler), Arc::clone(shared));
+            let handler = Handler {
+                inbox: Mutex::new(Vec::new()),
+                waker: Waker::new()?,
+                epoll: Epoll::new()?,
+                table: RwLock::default(),
+                progress: AtomicU64::new(0),
+            };
+            handler.epoll.add(handler.waker.fd(), WAKER, Interest::Readable)?;
+            handlers.push(handler);
+        }
+        let handlers: Arc<[Handler]> = handlers.into();
+        for me in 0..handlers.len() {
+            let (handlers, shared) = (Arc::clone(&handlers), Arc::clone(shared));
             std::thread::Builder::new()
                 .name("handler".to_string())
                 .stack_size(HANDLER_STACK)
-                .spawn(move || Loop::new(mine, epoll, shared).run())?;
-            handlers.push(handler);
+                .spawn(move || Loop::new(me, handlers, shared).run())?;
         }
         Ok(Workers { handlers, next: AtomicUsize::new(0) })
     }
@@ -68,30 +129,40 @@ impl Workers {
     }
 }
 
-/// One connection in a handler's set, and whether it waits to write.
-struct Entry {
-    conn: Conn,
-    writable: bool,
-}
-
 /// A handler thread's state.
 struct Loop {
-    handler: Arc<Handler>,
-    epoll: Epoll,
+    me: usize,
+    handlers: Arc<[Handler]>,
     shared: Arc<Shared>,
-    /// Connections by token; None marks a free token.
-    conns: Vec<Option<Entry>>,
-    free: Vec<usize>,
+    events: Events,
     scratch: Scratch,
     /// Connections with complete commands left after their turn.
-    turns: Vec<u64>,
+    turns: Vec<Place>,
+    /// Connections to close once no table is borrowed, with their serials.
+    closing: Vec<(Place, u64)>,
+    /// This thread's count of what it served, published in its `Handler::progress`.
+    served: u64,
+    /// Each handler's progress when this one last saw it change, and when that was.
+    seen: Vec<(u64, Instant)>,
     last_sweep: Instant,
 }
 
 impl Loop {
-    fn new(handler: Arc<Handler>, epoll: Epoll, shared: Arc<Shared>) -> Loop {
+    fn new(me: usize, handlers: Arc<[Handler]>, shared: Arc<Shared>) -> Loop {
         let scratch = Scratch::new(shared.stats.thread_counts());
-        Loop { handler, epoll, shared, conns: Vec::new(), free: Vec::new(), scratch, turns: Vec::new(), last_sweep: Instant::now() }
+        let seen = vec![(0, Instant::now()); handlers.len()];
+        Loop {
+            me,
+            handlers,
+            shared,
+            events: Events::new(EVENTS_PER_WAIT),
+            scratch,
+            turns: Vec::new(),
+            closing: Vec::new(),
+            served: 0,
+            seen,
+            last_sweep: Instant::now(),
+        }
     }
 
     fn run(mut self) {
@@ -106,19 +177,26 @@ impl Loop {
                 None
             };
             ready.clear();
-            if let Err(e) = self.epoll.wait(timeout, &mut ready) {
+            if let Err(e) = self.handlers[self.me].epoll.wait(&mut self.events, timeout, &mut ready) {
                 log::line(log::WARN, format_args!("epoll_wait(): {}", daemon::strerror(&e)));
                 std::thread::sleep(IDLE_SWEEP);
                 continue;
             }
-            let turns = std::mem::take(&mut self.turns);
-            for token in ready.iter().map(|r| r.token).chain(turns) {
+            let busy = ready.len() >= BUSY;
+            for token in ready.iter().map(|r| r.token) {
                 if token == WAKER {
                     self.adopt();
                 } else {
-                    self.serve(token as usize);
+                    self.serve(Place { owner: self.me, token: token as usize });
                 }
             }
+            for place in std::mem::take(&mut self.turns) {
+                self.serve(place);
+            }
+            if busy {
+                self.steal(&mut ready);
+            }
+            self.close_pending();
             // What the writes counted since their commands were.
             self.scratch.local.fold_into(&self.shared.stats);
             if idle_timeout > 0 && self.last_sweep.elapsed() >= IDLE_SWEEP {
@@ -128,47 +206,88 @@ impl Loop {
         }
     }
 
+    /// Serves the connections ready in the sets of the handlers that have stalled, without
+    /// waiting for any.
+    fn steal(&mut self, ready: &mut Vec<Ready>) {
+        let now = Instant::now();
+        for other in 0..self.handlers.len() {
+            let progress = self.handlers[other].progress.load(Ordering::Relaxed);
+            let seen = &mut self.seen[other];
+            if other == self.me || progress != seen.0 {
+                *seen = (progress, now);
+                continue;
+            }
+            if now.duration_since(seen.1) < STALLED {
+                continue;
+            }
+            ready.clear();
+            if self.handlers[other].epoll.wait(&mut self.events, Some(Duration::ZERO), ready).is_err() {
+                continue;
+            }
+            for token in ready.iter().map(|r| r.token).filter(|&t| t != WAKER) {
+                self.serve(Place { owner: other, token: token as usize });
+            }
+        }
+    }
+
     /// Takes the connections waiting in the inbox into the epoll set.
     fn adopt(&mut self) {
-        self.handler.waker.drain();
-        let new = std::mem::take(&mut *self.handler.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        let handler = &self.handlers[self.me];
+        handler.waker.drain();
+        let new = std::mem::take(&mut *handler.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        if new.is_empty() {
+            return;
+        }
+        let mut table = handler.table.write().unwrap_or_else(|e| e.into_inner());
         for conn in new {
-            let token = match self.free.pop() {
+            let token = match table.free.pop() {
                 Some(token) => token,
                 None => {
-                    self.conns.push(None);
-                    self.conns.len() - 1
+                    table.conns.push(None);
+                    table.conns.len() - 1
                 }
             };
             // A connection that cannot be watched is dropped, which closes it.
-            if self.epoll.add(conn.fd(), token as u64, Interest::Readable).is_ok() {
-                self.conns[token] = Some(Entry { conn, writable: false });
+            let fd = conn.fd();
+            if handler.epoll.add(fd, token as u64, Interest::Readable).is_ok() {
+                table.adopted += 1;
+                let serial = table.adopted;
+                table.conns[token] = Some(Seat { fd, serial, entry: Arc::new(Mutex::new(Entry { conn, writable: false })) });
             } else {
-                self.free.push(token);
+                table.free.push(token);
             }
         }
     }
 
     /// Serves one ready connection and waits for what it asks. A token whose connection has
-    /// closed (a stale event in the same batch) is ignored; one that was reused meanwhile gets
-    /// a turn it does not need, which costs one `read` that finds nothing.
-    fn serve(&mut self, token: usize) {
-        let Some(Some(entry)) = self.conns.get_mut(token) else {
-            return;
+    /// closed (a stale event in the same batch) is ignored, and so is a connection another
+    /// handler is serving; one whose token was reused meanwhile, or that another handler has
+    /// just served, gets a turn it does not need, which costs one `read` that finds nothing.
+    fn serve(&mut self, place: Place) {
+        self.served += 1;
+        self.handlers[self.me].progress.store(self.served, Ordering::Relaxed);
+        let handler = &self.handlers[place.owner];
+        let (cell, fd, serial) = match handler.table.read().unwrap_or_else(|e| e.into_inner()).conns.get(place.token) {
+            Some(Some(seat)) => (Arc::clone(&seat.entry), seat.fd, seat.serial),
+            _ => return,
         };
-        let fd = entry.conn.fd();
-        let (conn, scratch, writable) = (&mut entry.conn, &mut self.scratch, entry.writable);
+        let mut entry = match cell.try_lock() {
+            Ok(entry) => entry,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let writable = entry.writable;
+        let (conn, scratch) = (&mut entry.conn, &mut self.scratch);
         // A panic ends only the connection it happened on: the handler goes on serving the
         // others (the buffers it lent are dropped with the connection and grown again).
         let served = panic::catch_unwind(AssertUnwindSafe(|| if writable { conn.on_writable(scratch) } else { conn.on_readable(scratch) }));
-        let wait = served.unwrap_or(Wait::Close);
-        let watched = match wait {
+        let watched = match served.unwrap_or(Wait::Close) {
             Wait::Close => {
-                self.close(token);
+                self.closing.push((place, serial));
                 return;
             }
             Wait::Turn => {
-                self.turns.push(token as u64);
+                self.turns.push(place);
                 Interest::Readable
             }
             Wait::Readable => Interest::Readable,
@@ -177,18 +296,24 @@ impl Loop {
         let writable = watched == Interest::Writable;
         if writable != entry.writable {
             entry.writable = writable;
-            if self.epoll.modify(fd, token as u64, watched).is_err() {
-                self.close(token);
+            if handler.epoll.modify(fd, place.token as u64, watched).is_err() {
+                self.closing.push((place, serial));
             }
         }
     }
 
-    fn close(&mut self, token: usize) {
-        if let Some(entry) = self.conns[token].take() {
-            // Removed before the drop closes it: a descriptor shared with a forked child would
-            // otherwise stay in the set.
-            let _ = self.epoll.remove(entry.conn.fd());
-            self.free.push(token);
+    /// Closes the connections marked for closing, each only if its token still holds it.
+    fn close_pending(&mut self) {
+        for (place, serial) in self.closing.drain(..) {
+            let handler = &self.handlers[place.owner];
+            let mut table = handler.table.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(seat) = table.conns[place.token].take_if(|seat| seat.serial == serial) {
+                // Removed before the drop closes it: a descriptor shared with a forked child
+                // would otherwise stay in the set. The connection closes when the last handler
+                // serving it lets go.
+                let _ = handler.epoll.remove(seat.fd);
+                table.free.push(place.token);
+            }
         }
     }
 
@@ -197,18 +322,22 @@ impl Loop {
     /// store, nor one whose answer waits) times out.
     fn close_idle(&mut self, idle_timeout: u32) {
         let now = clock::now();
-        let stale: Vec<usize> = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(token, entry)| {
-                let slot = entry.as_ref()?.conn.slot();
-                let waiting = matches!(slot.state(), ConnState::NewCmd | ConnState::Reading);
-                (waiting && now.saturating_sub(slot.last_cmd()) > idle_timeout).then_some(token)
-            })
-            .collect();
-        for token in stale {
-            self.close(token);
+        let table = self.handlers[self.me].table.read().unwrap_or_else(|e| e.into_inner());
+        for (token, seat) in table.conns.iter().enumerate() {
+            let Some(seat) = seat else {
+                continue;
+            };
+            // One being served is not idle.
+            let Ok(entry) = seat.entry.try_lock() else {
+                continue;
+            };
+            let slot = entry.conn.slot();
+            let waiting = matches!(slot.state(), ConnState::NewCmd | ConnState::Reading);
+            if waiting && now.saturating_sub(slot.last_cmd()) > idle_timeout {
+                self.closing.push((Place { owner: self.me, token }, seat.serial));
+            }
         }
+        drop(table);
+        self.close_pending();
     }
 }
