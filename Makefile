@@ -1,15 +1,16 @@
 # memcachedrep: `make` builds, `make run` starts a node in the foreground, `make test` runs
-# every test, `make bench` compares against Debian's memcached, `make bench-replication`
-# measures what a peer costs, `make soak`, `make fuzz` and `make check-memory` are the long
-# checks the README describes, `make install` and `make uninstall` put the service in place
-# (PREFIX, default /usr/local, and DESTDIR apply).
+# every test, `make lint` checks formatting and lints (as CI does), `make bench` compares
+# against Debian's memcached, `make bench-replication` measures what a peer costs, `make
+# soak`, `make fuzz` and `make check-memory` are the long checks the README describes, `make
+# install` and `make uninstall` put the service in place (PREFIX, default /usr/local, and
+# DESTDIR apply).
 
 CARGO ?= cargo
 BIN := target/release/memcachedrep
 # memcached refuses to run as root without -u; a root shell gets -u root.
 RUN_AS_ROOT := $(if $(filter 0,$(shell id -u)),-u root)
 
-.PHONY: all build run test bench bench-replication soak fuzz check-memory clean install uninstall
+.PHONY: all build run test lint bench bench-replication soak fuzz check-memory clean install uninstall
 
 all: build
 
@@ -32,6 +33,11 @@ test:
 # when that is missing; tests/bench/build-memtier.sh builds and installs it.
 bench:
 	$(CARGO) bench --bench compare --bench workloads
+
+# Formatting (.rustfmt.toml) and lints as .ci/run checks them before the tests.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
 
 bench-replication:
 	$(CARGO) bench --bench replication

@@ -23,9 +23,9 @@ use std::process::exit;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
+use daemon::{ChildOutcome, Forked, ShutdownSignals, StartupReport, UserSwitchError};
 use memcachedrep::config::{self, Action, Settings};
 use memcachedrep::{daemon, log, replication, server, storage};
-use daemon::{ChildOutcome, Forked, ShutdownSignals, StartupReport, UserSwitchError};
 use replication::Replication;
 use storage::Cache;
 

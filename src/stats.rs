@@ -391,7 +391,16 @@ impl ConnRegistry {
     /// Registers one UDP thread's descriptor, as memcached registers each of its workers'
     /// connections on a UDP socket: always reading.
     pub fn register_udp(&self, fd: i32, addr: String, now: u32) -> Arc<ConnSlot> {
-        self.insert(fd, ConnSlot { addr, listen_addr: String::new(), udp: true, state: AtomicU8::new(ConnState::Reading as u8), last_cmd: AtomicU32::new(now) })
+        self.insert(
+            fd,
+            ConnSlot {
+                addr,
+                listen_addr: String::new(),
+                udp: true,
+                state: AtomicU8::new(ConnState::Reading as u8),
+                last_cmd: AtomicU32::new(now),
+            },
+        )
     }
 
     fn insert(&self, fd: i32, slot: ConnSlot) -> Arc<ConnSlot> {

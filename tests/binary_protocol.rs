@@ -482,7 +482,18 @@ fn binary_commands_count_in_text_stats() {
     // The connection counts a batch once it is answered: the next answer means that happened.
     assert_eq!(call(&mut c, req(NOOP, "")).status, 0);
     let mut text = server.connect();
-    for (name, value) in [("cmd_get", "2"), ("get_hits", "1"), ("get_misses", "1"), ("cmd_set", "1"), ("delete_misses", "1"), ("incr_misses", "1"), ("decr_misses", "0"), ("cmd_touch", "2"), ("touch_hits", "1"), ("touch_misses", "1")] {
+    for (name, value) in [
+        ("cmd_get", "2"),
+        ("get_hits", "1"),
+        ("get_misses", "1"),
+        ("cmd_set", "1"),
+        ("delete_misses", "1"),
+        ("incr_misses", "1"),
+        ("decr_misses", "0"),
+        ("cmd_touch", "2"),
+        ("touch_hits", "1"),
+        ("touch_misses", "1"),
+    ] {
         assert_eq!(text.stat("", name), value, "{name}");
     }
 }
@@ -510,7 +521,16 @@ fn errors_keep_or_close_the_connection_as_memcached_does() {
         ("key longer than the body", frame(GET, 3, 0, 1, 0, &[b"a"]), (UNKNOWN, "Unknown command")),
         ("SASL list mechanisms with a key", req(0x20, "k").bytes(), (INVALID, "Invalid arguments")),
         // (The first byte decides the protocol, so the bad magic comes second.)
-        ("wrong magic", [req(NOOP, "").bytes(), { let mut b = req(NOOP, "").bytes(); b[0] = 0x81; b }].concat(), (0, "")),
+        (
+            "wrong magic",
+            [req(NOOP, "").bytes(), {
+                let mut b = req(NOOP, "").bytes();
+                b[0] = 0x81;
+                b
+            }]
+            .concat(),
+            (0, ""),
+        ),
     ];
     for (what, bytes, answer) in closes {
         let mut b = server.connect();

@@ -15,12 +15,8 @@ const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
 
 /// Runs `memcached-tool ADDR MODE` with perl and returns its standard output.
 fn memcached_tool(server: &Server, mode: &str) -> String {
-    let out = Command::new("perl")
-        .arg(MEMCACHED_TOOL)
-        .arg(format!("127.0.0.1:{}", server.port))
-        .arg(mode)
-        .output()
-        .expect("run memcached-tool");
+    let out =
+        Command::new("perl").arg(MEMCACHED_TOOL).arg(format!("127.0.0.1:{}", server.port)).arg(mode).output().expect("run memcached-tool");
     assert!(out.status.success(), "memcached-tool {mode}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("memcached-tool prints text")
 }
@@ -71,7 +67,11 @@ fn memccapable_passes_every_ascii_and_binary_test() {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let results: Vec<&str> = report.lines().filter(|l| l.trim_end().ends_with(']')).collect();
     let failed: Vec<&&str> = results.iter().filter(|l| !l.trim_end().ends_with("[pass]")).collect();
-    assert!(failed.is_empty(), "memccapable tests not passed:\n{}\n\nfull report:\n{report}", failed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        failed.is_empty(),
+        "memccapable tests not passed:\n{}\n\nfull report:\n{report}",
+        failed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n")
+    );
     // 1.0 has 27 ascii tests (version .. stat) and 27 binary ones (noop .. stat); fewer means
     // it stopped early.
     assert!(results.len() >= 54, "only {} memccapable results:\n{report}", results.len());
@@ -157,7 +157,8 @@ fn memcached_tool_keys_and_dump_list_every_item() {
     let keys = memcached_tool(&server, "keys");
     let mut listed: Vec<&str> = keys.lines().filter_map(|l| l.strip_prefix("key=")?.split(' ').next()).collect();
     listed.sort_unstable();
-    let mut want: Vec<String> = (0..5).map(|i| format!("large{i}")).chain(["odd%25key".to_string()]).chain((0..10).map(|i| format!("small{i}"))).collect();
+    let mut want: Vec<String> =
+        (0..5).map(|i| format!("large{i}")).chain(["odd%25key".to_string()]).chain((0..10).map(|i| format!("small{i}"))).collect();
     want.sort_unstable();
     assert_eq!(listed, want, "{keys}");
     // Each line carries memcached's fields; one read item says so, an unread one does not.

@@ -271,7 +271,8 @@ fn sigint_exits_zero_promptly() {
 fn random_bytes_on_one_connection_harm_neither_others_nor_stored_items() {
     let server = Server::start(&[]);
     let mut keeper = server.connect();
-    let items: Vec<(String, Vec<u8>)> = (0..1000).map(|i| (format!("keep:{i}"), format!("value {i} ").repeat(1 + i % 7).into_bytes())).collect();
+    let items: Vec<(String, Vec<u8>)> =
+        (0..1000).map(|i| (format!("keep:{i}"), format!("value {i} ").repeat(1 + i % 7).into_bytes())).collect();
     for (key, value) in &items {
         keeper.set(key, 7, 0, value);
     }
@@ -465,9 +466,7 @@ fn user_switch_comes_after_binding_a_privileged_port() {
     if !common::require_root("binding a port below 1024") {
         return;
     }
-    let port = (900..1024)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port below 1024");
+    let port = (900..1024).find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()).expect("a free port below 1024");
     /// Kills the server even when an assertion fails first.
     struct Killed(std::process::Child);
     impl Drop for Killed {
@@ -560,7 +559,9 @@ fn verbose_logs_binary_requests_and_responses_as_memcached() {
     let mut fds = None;
     wait_until("both clients' lines in the log", Duration::from_secs(10), || {
         log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
-        let fd_of = |protocol: &str| log.lines().find_map(|l| l.strip_suffix(&format!(": Client using the {protocol} protocol"))?.parse::<u32>().ok());
+        let fd_of = |protocol: &str| {
+            log.lines().find_map(|l| l.strip_suffix(&format!(": Client using the {protocol} protocol"))?.parse::<u32>().ok())
+        };
         fds = fd_of("binary").zip(fd_of("ascii"));
         fds.is_some_and(|(_, ascii)| log.contains(&format!(">{ascii} END")))
     });

@@ -100,20 +100,15 @@ fn tokens(row: &Row) -> Vec<String> {
     if row.left.starts_with(' ') || row.left.starts_with("- ") || row.left.starts_with("* ") {
         return vec![left.split('=').next().unwrap_or(left).to_string()];
     }
-    row.left
-        .split([',', ' ', '='])
-        .filter(|t| t.starts_with('-'))
-        .map(str::to_string)
-        .collect()
+    row.left.split([',', ' ', '=']).filter(|t| t.starts_with('-')).map(str::to_string).collect()
 }
 
 /// Whether `token` appears in `text` on its own: not inside a longer flag or word (`-v` in
 /// `-vv`, `--listen` in `--listen-backlog`, `modern` in `no_modern`).
 fn has_token(text: &str, token: &str) -> bool {
     let joins = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    text.match_indices(token).any(|(at, _)| {
-        !text[..at].chars().next_back().is_some_and(joins) && !text[at + token.len()..].chars().next().is_some_and(joins)
-    })
+    text.match_indices(token)
+        .any(|(at, _)| !text[..at].chars().next_back().is_some_and(joins) && !text[at + token.len()..].chars().next().is_some_and(joins))
 }
 
 fn squeeze(text: &str) -> String {
@@ -143,15 +138,41 @@ fn help_lists_every_memcached_flag_we_take() {
     let rows = help_rows();
     let shown: Vec<String> = rows.iter().flat_map(tokens).collect();
     let flags = [
-        "-p", "-U", "-s", "-a", "-l", "-d", "-r", "-u", "-m", "-M", "-c", "-k", "-v", "-vv", "-vvv", "-h", "-i",
-        "-V", "-P", "-f", "-n", "-L", "-D", "-t", "-R", "-C", "-b", "-B", "-I", "-F", "-o", "-x", "-X", "-q",
+        "-p", "-U", "-s", "-a", "-l", "-d", "-r", "-u", "-m", "-M", "-c", "-k", "-v", "-vv", "-vvv", "-h", "-i", "-V", "-P", "-f", "-n",
+        "-L", "-D", "-t", "-R", "-C", "-b", "-B", "-I", "-F", "-o", "-x", "-X", "-q",
     ];
     let long = [
-        "--port", "--udp-port", "--unix-socket", "--unix-mask", "--listen", "--daemon", "--enable-coredumps",
-        "--user", "--memory-limit", "--disable-evictions", "--conn-limit", "--lock-memory", "--verbose", "--help",
-        "--license", "--version", "--pidfile", "--slab-growth-factor", "--slab-min-size", "--enable-largepages",
-        "--threads", "--max-reqs-per-event", "--disable-cas", "--listen-backlog", "--protocol", "--max-item-size",
-        "--disable-flush-all", "--extended", "--peer", "--replication-port", "--queue-size",
+        "--port",
+        "--udp-port",
+        "--unix-socket",
+        "--unix-mask",
+        "--listen",
+        "--daemon",
+        "--enable-coredumps",
+        "--user",
+        "--memory-limit",
+        "--disable-evictions",
+        "--conn-limit",
+        "--lock-memory",
+        "--verbose",
+        "--help",
+        "--license",
+        "--version",
+        "--pidfile",
+        "--slab-growth-factor",
+        "--slab-min-size",
+        "--enable-largepages",
+        "--threads",
+        "--max-reqs-per-event",
+        "--disable-cas",
+        "--listen-backlog",
+        "--protocol",
+        "--max-item-size",
+        "--disable-flush-all",
+        "--extended",
+        "--peer",
+        "--replication-port",
+        "--queue-size",
     ];
     for flag in flags.iter().chain(long.iter()) {
         assert!(shown.iter().any(|s| s == flag), "-h does not list {flag}");

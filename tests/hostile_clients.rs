@@ -308,8 +308,30 @@ fn without_maxconns_fast_a_flood_past_c_waits_for_room() {
 #[test]
 fn random_bytes_on_the_client_port_are_survived() {
     const WORDS: [&str; 24] = [
-        "get", "gets", "gat", "set", "add", "cas", "append", "incr", "decr", "touch", "delete", "mg", "ms", "md", "ma", "mn",
-        "stats", "flush_all", "noreply", "0", "1", "-1", "18446744073709551615", "4294967296",
+        "get",
+        "gets",
+        "gat",
+        "set",
+        "add",
+        "cas",
+        "append",
+        "incr",
+        "decr",
+        "touch",
+        "delete",
+        "mg",
+        "ms",
+        "md",
+        "ma",
+        "mn",
+        "stats",
+        "flush_all",
+        "noreply",
+        "0",
+        "1",
+        "-1",
+        "18446744073709551615",
+        "4294967296",
     ];
     let mut rng = Rng(seed());
     let server = Server::start(&["-t", "2"]);
@@ -494,16 +516,51 @@ fn binary_headers_are_judged_by_their_shape_before_their_size() {
     let cases: Vec<Case> = vec![
         ("a get promising a gigabyte", with(binary_header(GET, 3, 0, gib, SET_OPAQUE), &[b"foo"]), true, vec![(GET, INVALID)]),
         ("a noop promising a gigabyte", binary_header(NOOP, 0, 0, gib, SET_OPAQUE), true, vec![(NOOP, INVALID)]),
-        ("an incr promising a gigabyte", with(binary_header(INCR, 3, 20, gib, SET_OPAQUE), &[&[0; 20], b"foo"]), true, vec![(INCR, INVALID)]),
-        ("a key longer than 250 bytes", with(binary_header(UNKNOWN, 300, 0, 300, SET_OPAQUE), &[&[b'k'; 300]]), true, vec![(UNKNOWN, INVALID)]),
+        (
+            "an incr promising a gigabyte",
+            with(binary_header(INCR, 3, 20, gib, SET_OPAQUE), &[&[0; 20], b"foo"]),
+            true,
+            vec![(INCR, INVALID)],
+        ),
+        (
+            "a key longer than 250 bytes",
+            with(binary_header(UNKNOWN, 300, 0, 300, SET_OPAQUE), &[&[b'k'; 300]]),
+            true,
+            vec![(UNKNOWN, INVALID)],
+        ),
         ("a key longer than the body", with(binary_header(GET, 3, 0, 1, SET_OPAQUE), &[b"a", &noop]), true, vec![(GET, UNKNOWN_COMMAND)]),
-        ("SASL auth without a key", with(binary_header(SASL_AUTH, 0, 0, 5, SET_OPAQUE), &[b"zzzzz", &noop]), true, vec![(SASL_AUTH, INVALID)]),
+        (
+            "SASL auth without a key",
+            with(binary_header(SASL_AUTH, 0, 0, 5, SET_OPAQUE), &[b"zzzzz", &noop]),
+            true,
+            vec![(SASL_AUTH, INVALID)],
+        ),
         // A stat's or a touch's body past its key is read as the next request.
-        ("a stat with a body past its key", with(binary_header(STAT, 3, 0, 5, SET_OPAQUE), &[b"foo", &noop]), false, vec![(STAT, NOT_FOUND), (NOOP, 0)]),
-        ("a touch with a body past its key", with(binary_header(TOUCH, 3, 4, 9, SET_OPAQUE), &[&[0; 4], b"foo", &noop]), false, vec![(TOUCH, NOT_FOUND), (NOOP, 0)]),
+        (
+            "a stat with a body past its key",
+            with(binary_header(STAT, 3, 0, 5, SET_OPAQUE), &[b"foo", &noop]),
+            false,
+            vec![(STAT, NOT_FOUND), (NOOP, 0)],
+        ),
+        (
+            "a touch with a body past its key",
+            with(binary_header(TOUCH, 3, 4, 9, SET_OPAQUE), &[&[0; 4], b"foo", &noop]),
+            false,
+            vec![(TOUCH, NOT_FOUND), (NOOP, 0)],
+        ),
         // An unknown request's extras and key are read, then as many bytes as its body.
-        ("an unknown request", with(binary_header(UNKNOWN, 3, 4, 10, SET_OPAQUE), &[&[b'y'; 17], &noop]), false, vec![(UNKNOWN, UNKNOWN_COMMAND), (NOOP, 0)]),
-        ("SASL auth, not served", with(binary_header(SASL_AUTH, 3, 0, 5, SET_OPAQUE), &[b"PLAIN", &noop]), false, vec![(SASL_AUTH, UNKNOWN_COMMAND), (NOOP, 0)]),
+        (
+            "an unknown request",
+            with(binary_header(UNKNOWN, 3, 4, 10, SET_OPAQUE), &[&[b'y'; 17], &noop]),
+            false,
+            vec![(UNKNOWN, UNKNOWN_COMMAND), (NOOP, 0)],
+        ),
+        (
+            "SASL auth, not served",
+            with(binary_header(SASL_AUTH, 3, 0, 5, SET_OPAQUE), &[b"PLAIN", &noop]),
+            false,
+            vec![(SASL_AUTH, UNKNOWN_COMMAND), (NOOP, 0)],
+        ),
     ];
     let server = Server::start(&[]);
     let reference = require_program("/usr/bin/memcached", "memcached").then(|| Server::start_program("/usr/bin/memcached", &["-U", "0"]));

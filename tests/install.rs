@@ -122,12 +122,8 @@ fn make_install_puts_exactly_four_files_and_keeps_the_operators_defaults() {
     let scratch = TempDir::new("make");
     let root = scratch.path().join("root");
     let first = make("install", &root, &["PREFIX=/usr/local"], scratch.path());
-    let installed = [
-        "etc/init.d/memcachedrep",
-        "etc/memcachedrep",
-        "usr/local/bin/memcachedrep",
-        "usr/local/share/man/man1/memcachedrep.1",
-    ];
+    let installed =
+        ["etc/init.d/memcachedrep", "etc/memcachedrep", "usr/local/bin/memcachedrep", "usr/local/share/man/man1/memcachedrep.1"];
     assert_eq!(files_under(&root), installed, "make install output:\n{}", first.shown());
     assert_eq!(mode(&root.join("etc/init.d/memcachedrep")), 0o755);
     assert_eq!(mode(&root.join("usr/local/bin/memcachedrep")), 0o755);
@@ -396,11 +392,7 @@ fn init_script_start_on_a_busy_port_fails_and_says_why() {
     let service = Service::install("busy-service", &format!("-m 16 -p {port} -u root -P {{pidfile}}"));
     let ran = service.run("start");
     assert_eq!(ran.code, Some(1), "{}", ran.shown());
-    assert!(
-        ran.stderr.contains(&format!("failed to listen on TCP port {port}: Address already in use")),
-        "{}",
-        ran.shown()
-    );
+    assert!(ran.stderr.contains(&format!("failed to listen on TCP port {port}: Address already in use")), "{}", ran.shown());
     assert!(!service.pidfile.exists(), "a failed start wrote a pidfile");
     let status = service.run("status");
     assert_eq!(status.code, Some(3), "{}", status.shown());
@@ -448,8 +440,7 @@ fn the_init_script_and_defaults_are_plain_sh_with_an_lsb_header() {
     assert_eq!(ran.code, Some(0), "sh -n init/memcachedrep.default\n{}", ran.shown());
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.starts_with("#!/bin/sh\n"));
-    let header: Vec<&str> =
-        text.lines().skip_while(|l| *l != "### BEGIN INIT INFO").take_while(|l| *l != "### END INIT INFO").collect();
+    let header: Vec<&str> = text.lines().skip_while(|l| *l != "### BEGIN INIT INFO").take_while(|l| *l != "### END INIT INFO").collect();
     for line in [
         "# Provides:          memcachedrep",
         "# Required-Start:    $remote_fs $network $syslog",
@@ -460,12 +451,7 @@ fn the_init_script_and_defaults_are_plain_sh_with_an_lsb_header() {
     }
     assert!(header.iter().any(|l| l.starts_with("# Short-Description: ")));
     // checkbashisms (Debian's devscripts) is a bonus where installed, not a requirement.
-    if Command::new("sh")
-        .args(["-c", "command -v checkbashisms"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
+    if Command::new("sh").args(["-c", "command -v checkbashisms"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
         let ran = run(Command::new("checkbashisms").arg(&script), scratch.path());
         assert_eq!(ran.code, Some(0), "checkbashisms\n{}", ran.shown());
     }

@@ -49,12 +49,24 @@ fn noop_and_get() {
             ("mg_touch", b"ms {k} 1\r\nx\r\nmg {k} T100\r\nmg {k} t v\r\n", b"HD\r\nHD\r\nVA 1 t100\r\nx\r\n"),
             ("mg_bad_flag", b"mg {k} x\r\nmg {k} zz\r\n", b"CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"),
             ("mg_bad_ttl", b"mg {k} Tx\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),
-            ("mg_hit_last", b"ms {k} 1\r\nx\r\nmg {k} h l v\r\nmg {k} h l v\r\nmg {k} l h\r\n", b"HD\r\nVA 1 h0 l0\r\nx\r\nVA 1 h1 l0\r\nx\r\nHD l0 h1\r\n"),
+            (
+                "mg_hit_last",
+                b"ms {k} 1\r\nx\r\nmg {k} h l v\r\nmg {k} h l v\r\nmg {k} l h\r\n",
+                b"HD\r\nVA 1 h0 l0\r\nx\r\nVA 1 h1 l0\r\nx\r\nHD l0 h1\r\n",
+            ),
             ("mg_miss_echo", b"mg {k} h l k O3 v\r\n", b"EN k{k} O3\r\n"),
-            ("mg_ttl_order", b"ms {k} 1 T50\r\nx\r\nmg {k} t T100\r\nmg {k} T200 t\r\nmg {k} t\r\n", b"HD\r\nHD t50\r\nHD t200\r\nHD t200\r\n"),
+            (
+                "mg_ttl_order",
+                b"ms {k} 1 T50\r\nx\r\nmg {k} t T100\r\nmg {k} T200 t\r\nmg {k} t\r\n",
+                b"HD\r\nHD t50\r\nHD t200\r\nHD t200\r\n",
+            ),
             ("mg_duplicate", b"mg {k} v v x\r\nmg {k} x v v\r\n", b"CLIENT_ERROR duplicate flag\r\nCLIENT_ERROR invalid flag\r\n"),
             ("mg_key_too_long", b"mg KEY251 v\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-            ("mg_unbump", b"ms {k} 1\r\nx\r\nmg {k} u h l v\r\nmg {k} u h\r\nmg {k} h\r\nmg {k} h\r\n", b"HD\r\nVA 1 h0 l0\r\nx\r\nHD h0\r\nHD h0\r\nHD h1\r\n"),
+            (
+                "mg_unbump",
+                b"ms {k} 1\r\nx\r\nmg {k} u h l v\r\nmg {k} u h\r\nmg {k} h\r\nmg {k} h\r\n",
+                b"HD\r\nVA 1 h0 l0\r\nx\r\nHD h0\r\nHD h0\r\nHD h1\r\n",
+            ),
             ("mg_unbump_touch", b"ms {k} 1 T100\r\nx\r\nmg {k} u T10 t\r\nmg {k} t\r\n", b"HD\r\nHD t10\r\nHD t10\r\n"),
         ],
     );
@@ -142,7 +154,11 @@ fn stale_and_win() {
         &[
             ("vivify", b"mg {k} N30 v t s\r\nmg {k} v t\r\nmg {k} t\r\n", b"VA 0 t30 s0 W\r\n\r\nVA 0 t30 Z\r\n\r\nHD t30 Z\r\n"),
             ("vivify_forever", b"mg {k} N0 s\r\n", b"HD s0 W\r\n"),
-            ("recache", b"ms {k} 1 T100\r\nx\r\nmg {k} R200 v t\r\nmg {k} v t\r\nmg {k} R50 t\r\n", b"HD\r\nVA 1 t100 W\r\nx\r\nVA 1 t100 Z\r\nx\r\nHD t100 Z\r\n"),
+            (
+                "recache",
+                b"ms {k} 1 T100\r\nx\r\nmg {k} R200 v t\r\nmg {k} v t\r\nmg {k} R50 t\r\n",
+                b"HD\r\nVA 1 t100 W\r\nx\r\nVA 1 t100 Z\r\nx\r\nHD t100 Z\r\n",
+            ),
             ("recache_not_yet", b"ms {k} 1 T100\r\nx\r\nmg {k} R50 v\r\nmg {k} R101 k\r\n", b"HD\r\nVA 1\r\nx\r\nHD k{k} W\r\n"),
             ("recache_no_ttl", b"ms {k} 1\r\nx\r\nmg {k} R30 v\r\n", b"HD\r\nVA 1\r\nx\r\n"),
             (
@@ -150,7 +166,11 @@ fn stale_and_win() {
                 b"ms {k} 1\r\nx\r\nmd {k} I T30\r\nmg {k} v t\r\nmg {k} v\r\nms {k} 1\r\nz\r\nmg {k} v\r\n",
                 b"HD\r\nHD\r\nVA 1 t30 X W\r\nx\r\nVA 1 Z X\r\nx\r\nHD\r\nVA 1\r\nz\r\n",
             ),
-            ("invalidate_quiet", b"md {k} I\r\nms {k} 1\r\nx\r\nmd {k} I q\r\nmn\r\nmg {k} s\r\nmg {k} s\r\n", b"NF\r\nHD\r\nMN\r\nHD s1 X W\r\nHD s1 Z X\r\n"),
+            (
+                "invalidate_quiet",
+                b"md {k} I\r\nms {k} 1\r\nx\r\nmd {k} I q\r\nmn\r\nmg {k} s\r\nmg {k} s\r\n",
+                b"NF\r\nHD\r\nMN\r\nHD s1 X W\r\nHD s1 Z X\r\n",
+            ),
         ],
     );
 }
@@ -198,8 +218,16 @@ fn base64_keys() {
     check_table(
         &server,
         &[
-            ("b64_set", b"ms YjY0 3 b k O1\r\nabc\r\nmg b64 v\r\nmg YjY0 b v k\r\n", b"HD kYjY0 b O1\r\nVA 3\r\nabc\r\nVA 3 kYjY0 b\r\nabc\r\n"),
-            ("b64_bad", b"mg YQ= b v\r\nms YQ= 1 b\r\nx\r\nmn\r\n", b"CLIENT_ERROR error decoding key\r\nCLIENT_ERROR error decoding key\r\nMN\r\n"),
+            (
+                "b64_set",
+                b"ms YjY0 3 b k O1\r\nabc\r\nmg b64 v\r\nmg YjY0 b v k\r\n",
+                b"HD kYjY0 b O1\r\nVA 3\r\nabc\r\nVA 3 kYjY0 b\r\nabc\r\n",
+            ),
+            (
+                "b64_bad",
+                b"mg YQ= b v\r\nms YQ= 1 b\r\nx\r\nmn\r\n",
+                b"CLIENT_ERROR error decoding key\r\nCLIENT_ERROR error decoding key\r\nMN\r\n",
+            ),
             ("b64_delete", b"ms b64d 1\r\nx\r\nmd YjY0ZA== b\r\nmg b64d\r\n", b"HD\r\nHD\r\nEN\r\n"),
         ],
     );
@@ -502,11 +530,23 @@ fn base64_keys_remembered() {
                 b"ms b3Zy 2 b\r\nhi\r\nms ovr 2 k\r\nho\r\nmg ovr k\r\nms b3Zy 2 b k\r\nhi\r\nmd ovr k O1\r\n",
                 b"HD\r\nHD kovr\r\nHD kovr\r\nHD kb3Zy b\r\nHD kovr O1\r\n",
             ),
-            ("b64_miss_echo", b"mg bWlz b k v\r\nmd bWlz b k O3\r\nma bWlz b k O4\r\nms bWlz 1 b MR k O5\r\nx\r\n", b"EN kbWlz b\r\nNF kbWlz b O3\r\nNF kbWlz b O4\r\nNS kbWlz b O5\r\n"),
+            (
+                "b64_miss_echo",
+                b"mg bWlz b k v\r\nmd bWlz b k O3\r\nma bWlz b k O4\r\nms bWlz 1 b MR k O5\r\nx\r\n",
+                b"EN kbWlz b\r\nNF kbWlz b O3\r\nNF kbWlz b O4\r\nNS kbWlz b O5\r\n",
+            ),
             ("b64_md_i", b"ms bWRp 2 b\r\nhi\r\nmd mdi k I O1\r\nmg mdi k\r\n", b"HD\r\nHD kmdi O1\r\nHD kbWRp b X W\r\n"),
             ("b64_ma_echo", b"ms bWFl 2 b\r\n10\r\nma mae k v\r\nma bWFl b k v\r\n", b"HD\r\nVA 2 kmae\r\n11\r\nVA 2 kbWFl b\r\n12\r\n"),
-            ("b64_touch_keeps", b"ms dG91 1 b\r\n9\r\nmg tou T100 k\r\ntouch tou 10\r\nmg tou k\r\n", b"HD\r\nHD kdG91 b\r\nTOUCHED\r\nHD kdG91 b\r\n"),
-            ("b64_invalidate", b"ms aW52 2 b\r\nv0\r\nms aW52 2 b\r\nv1\r\nms aW52 2 b I C1\r\nv2\r\nmg inv k v\r\n", b"HD\r\nHD\r\nHD\r\nVA 2 kaW52 b X W\r\nv2\r\n"),
+            (
+                "b64_touch_keeps",
+                b"ms dG91 1 b\r\n9\r\nmg tou T100 k\r\ntouch tou 10\r\nmg tou k\r\n",
+                b"HD\r\nHD kdG91 b\r\nTOUCHED\r\nHD kdG91 b\r\n",
+            ),
+            (
+                "b64_invalidate",
+                b"ms aW52 2 b\r\nv0\r\nms aW52 2 b\r\nv1\r\nms aW52 2 b I C1\r\nv2\r\nmg inv k v\r\n",
+                b"HD\r\nHD\r\nHD\r\nVA 2 kaW52 b X W\r\nv2\r\n",
+            ),
         ],
     );
 }
@@ -522,10 +562,22 @@ fn base64_keys_remembered_by_every_write() {
     check_table(
         &server,
         &[
-            ("b64_vivify", b"mg dml2 b N30 k v\r\nmg viv k v\r\nms viv 1\r\nx\r\nmg viv k\r\n", b"VA 0 kdml2 b W\r\n\r\nVA 0 kdml2 b Z\r\n\r\nHD\r\nHD kviv\r\n"),
-            ("b64_autocreate", b"ma Y250 b N0 J5 k v\r\nmg cnt k v\r\nma cnt k v\r\nmg cnt k v\r\n", b"VA 1 kY250 b\r\n5\r\nVA 1 kY250 b\r\n5\r\nVA 1 kcnt\r\n6\r\nVA 1 kY250 b\r\n6\r\n"),
+            (
+                "b64_vivify",
+                b"mg dml2 b N30 k v\r\nmg viv k v\r\nms viv 1\r\nx\r\nmg viv k\r\n",
+                b"VA 0 kdml2 b W\r\n\r\nVA 0 kdml2 b Z\r\n\r\nHD\r\nHD kviv\r\n",
+            ),
+            (
+                "b64_autocreate",
+                b"ma Y250 b N0 J5 k v\r\nmg cnt k v\r\nma cnt k v\r\nmg cnt k v\r\n",
+                b"VA 1 kY250 b\r\n5\r\nVA 1 kY250 b\r\n5\r\nVA 1 kcnt\r\n6\r\nVA 1 kY250 b\r\n6\r\n",
+            ),
             ("b64_incr_keeps", b"ms aW5j 1 b\r\n9\r\nma inc v\r\nmg inc k v\r\n", b"HD\r\nVA 2\r\n10\r\nVA 2 kaW5j b\r\n10\r\n"),
-            ("b64_append", b"ms YXBw 2 b\r\nhi\r\nms app 2 MA\r\nho\r\nmg app k v\r\nms YXBx 2\r\nhi\r\n", b"HD\r\nHD\r\nVA 4 kYXBw b\r\nhiho\r\nHD\r\n"),
+            (
+                "b64_append",
+                b"ms YXBw 2 b\r\nhi\r\nms app 2 MA\r\nho\r\nmg app k v\r\nms YXBx 2\r\nhi\r\n",
+                b"HD\r\nHD\r\nVA 4 kYXBw b\r\nhiho\r\nHD\r\n",
+            ),
         ],
     );
 }
@@ -543,7 +595,9 @@ fn arithmetic_cas_and_fetch() {
         ],
     );
     let mut client = server.connect();
-    for (setup, command) in [("", "ma macas N0 J5 c v"), ("ms macas2 1\r\n5\r\n", "ma macas2 c v"), ("ms macas3 2\r\n99\r\n", "ma macas3 c v")] {
+    for (setup, command) in
+        [("", "ma macas N0 J5 c v"), ("ms macas2 1\r\n5\r\n", "ma macas2 c v"), ("ms macas3 2\r\n99\r\n", "ma macas3 c v")]
+    {
         let key = command.split(' ').nth(1).unwrap();
         client.send(setup.as_bytes());
         if !setup.is_empty() {
@@ -582,7 +636,9 @@ fn cas_checked_writes() {
     client.send(format!("ms cms 1 MA C{} c\r\ny\r\nms cms 1 MA C{cas} c\r\ny\r\n", cas + 1).as_bytes());
     assert_eq!(client.line(), "EX c0\r\n");
     let appended = cas_in(&client.line());
-    client.send(format!("ms cms 1 MP C{cas} c\r\nz\r\nms cms 1 MP C{appended}\r\nz\r\nms cmsx 1 MA C{cas} c\r\ny\r\nmg cms v\r\n").as_bytes());
+    client.send(
+        format!("ms cms 1 MP C{cas} c\r\nz\r\nms cms 1 MP C{appended}\r\nz\r\nms cmsx 1 MA C{cas} c\r\ny\r\nmg cms v\r\n").as_bytes(),
+    );
     let replies: Vec<String> = (0..5).map(|_| client.line()).collect();
     assert_eq!(replies, ["EX c0\r\n", "HD\r\n", "NS c0\r\n", "VA 3\r\n", "zxy\r\n"]);
 }
@@ -611,10 +667,22 @@ fn ttl_flags_apply_in_order() {
     check_table(
         &server,
         &[
-            ("ma_hit_t", b"ma {k} N90 t\r\nma {k} T300 v t\r\nma {k} N500 t\r\nma {k} N700 T800 t\r\n", b"HD t90\r\nVA 1 t300\r\n1\r\nHD t300\r\nHD t800\r\n"),
-            ("ma_create_n_t", b"ma {k} N100 T200 t\r\nma {k}x T200 N100 t\r\nma {k}y t N100 T200\r\nma {k}y t\r\n", b"HD t200\r\nHD t100\r\nHD t-1\r\nHD t200\r\n"),
+            (
+                "ma_hit_t",
+                b"ma {k} N90 t\r\nma {k} T300 v t\r\nma {k} N500 t\r\nma {k} N700 T800 t\r\n",
+                b"HD t90\r\nVA 1 t300\r\n1\r\nHD t300\r\nHD t800\r\n",
+            ),
+            (
+                "ma_create_n_t",
+                b"ma {k} N100 T200 t\r\nma {k}x T200 N100 t\r\nma {k}y t N100 T200\r\nma {k}y t\r\n",
+                b"HD t200\r\nHD t100\r\nHD t-1\r\nHD t200\r\n",
+            ),
             ("ma_quiet_t", b"ma {k} N100 q\r\nma {k} T500 q\r\nma {k} t\r\n", b"HD\r\nHD t500\r\n"),
-            ("mg_create_n_t", b"mg {k} N2000 T1000 t v\r\nmg {k}x T1000 N2000 t v\r\nmg {k}y t N100 T200\r\nmg {k}y t\r\n", b"VA 0 t1000 W\r\n\r\nVA 0 t2000 W\r\n\r\nHD t-1 W\r\nHD t200 Z\r\n"),
+            (
+                "mg_create_n_t",
+                b"mg {k} N2000 T1000 t v\r\nmg {k}x T1000 N2000 t v\r\nmg {k}y t N100 T200\r\nmg {k}y t\r\n",
+                b"VA 0 t1000 W\r\n\r\nVA 0 t2000 W\r\n\r\nHD t-1 W\r\nHD t200 Z\r\n",
+            ),
         ],
     );
 }
@@ -627,8 +695,16 @@ fn cas_zero_is_no_cas() {
     check_table(
         &server,
         &[
-            ("ms_c0", b"ms {k} 1\r\n1\r\nms {k} 1 C0\r\n2\r\nms {k} 1 C0 I\r\n3\r\nms {k} 1 MR C0 I\r\n4\r\nmg {k} v\r\n", b"HD\r\nEX\r\nEX\r\nEX\r\nVA 1\r\n1\r\n"),
-            ("ms_c0_join", b"ms {k} 1\r\n1\r\nms {k} 1 MA C0\r\n2\r\nms {k} 1 MP C0 I\r\n0\r\nmg {k} v\r\n", b"HD\r\nHD\r\nHD\r\nVA 3\r\n012\r\n"),
+            (
+                "ms_c0",
+                b"ms {k} 1\r\n1\r\nms {k} 1 C0\r\n2\r\nms {k} 1 C0 I\r\n3\r\nms {k} 1 MR C0 I\r\n4\r\nmg {k} v\r\n",
+                b"HD\r\nEX\r\nEX\r\nEX\r\nVA 1\r\n1\r\n",
+            ),
+            (
+                "ms_c0_join",
+                b"ms {k} 1\r\n1\r\nms {k} 1 MA C0\r\n2\r\nms {k} 1 MP C0 I\r\n0\r\nmg {k} v\r\n",
+                b"HD\r\nHD\r\nHD\r\nVA 3\r\n012\r\n",
+            ),
             ("ms_c0_miss", b"ms {k} 1 C0\r\n1\r\nms {k} 1 MR C0\r\n1\r\n", b"NF\r\nNF\r\n"),
         ],
     );
@@ -679,7 +755,11 @@ fn recache_sees_the_ttl_where_it_stands() {
         &server,
         &[
             ("mg_r_before_t", b"ms {k} 1\r\n1\r\nmg {k} R2000000 T5000 t\r\nmg {k} R2000000 t\r\n", b"HD\r\nHD t5000\r\nHD t5000 W\r\n"),
-            ("mg_t_before_r", b"ms {k} 1 T3000\r\n1\r\nmg {k} T0 R2000000 t\r\nmg {k} t R2000000 T7000\r\nmg {k} t\r\n", b"HD\r\nHD t-1\r\nHD t-1\r\nHD t7000\r\n"),
+            (
+                "mg_t_before_r",
+                b"ms {k} 1 T3000\r\n1\r\nmg {k} T0 R2000000 t\r\nmg {k} t R2000000 T7000\r\nmg {k} t\r\n",
+                b"HD\r\nHD t-1\r\nHD t-1\r\nHD t7000\r\n",
+            ),
         ],
     );
 }

@@ -50,10 +50,10 @@
 //!   covers it.
 
 mod common;
-#[path = "model/oracle.rs"]
-mod oracle;
 #[path = "model/ops.rs"]
 mod ops;
+#[path = "model/oracle.rs"]
+mod oracle;
 #[path = "model/wire.rs"]
 mod wire;
 
@@ -63,7 +63,8 @@ use common::Server;
 use ops::Op;
 use wire::{CasBook, Normaliser, Remote, Side};
 
-const SERVER_ARGS: &[&str] = &["-U", "0", "-t", "1", "-I", "64k", "-o", "slab_chunk_max=65536,no_lru_crawler,no_lru_maintainer", "-m", "512"];
+const SERVER_ARGS: &[&str] =
+    &["-U", "0", "-t", "1", "-I", "64k", "-o", "slab_chunk_max=65536,no_lru_crawler,no_lru_maintainer", "-m", "512"];
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -174,7 +175,9 @@ fn memcached_agrees() {
         let mut peek = Remote::connect(ours_server.port);
         let mut past_2_63 = |op: &Op| {
             op.is_arithmetic()
-                && peek.value(op.key().unwrap()).is_some_and(|v| !v.contains(&0) && oracle::counter(&v).is_some_and(|n| n > i64::MAX as u64))
+                && peek
+                    .value(op.key().unwrap())
+                    .is_some_and(|v| !v.contains(&0) && oracle::counter(&v).is_some_and(|n| n > i64::MAX as u64))
         };
         compare(seed, &stream, ["memcachedrep", "memcached"], [&mut ours, &mut theirs], &mut past_2_63);
     });

@@ -26,11 +26,7 @@ fn threads(pid: u32) -> u64 {
 
 /// Each `stats conns` entry's state, by its descriptor.
 fn conn_states(client: &mut Client) -> Vec<(String, String)> {
-    client
-        .stats("conns")
-        .into_iter()
-        .filter_map(|(name, value)| name.strip_suffix(":state").map(|fd| (fd.to_string(), value)))
-        .collect()
+    client.stats("conns").into_iter().filter_map(|(name, value)| name.strip_suffix(":state").map(|fd| (fd.to_string(), value))).collect()
 }
 
 /// A get on `client` is answered within `GENEROUS`, with the value set earlier.

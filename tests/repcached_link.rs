@@ -55,8 +55,7 @@ fn shared_port() -> u16 {
 
 /// The repcached node: `-x` the memcachedrep node, `-X` the shared port.
 fn start_repcached(program: &std::path::Path, port: u16, rep_port: u16) -> Node {
-    let args: Vec<String> =
-        ["-U", "0", "-m", "256", "-X", &rep_port.to_string(), "-x", B_ADDR].iter().map(|a| a.to_string()).collect();
+    let args: Vec<String> = ["-U", "0", "-m", "256", "-X", &rep_port.to_string(), "-x", B_ADDR].iter().map(|a| a.to_string()).collect();
     Node::spawn_program(program, A_ADDR, port, rep_port, &args)
 }
 
@@ -181,8 +180,16 @@ fn ttls(node: &Node, keys: &[&String]) -> BTreeMap<String, i64> {
 fn assert_holds(node: &Node, want: &BTreeMap<String, Want>) {
     let keys: Vec<&String> = want.keys().collect();
     let held = fetch(node, &keys);
-    let wrong: Vec<&String> = keys.iter().copied().filter(|k| held.get(*k).map(|(f, v)| (*f, v)) != Some((want[*k].flags, &want[*k].value))).collect();
-    assert!(wrong.is_empty(), "{}: {} of {} keys missing or different, first {:?}", node.name(), wrong.len(), keys.len(), &wrong[..wrong.len().min(5)]);
+    let wrong: Vec<&String> =
+        keys.iter().copied().filter(|k| held.get(*k).map(|(f, v)| (*f, v)) != Some((want[*k].flags, &want[*k].value))).collect();
+    assert!(
+        wrong.is_empty(),
+        "{}: {} of {} keys missing or different, first {:?}",
+        node.name(),
+        wrong.len(),
+        keys.len(),
+        &wrong[..wrong.len().min(5)]
+    );
 }
 
 /// Fails unless every key's expiry on our node is the one written (to the second, with a

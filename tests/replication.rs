@@ -14,8 +14,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use pair::{
-    delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for,
-    wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, A_ADDR, B_ADDR,
+    delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, set_many, store_request, unix_now, value_for, wait_link_up,
+    wait_marker, wait_same, Conn, Item, Node, Pair, A_ADDR, B_ADDR,
 };
 
 /// How long an item with a 1-2 s expiry may take to be gone on both nodes.
@@ -66,8 +66,7 @@ fn gat(conn: &mut Conn, verb: &str, exptime: i64, key: &str) -> Option<Vec<u8>> 
     if header == "END" {
         return None;
     }
-    let len: usize =
-        header.split(' ').nth(3).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad {verb} line {header:?}"));
+    let len: usize = header.split(' ').nth(3).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad {verb} line {header:?}"));
     let mut value = conn.read_exact(len + 2);
     value.truncate(len);
     assert_eq!(conn.line(), "END");
@@ -79,13 +78,17 @@ fn gat(conn: &mut Conn, verb: &str, exptime: i64, key: &str) -> Option<Vec<u8>> 
 /// a write made after this.
 fn wait_two_seconds() {
     let start = unix_now();
-    poll("two seconds to pass", Duration::from_secs(5), || {
-        if unix_now() >= start + 2 {
-            Ok(())
-        } else {
-            Err(format!("at {}", unix_now()))
-        }
-    });
+    poll(
+        "two seconds to pass",
+        Duration::from_secs(5),
+        || {
+            if unix_now() >= start + 2 {
+                Ok(())
+            } else {
+                Err(format!("at {}", unix_now()))
+            }
+        },
+    );
 }
 
 /// Sets `key` on `from`, waits until `to` has it, then lets the clock move on, so that a
@@ -153,8 +156,7 @@ fn every_write_kind_replicates(from_a: bool) {
 
     // Deletes, touch and gat (shortening and lengthening), and expiry: absolute on both.
     let now = unix_now();
-    let timed =
-        ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "exp2", "absolute", "extend", "extend_gat", "far"];
+    let timed = ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "exp2", "absolute", "extend", "extend_gat", "far"];
     for key in ["delete", "nr_delete", "touch", "nr_touch", "gat", "gats", "far_touch"] {
         w.set(key, 1, 0, key.as_bytes());
     }
@@ -202,8 +204,7 @@ fn every_write_kind_replicates(from_a: bool) {
     assert_eq!(w.cmd("flush_all 0"), "OK");
     wait_gone(wn, on, &["zero", "after_delayed"]);
     next_millisecond();
-    for (key, command) in [("nr1", "flush_all noreply"), ("nr2", "flush_all 0 noreply"), ("nr3", "flush_all 1 noreply")]
-    {
+    for (key, command) in [("nr1", "flush_all noreply"), ("nr2", "flush_all 0 noreply"), ("nr3", "flush_all 1 noreply")] {
         set_seen(on, wn, key, b"flushed");
         w.send(format!("{command}\r\n").as_bytes());
         w.sync();
@@ -493,15 +494,7 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
                         let mut req = Vec::new();
                         let mut replies = 0;
                         for (i, key) in batch.iter().enumerate() {
-                            store_request(
-                                &mut req,
-                                "set",
-                                key,
-                                flags,
-                                0,
-                                &value_for(key, &format!("{side}{round}"), 50),
-                                "",
-                            );
+                            store_request(&mut req, "set", key, flags, 0, &value_for(key, &format!("{side}{round}"), 50), "");
                             replies += 1;
                             // Each side also appends to some keys and deletes others.
                             if flags == 1 && i % 5 == 0 {
@@ -516,10 +509,7 @@ fn two_clients_writing_the_same_keys_on_both_nodes_converge() {
                         conn.send(&req);
                         for _ in 0..replies {
                             let reply = conn.line();
-                            assert!(
-                                ["STORED", "NOT_STORED", "DELETED", "NOT_FOUND"].contains(&reply.as_str()),
-                                "{reply}"
-                            );
+                            assert!(["STORED", "NOT_STORED", "DELETED", "NOT_FOUND"].contains(&reply.as_str()), "{reply}");
                         }
                     }
                 }
@@ -549,15 +539,7 @@ fn hammering_a_few_hot_keys_from_both_nodes_converges() {
                 for round in 0..200 {
                     let mut req = Vec::new();
                     for key in &hot {
-                        store_request(
-                            &mut req,
-                            "set",
-                            key,
-                            flags,
-                            0,
-                            &value_for(key, &format!("{flags}-{round}"), 30),
-                            "",
-                        );
+                        store_request(&mut req, "set", key, flags, 0, &value_for(key, &format!("{flags}-{round}"), 30), "");
                     }
                     conn.send(&req);
                     for key in &hot {
@@ -641,11 +623,7 @@ fn stats_show_the_link_and_repcached_fields() {
             "queue_overflows",
             "lag_seconds",
         ] {
-            assert!(
-                fields.iter().any(|(k, _)| k == name),
-                "stats replication on {} lacks {name}: {fields:?}",
-                node.name()
-            );
+            assert!(fields.iter().any(|(k, _)| k == name), "stats replication on {} lacks {name}: {fields:?}", node.name());
         }
         let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
         assert_eq!(field("state"), "up");

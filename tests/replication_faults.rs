@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pair::{
-    cpu_ticks, delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, process_state, set_many, value_for,
-    wait_link_down, wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, Proxy, A_ADDR, B_ADDR, PROXY_ADDR,
+    cpu_ticks, delete_many, dump, free_ports, heavy, keys, next_millisecond, poll, process_state, set_many, value_for, wait_link_down,
+    wait_link_up, wait_marker, wait_same, Conn, Item, Node, Pair, Proxy, A_ADDR, B_ADDR, PROXY_ADDR,
 };
 
 /// Checks one key of a dump: `Some((flags, value))` present as such, `None` missing.
@@ -176,8 +176,7 @@ fn sigstop_during_heavy_writes(stop_b: bool) {
     stopped.sigstop();
     load.join().expect("the writer failed while its peer was stopped");
     // The writer must be holding a backlog (queued, overflowed, or the link given up on).
-    let (depth, overflows, state) =
-        (writer.repl_num("queue_depth"), writer.repl_num("queue_overflows"), writer.repl("state"));
+    let (depth, overflows, state) = (writer.repl_num("queue_depth"), writer.repl_num("queue_overflows"), writer.repl("state"));
     assert!(depth > 0 || overflows > 0 || state != "up", "no backlog while the peer was stopped");
     let mut w = writer.conn();
     delete_many(&mut w, &all[..1000]);
@@ -531,8 +530,5 @@ fn a_node_whose_peer_swallows_syns_serves_alone_at_once() {
         assert!(asked.elapsed() < Duration::from_secs(1), "a client waited {:?} on a dead peer", asked.elapsed());
     }
     let state = node.repl("state");
-    assert!(
-        ["connecting", "down", "listening"].contains(&state.as_str()),
-        "state {state} with a peer that never answers"
-    );
+    assert!(["connecting", "down", "listening"].contains(&state.as_str()), "state {state} with a peer that never answers");
 }

@@ -137,7 +137,14 @@ fn meta_writes_replicate_with_their_cas_and_base64_keys() {
             b.get_one("foo").map(|i| i.value),
             b.cmd("mg m5 s"),
         );
-        let want = (Some((7, b"helloabc".to_vec())), true, Some(b"11".to_vec()), Some((3, b"hi".to_vec())), Some(b"b64".to_vec()), "HD s0 Z".to_string());
+        let want = (
+            Some((7, b"helloabc".to_vec())),
+            true,
+            Some(b"11".to_vec()),
+            Some((3, b"hi".to_vec())),
+            Some(b"b64".to_vec()),
+            "HD s0 Z".to_string(),
+        );
         if got == want {
             Ok(())
         } else {

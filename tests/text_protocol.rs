@@ -8,8 +8,8 @@ mod common;
 mod table;
 
 use common::{show, wait_until, Client, Server};
-use table::{check_rows, try_check, try_reply_before_version, with_key, Row};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use table::{check_rows, try_check, try_reply_before_version, with_key, Row};
 
 /// How long expiry tests poll before giving up: expiries are 1-2 s, memcached's clock ticks
 /// once a second.
@@ -69,35 +69,107 @@ fn storage_commands_answer_like_memcached() {
         &server,
         &[
             ("set_then_get_returns_flags_and_value", b"set {k} 5 0 3\r\nabc\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 5 3\r\nabc\r\nEND\r\n"),
-            ("set_overwrites_value_and_flags", b"set {k} 1 0 1\r\na\r\nset {k} 2 0 2\r\nbb\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 2 2\r\nbb\r\nEND\r\n"),
+            (
+                "set_overwrites_value_and_flags",
+                b"set {k} 1 0 1\r\na\r\nset {k} 2 0 2\r\nbb\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 2 2\r\nbb\r\nEND\r\n",
+            ),
             ("get_of_missing_key_is_only_end", b"get {k}\r\n", b"END\r\n"),
-            ("get_many_keys_keeps_order_and_skips_misses", b"set {k}1 0 0 1\r\na\r\nset {k}3 0 0 1\r\nc\r\nget {k}3 {k}2 {k}1\r\n", b"STORED\r\nSTORED\r\nVALUE {k}3 0 1\r\nc\r\nVALUE {k}1 0 1\r\na\r\nEND\r\n"),
-            ("get_repeated_key_answers_each_time", b"set {k} 0 0 1\r\na\r\nget {k} {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
-            ("extra_spaces_between_tokens_are_ignored", b"set  {k}  0  0  1 \r\na\r\nget  {k}   {k} \r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "get_many_keys_keeps_order_and_skips_misses",
+                b"set {k}1 0 0 1\r\na\r\nset {k}3 0 0 1\r\nc\r\nget {k}3 {k}2 {k}1\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k}3 0 1\r\nc\r\nVALUE {k}1 0 1\r\na\r\nEND\r\n",
+            ),
+            (
+                "get_repeated_key_answers_each_time",
+                b"set {k} 0 0 1\r\na\r\nget {k} {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
+            (
+                "extra_spaces_between_tokens_are_ignored",
+                b"set  {k}  0  0  1 \r\na\r\nget  {k}   {k} \r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("bare_lf_ends_a_command_line", b"set {k} 0 0 1\na\r\nget {k}\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
             ("zero_length_value_round_trips", b"set {k} 3 0 0\r\n\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 3 0\r\n\r\nEND\r\n"),
-            ("value_containing_crlf_round_trips", b"set {k} 0 0 6\r\n\r\nx\r\n\r\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 6\r\n\r\nx\r\n\r\r\nEND\r\n"),
-            ("value_containing_nul_bytes_round_trips", b"set {k} 0 0 4\r\n\0a\0\0\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 4\r\n\0a\0\0\r\nEND\r\n"),
-            ("value_of_non_utf8_bytes_round_trips", b"set {k} 0 0 3\r\n\xff\x80\xfe\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 3\r\n\xff\x80\xfe\r\nEND\r\n"),
-            ("value_that_looks_like_a_command_is_data", b"set {k} 0 0 10\r\nget x\r\nEND\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 10\r\nget x\r\nEND\r\nEND\r\n"),
-            ("largest_32_bit_flags_round_trip", b"set {k} 4294967295 0 1\r\na\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 4294967295 1\r\na\r\nEND\r\n"),
+            (
+                "value_containing_crlf_round_trips",
+                b"set {k} 0 0 6\r\n\r\nx\r\n\r\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 6\r\n\r\nx\r\n\r\r\nEND\r\n",
+            ),
+            (
+                "value_containing_nul_bytes_round_trips",
+                b"set {k} 0 0 4\r\n\0a\0\0\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 4\r\n\0a\0\0\r\nEND\r\n",
+            ),
+            (
+                "value_of_non_utf8_bytes_round_trips",
+                b"set {k} 0 0 3\r\n\xff\x80\xfe\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 3\r\n\xff\x80\xfe\r\nEND\r\n",
+            ),
+            (
+                "value_that_looks_like_a_command_is_data",
+                b"set {k} 0 0 10\r\nget x\r\nEND\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 10\r\nget x\r\nEND\r\nEND\r\n",
+            ),
+            (
+                "largest_32_bit_flags_round_trip",
+                b"set {k} 4294967295 0 1\r\na\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 4294967295 1\r\na\r\nEND\r\n",
+            ),
             // memcached 1.6.18 parses flags as a 64-bit number and keeps the low 32 bits.
-            ("flags_above_32_bits_keep_the_low_32", b"set {k} 4294967297 0 1\r\na\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 1 1\r\na\r\nEND\r\n"),
-            ("length_with_leading_zero_or_plus_is_accepted", b"set {k} 0 0 01\r\na\r\nset {k} 0 0 +2\r\nbc\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 0 2\r\nbc\r\nEND\r\n"),
-            ("fifth_token_that_is_not_noreply_is_ignored", b"set {k} 0 0 1 junk\r\na\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "flags_above_32_bits_keep_the_low_32",
+                b"set {k} 4294967297 0 1\r\na\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 1 1\r\na\r\nEND\r\n",
+            ),
+            (
+                "length_with_leading_zero_or_plus_is_accepted",
+                b"set {k} 0 0 01\r\na\r\nset {k} 0 0 +2\r\nbc\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 0 2\r\nbc\r\nEND\r\n",
+            ),
+            (
+                "fifth_token_that_is_not_noreply_is_ignored",
+                b"set {k} 0 0 1 junk\r\na\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("add_stores_a_missing_key", b"add {k} 0 0 1\r\na\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
-            ("add_keeps_an_existing_key", b"set {k} 0 0 1\r\na\r\nadd {k} 0 0 1\r\nb\r\nget {k}\r\n", b"STORED\r\nNOT_STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "add_keeps_an_existing_key",
+                b"set {k} 0 0 1\r\na\r\nadd {k} 0 0 1\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nNOT_STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("replace_of_missing_key_is_not_stored", b"replace {k} 0 0 1\r\na\r\nget {k}\r\n", b"NOT_STORED\r\nEND\r\n"),
-            ("replace_of_existing_key_stores", b"set {k} 1 0 1\r\na\r\nreplace {k} 2 0 1\r\nb\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 2 1\r\nb\r\nEND\r\n"),
-            ("append_adds_after_and_keeps_flags", b"set {k} 1 0 1\r\na\r\nappend {k} 7 0 2\r\nbc\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 1 3\r\nabc\r\nEND\r\n"),
-            ("prepend_adds_before_and_keeps_flags", b"set {k} 1 0 1\r\na\r\nprepend {k} 9 0 2\r\nbc\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 1 3\r\nbca\r\nEND\r\n"),
+            (
+                "replace_of_existing_key_stores",
+                b"set {k} 1 0 1\r\na\r\nreplace {k} 2 0 1\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 2 1\r\nb\r\nEND\r\n",
+            ),
+            (
+                "append_adds_after_and_keeps_flags",
+                b"set {k} 1 0 1\r\na\r\nappend {k} 7 0 2\r\nbc\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 1 3\r\nabc\r\nEND\r\n",
+            ),
+            (
+                "prepend_adds_before_and_keeps_flags",
+                b"set {k} 1 0 1\r\na\r\nprepend {k} 9 0 2\r\nbc\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 1 3\r\nbca\r\nEND\r\n",
+            ),
             ("append_of_missing_key_is_not_stored", b"append {k} 0 0 1\r\na\r\nget {k}\r\n", b"NOT_STORED\r\nEND\r\n"),
             ("prepend_of_missing_key_is_not_stored", b"prepend {k} 0 0 1\r\na\r\nget {k}\r\n", b"NOT_STORED\r\nEND\r\n"),
-            ("append_of_empty_value", b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 0\r\n\r\nget {k}\r\n", b"STORED\r\nSTORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "append_of_empty_value",
+                b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 0\r\n\r\nget {k}\r\n",
+                b"STORED\r\nSTORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("delete_of_existing_key", b"set {k} 0 0 1\r\na\r\ndelete {k}\r\nget {k}\r\n", b"STORED\r\nDELETED\r\nEND\r\n"),
             ("delete_of_missing_key", b"delete {k}\r\n", b"NOT_FOUND\r\n"),
             ("delete_with_time_zero_is_accepted", b"set {k} 0 0 1\r\na\r\ndelete {k} 0\r\nget {k}\r\n", b"STORED\r\nDELETED\r\nEND\r\n"),
-            ("touch_of_existing_key", b"set {k} 0 0 1\r\na\r\ntouch {k} 100\r\nget {k}\r\n", b"STORED\r\nTOUCHED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "touch_of_existing_key",
+                b"set {k} 0 0 1\r\na\r\ntouch {k} 100\r\nget {k}\r\n",
+                b"STORED\r\nTOUCHED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("touch_of_missing_key", b"touch {k} 100\r\n", b"NOT_FOUND\r\n"),
             ("touch_ignores_a_third_token", b"set {k} 0 0 1\r\na\r\ntouch {k} 100 junk\r\n", b"STORED\r\nTOUCHED\r\n"),
             ("touch_with_negative_time_expires", b"set {k} 0 0 1\r\na\r\ntouch {k} -1\r\nget {k}\r\n", b"STORED\r\nTOUCHED\r\nEND\r\n"),
@@ -106,7 +178,11 @@ fn storage_commands_answer_like_memcached() {
             ("gat_of_missing_key_is_only_end", b"gat 100 {k}\r\n", b"END\r\n"),
             ("gat_without_keys_is_only_end", b"gat 100\r\n", b"END\r\n"),
             ("gats_without_keys_is_only_end", b"gats 100\r\n", b"END\r\n"),
-            ("gat_with_negative_time_returns_then_expires", b"set {k} 0 0 1\r\na\r\ngat -1 {k}\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\nEND\r\n"),
+            (
+                "gat_with_negative_time_returns_then_expires",
+                b"set {k} 0 0 1\r\na\r\ngat -1 {k}\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\nEND\r\n",
+            ),
             ("get_noreply_is_a_key", b"get {k} noreply\r\n", b"END\r\n"),
         ],
     );
@@ -195,14 +271,34 @@ fn noreply_suppresses_every_answer() {
         &[
             ("set_noreply", b"set {k} 0 0 1 noreply\r\na\r\nget {k}\r\n", b"VALUE {k} 0 1\r\na\r\nEND\r\n"),
             ("add_noreply_stores", b"add {k} 0 0 1 noreply\r\na\r\nget {k}\r\n", b"VALUE {k} 0 1\r\na\r\nEND\r\n"),
-            ("add_noreply_not_stored_is_silent", b"set {k} 0 0 1\r\na\r\nadd {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
-            ("replace_noreply_stores", b"set {k} 0 0 1\r\na\r\nreplace {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\nb\r\nEND\r\n"),
+            (
+                "add_noreply_not_stored_is_silent",
+                b"set {k} 0 0 1\r\na\r\nadd {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
+            (
+                "replace_noreply_stores",
+                b"set {k} 0 0 1\r\na\r\nreplace {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\nb\r\nEND\r\n",
+            ),
             ("replace_noreply_not_stored_is_silent", b"replace {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"END\r\n"),
-            ("append_noreply", b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 2\r\nab\r\nEND\r\n"),
+            (
+                "append_noreply",
+                b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 2\r\nab\r\nEND\r\n",
+            ),
             ("append_noreply_not_stored_is_silent", b"append {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"END\r\n"),
-            ("prepend_noreply", b"set {k} 0 0 1\r\na\r\nprepend {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 2\r\nba\r\nEND\r\n"),
+            (
+                "prepend_noreply",
+                b"set {k} 0 0 1\r\na\r\nprepend {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 2\r\nba\r\nEND\r\n",
+            ),
             ("cas_noreply_not_found_is_silent", b"cas {k} 0 0 1 1 noreply\r\na\r\nget {k}\r\n", b"END\r\n"),
-            ("cas_noreply_exists_is_silent", b"set {k} 0 0 1\r\na\r\ncas {k} 0 0 1 0 noreply\r\nb\r\nget {k}\r\n", b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "cas_noreply_exists_is_silent",
+                b"set {k} 0 0 1\r\na\r\ncas {k} 0 0 1 0 noreply\r\nb\r\nget {k}\r\n",
+                b"STORED\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
             ("delete_noreply", b"set {k} 0 0 1\r\na\r\ndelete {k} noreply\r\nget {k}\r\n", b"STORED\r\nEND\r\n"),
             ("delete_noreply_not_found_is_silent", b"delete {k} noreply\r\n", b""),
             ("delete_zero_noreply", b"set {k} 0 0 1\r\na\r\ndelete {k} 0 noreply\r\nget {k}\r\n", b"STORED\r\nEND\r\n"),
@@ -271,23 +367,39 @@ fn malformed_commands_answer_with_memcacheds_errors() {
             ("set_too_many_arguments", b"set {k} 0 0 1 2 3\r\na\r\n", b"ERROR\r\nERROR\r\n"),
             ("set_bad_flags", b"set {k} x 0 1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("set_negative_flags", b"set {k} -1 0 1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
-            ("set_flags_beyond_64_bits", b"set {k} 18446744073709551616 0 1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
+            (
+                "set_flags_beyond_64_bits",
+                b"set {k} 18446744073709551616 0 1\r\na\r\n",
+                b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+            ),
             ("set_bad_exptime", b"set {k} 0 x 1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("set_bad_length", b"set {k} 0 0 x\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("set_length_with_suffix", b"set {k} 0 0 1x\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("set_negative_length", b"set {k} 0 0 -1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("set_length_beyond_i32", b"set {k} 0 0 2147483648\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-            ("refused_set_stores_nothing", b"set {k} x 0 1\r\na\r\nget {k}\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\nEND\r\n"),
+            (
+                "refused_set_stores_nothing",
+                b"set {k} x 0 1\r\na\r\nget {k}\r\n",
+                b"CLIENT_ERROR bad command line format\r\nERROR\r\nEND\r\n",
+            ),
             ("cas_missing_unique", b"cas {k} 0 0 1\r\na\r\n", b"ERROR\r\nERROR\r\n"),
             ("cas_bad_unique", b"cas {k} 0 0 1 x\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
             ("cas_negative_unique", b"cas {k} 0 0 1 -1\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
-            ("cas_unique_beyond_64_bits", b"cas {k} 0 0 1 18446744073709551616\r\na\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
+            (
+                "cas_unique_beyond_64_bits",
+                b"cas {k} 0 0 1 18446744073709551616\r\na\r\n",
+                b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+            ),
             ("cas_largest_unique_on_missing_key", b"cas {k} 0 0 1 18446744073709551615\r\na\r\n", b"NOT_FOUND\r\n"),
             ("cas_too_many_arguments", b"cas {k} 0 0 1 1 noreply x\r\na\r\n", b"ERROR\r\nERROR\r\n"),
             ("delete_without_key", b"delete\r\n", b"ERROR\r\n"),
             ("delete_with_a_time", b"delete {k} 1\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
             ("delete_with_junk", b"delete {k} x\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
-            ("delete_with_two_extra_tokens", b"delete {k} 0 0\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
+            (
+                "delete_with_two_extra_tokens",
+                b"delete {k} 0 0\r\n",
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+            ),
             ("delete_too_many_arguments", b"delete {k} 0 noreply x\r\n", b"ERROR\r\n"),
             ("incr_without_arguments", b"incr\r\n", b"ERROR\r\n"),
             ("incr_without_delta", b"incr {k}\r\n", b"ERROR\r\n"),
@@ -323,8 +435,16 @@ fn bad_data_chunk_consumes_length_plus_two_bytes() {
             ("many_bytes_too_long", b"set {k} 0 0 1\r\nabcde\r\nget {k}\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n"),
             ("next_command_glued_to_data", b"set {k} 0 0 1\r\naget {k}\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
             ("lf_only_terminator", b"set {k} 0 0 1\r\na\nget {k}\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
-            ("old_value_survives", b"set {k} 3 0 1\r\na\r\nset {k} 0 0 1\r\nbc\r\nget {k}\r\n", b"STORED\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE {k} 3 1\r\na\r\nEND\r\n"),
-            ("append_bad_chunk_keeps_value", b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 1\r\nbc\r\nget {k}\r\n", b"STORED\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE {k} 0 1\r\na\r\nEND\r\n"),
+            (
+                "old_value_survives",
+                b"set {k} 3 0 1\r\na\r\nset {k} 0 0 1\r\nbc\r\nget {k}\r\n",
+                b"STORED\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE {k} 3 1\r\na\r\nEND\r\n",
+            ),
+            (
+                "append_bad_chunk_keeps_value",
+                b"set {k} 0 0 1\r\na\r\nappend {k} 0 0 1\r\nbc\r\nget {k}\r\n",
+                b"STORED\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE {k} 0 1\r\na\r\nEND\r\n",
+            ),
         ],
     );
 }
@@ -466,29 +586,73 @@ fn incr_and_decr_arithmetic() {
             ("incr_adds", b"set {k} 0 0 1\r\n5\r\nincr {k} 10\r\nget {k}\r\n", b"STORED\r\n15\r\nVALUE {k} 0 2\r\n15\r\nEND\r\n"),
             ("decr_subtracts", b"set {k} 0 0 2\r\n15\r\ndecr {k} 4\r\n", b"STORED\r\n11\r\n"),
             // A shorter result keeps the item length, padded with spaces.
-            ("decr_shrinking_pads_with_spaces", b"set {k} 0 0 2\r\n10\r\ndecr {k} 1\r\nget {k}\r\n", b"STORED\r\n9\r\nVALUE {k} 0 2\r\n9 \r\nEND\r\n"),
-            ("incr_growing_the_length", b"set {k} 0 0 2\r\n99\r\nincr {k} 1\r\nget {k}\r\n", b"STORED\r\n100\r\nVALUE {k} 0 3\r\n100\r\nEND\r\n"),
+            (
+                "decr_shrinking_pads_with_spaces",
+                b"set {k} 0 0 2\r\n10\r\ndecr {k} 1\r\nget {k}\r\n",
+                b"STORED\r\n9\r\nVALUE {k} 0 2\r\n9 \r\nEND\r\n",
+            ),
+            (
+                "incr_growing_the_length",
+                b"set {k} 0 0 2\r\n99\r\nincr {k} 1\r\nget {k}\r\n",
+                b"STORED\r\n100\r\nVALUE {k} 0 3\r\n100\r\nEND\r\n",
+            ),
             ("incr_keeps_flags", b"set {k} 42 0 1\r\n9\r\nincr {k} 1\r\nget {k}\r\n", b"STORED\r\n10\r\nVALUE {k} 42 2\r\n10\r\nEND\r\n"),
-            ("incr_wraps_at_u64_max", b"set {k} 0 0 20\r\n18446744073709551615\r\nincr {k} 1\r\nget {k}\r\n", b"STORED\r\n0\r\nVALUE {k} 0 20\r\n0                   \r\nEND\r\n"),
+            (
+                "incr_wraps_at_u64_max",
+                b"set {k} 0 0 20\r\n18446744073709551615\r\nincr {k} 1\r\nget {k}\r\n",
+                b"STORED\r\n0\r\nVALUE {k} 0 20\r\n0                   \r\nEND\r\n",
+            ),
             ("incr_by_u64_max_wraps", b"set {k} 0 0 1\r\n2\r\nincr {k} 18446744073709551615\r\n", b"STORED\r\n1\r\n"),
             ("decr_floors_at_zero", b"set {k} 0 0 1\r\n5\r\ndecr {k} 10\r\n", b"STORED\r\n0\r\n"),
             ("decr_of_zero_stays_zero", b"set {k} 0 0 1\r\n0\r\ndecr {k} 1\r\n", b"STORED\r\n0\r\n"),
             ("incr_by_zero", b"set {k} 0 0 2\r\n07\r\nincr {k} 0\r\nget {k}\r\n", b"STORED\r\n7\r\nVALUE {k} 0 2\r\n7 \r\nEND\r\n"),
             ("incr_on_missing_key", b"incr {k} 1\r\n", b"NOT_FOUND\r\n"),
             ("decr_on_missing_key", b"decr {k} 1\r\n", b"NOT_FOUND\r\n"),
-            ("incr_on_non_numeric_value", b"set {k} 0 0 3\r\nabc\r\nincr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
-            ("decr_on_non_numeric_value", b"set {k} 0 0 3\r\nabc\r\ndecr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
-            ("incr_on_empty_value", b"set {k} 0 0 0\r\n\r\nincr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
-            ("incr_on_negative_value", b"set {k} 0 0 2\r\n-1\r\nincr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
-            ("incr_on_digits_then_letters", b"set {k} 0 0 2\r\n1a\r\nincr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+            (
+                "incr_on_non_numeric_value",
+                b"set {k} 0 0 3\r\nabc\r\nincr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+            (
+                "decr_on_non_numeric_value",
+                b"set {k} 0 0 3\r\nabc\r\ndecr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+            (
+                "incr_on_empty_value",
+                b"set {k} 0 0 0\r\n\r\nincr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+            (
+                "incr_on_negative_value",
+                b"set {k} 0 0 2\r\n-1\r\nincr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+            (
+                "incr_on_digits_then_letters",
+                b"set {k} 0 0 2\r\n1a\r\nincr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
             ("incr_on_value_with_leading_space", b"set {k} 0 0 3\r\n 12\r\nincr {k} 1\r\n", b"STORED\r\n13\r\n"),
             ("incr_on_value_with_trailing_space", b"set {k} 0 0 3\r\n12 \r\nincr {k} 1\r\n", b"STORED\r\n13\r\n"),
             ("incr_on_value_with_plus_sign", b"set {k} 0 0 2\r\n+1\r\nincr {k} 1\r\n", b"STORED\r\n2\r\n"),
             ("incr_on_21_digit_value_with_leading_zero", b"set {k} 0 0 21\r\n018446744073709551615\r\nincr {k} 1\r\n", b"STORED\r\n0\r\n"),
-            ("incr_on_value_beyond_u64", b"set {k} 0 0 20\r\n18446744073709551616\r\nincr {k} 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
-            ("incr_delta_beyond_u64", b"set {k} 0 0 1\r\n1\r\nincr {k} 18446744073709551616\r\n", b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n"),
+            (
+                "incr_on_value_beyond_u64",
+                b"set {k} 0 0 20\r\n18446744073709551616\r\nincr {k} 1\r\n",
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+            (
+                "incr_delta_beyond_u64",
+                b"set {k} 0 0 1\r\n1\r\nincr {k} 18446744073709551616\r\n",
+                b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n",
+            ),
             ("incr_negative_delta", b"set {k} 0 0 1\r\n1\r\nincr {k} -1\r\n", b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n"),
-            ("decr_non_numeric_delta", b"set {k} 0 0 1\r\n1\r\ndecr {k} x\r\n", b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n"),
+            (
+                "decr_non_numeric_delta",
+                b"set {k} 0 0 1\r\n1\r\ndecr {k} x\r\n",
+                b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n",
+            ),
             ("bad_delta_on_missing_key", b"incr {k} 1x\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
             ("delta_with_plus_sign_or_leading_zero", b"set {k} 0 0 1\r\n1\r\nincr {k} +1\r\nincr {k} 01\r\n", b"STORED\r\n2\r\n3\r\n"),
             ("incr_ignores_a_third_token", b"set {k} 0 0 1\r\n1\r\nincr {k} 1 junk\r\n", b"STORED\r\n2\r\n"),
@@ -681,14 +845,58 @@ fn multi_get_of_long_keys_beyond_one_read_buffer() {
 
 /// The general stats that memcached-tool and the usual exporters read.
 const GENERAL_STATS: &[&str] = &[
-    "pid", "uptime", "time", "version", "pointer_size", "rusage_user", "rusage_system", "max_connections",
-    "curr_connections", "total_connections", "rejected_connections", "connection_structures", "cmd_get", "cmd_set",
-    "cmd_flush", "cmd_touch", "get_hits", "get_misses", "get_expired", "get_flushed", "delete_misses", "delete_hits",
-    "incr_misses", "incr_hits", "decr_misses", "decr_hits", "cas_misses", "cas_hits", "cas_badval", "touch_hits",
-    "touch_misses", "store_too_large", "store_no_memory", "auth_cmds", "auth_errors", "bytes_read", "bytes_written",
-    "limit_maxbytes", "accepting_conns", "listen_disabled_num", "threads", "conn_yields", "hash_power_level",
-    "hash_bytes", "hash_is_expanding", "bytes", "curr_items", "total_items", "expired_unfetched",
-    "evicted_unfetched", "evictions", "reclaimed",
+    "pid",
+    "uptime",
+    "time",
+    "version",
+    "pointer_size",
+    "rusage_user",
+    "rusage_system",
+    "max_connections",
+    "curr_connections",
+    "total_connections",
+    "rejected_connections",
+    "connection_structures",
+    "cmd_get",
+    "cmd_set",
+    "cmd_flush",
+    "cmd_touch",
+    "get_hits",
+    "get_misses",
+    "get_expired",
+    "get_flushed",
+    "delete_misses",
+    "delete_hits",
+    "incr_misses",
+    "incr_hits",
+    "decr_misses",
+    "decr_hits",
+    "cas_misses",
+    "cas_hits",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+    "store_too_large",
+    "store_no_memory",
+    "auth_cmds",
+    "auth_errors",
+    "bytes_read",
+    "bytes_written",
+    "limit_maxbytes",
+    "accepting_conns",
+    "listen_disabled_num",
+    "threads",
+    "conn_yields",
+    "hash_power_level",
+    "hash_bytes",
+    "hash_is_expanding",
+    "bytes",
+    "curr_items",
+    "total_items",
+    "expired_unfetched",
+    "evicted_unfetched",
+    "evictions",
+    "reclaimed",
 ];
 
 #[test]
@@ -728,9 +936,24 @@ fn stats_counters_follow_the_commands() {
     let server = Server::start(&["-m", "32"]);
     let mut client = server.connect();
     let names = [
-        "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "get_hits", "get_misses", "delete_hits", "delete_misses",
-        "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits", "cas_misses", "cas_badval", "touch_hits",
-        "touch_misses", "curr_items",
+        "cmd_get",
+        "cmd_set",
+        "cmd_flush",
+        "cmd_touch",
+        "get_hits",
+        "get_misses",
+        "delete_hits",
+        "delete_misses",
+        "incr_hits",
+        "incr_misses",
+        "decr_hits",
+        "decr_misses",
+        "cas_hits",
+        "cas_misses",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "curr_items",
     ];
     let total_items = stat_u64(&mut client, "total_items");
     let before: Vec<u64> = names.iter().map(|n| stat_u64(&mut client, n)).collect();
@@ -765,10 +988,24 @@ fn stats_counters_follow_the_commands() {
     // set. (get_expired and get_flushed are left out: memcached's LRU crawler may reclaim the
     // item before the get sees it.)
     let expect: Vec<(&str, i64)> = vec![
-        ("cmd_get", 7), ("cmd_set", 5), ("cmd_flush", 1), ("cmd_touch", 4), ("get_hits", 4), ("get_misses", 3),
-        ("delete_hits", 1), ("delete_misses", 1), ("incr_hits", 1), ("incr_misses", 1), ("decr_hits", 1),
-        ("decr_misses", 2), ("cas_hits", 1), ("cas_misses", 1), ("cas_badval", 1), ("touch_hits", 2),
-        ("touch_misses", 2), ("curr_items", 0),
+        ("cmd_get", 7),
+        ("cmd_set", 5),
+        ("cmd_flush", 1),
+        ("cmd_touch", 4),
+        ("get_hits", 4),
+        ("get_misses", 3),
+        ("delete_hits", 1),
+        ("delete_misses", 1),
+        ("incr_hits", 1),
+        ("incr_misses", 1),
+        ("decr_hits", 1),
+        ("decr_misses", 2),
+        ("cas_hits", 1),
+        ("cas_misses", 1),
+        ("cas_badval", 1),
+        ("touch_hits", 2),
+        ("touch_misses", 2),
+        ("curr_items", 0),
     ];
     assert_eq!(moved, expect);
     // Three stores link items; memcached may relink once more when incr cannot work in place.
@@ -857,17 +1094,53 @@ fn stats_settings_echoes_the_flags() {
 
 /// The per-class fields of `stats items`.
 const ITEM_FIELDS: &[&str] = &[
-    "number", "number_hot", "number_warm", "number_cold", "age_hot", "age_warm", "age", "mem_requested", "evicted",
-    "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs", "reclaimed", "expired_unfetched",
-    "evicted_unfetched", "evicted_active", "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
-    "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm",
-    "hits_to_cold", "hits_to_temp",
+    "number",
+    "number_hot",
+    "number_warm",
+    "number_cold",
+    "age_hot",
+    "age_warm",
+    "age",
+    "mem_requested",
+    "evicted",
+    "evicted_nonzero",
+    "evicted_time",
+    "outofmemory",
+    "tailrepairs",
+    "reclaimed",
+    "expired_unfetched",
+    "evicted_unfetched",
+    "evicted_active",
+    "crawler_reclaimed",
+    "crawler_items_checked",
+    "lrutail_reflocked",
+    "moves_to_cold",
+    "moves_to_warm",
+    "moves_within_lru",
+    "direct_reclaims",
+    "hits_to_hot",
+    "hits_to_warm",
+    "hits_to_cold",
+    "hits_to_temp",
 ];
 
 /// The per-class fields of `stats slabs`.
 const SLAB_FIELDS: &[&str] = &[
-    "chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks", "free_chunks_end",
-    "get_hits", "cmd_set", "delete_hits", "incr_hits", "decr_hits", "cas_hits", "cas_badval", "touch_hits",
+    "chunk_size",
+    "chunks_per_page",
+    "total_pages",
+    "total_chunks",
+    "used_chunks",
+    "free_chunks",
+    "free_chunks_end",
+    "get_hits",
+    "cmd_set",
+    "delete_hits",
+    "incr_hits",
+    "decr_hits",
+    "cas_hits",
+    "cas_badval",
+    "touch_hits",
 ];
 
 #[test]
@@ -887,10 +1160,7 @@ fn stats_items_and_slabs_describe_each_class() {
     classes.dedup();
     assert_eq!(classes.len(), 2, "two size classes in use: {items:?}");
     for class in &classes {
-        let fields: Vec<&str> = items
-            .iter()
-            .filter_map(|(k, _)| k.strip_prefix(&format!("items:{class}:")))
-            .collect();
+        let fields: Vec<&str> = items.iter().filter_map(|(k, _)| k.strip_prefix(&format!("items:{class}:"))).collect();
         assert_eq!(fields, ITEM_FIELDS, "stats items fields of class {class}");
         let number = items.iter().find(|(k, _)| *k == format!("items:{class}:number")).unwrap();
         assert_eq!(number.1, "1");
@@ -1038,13 +1308,21 @@ fn answer_and_close(server: &Server, line: &[u8]) -> Option<Vec<u8>> {
 /// gets its usual answer.
 #[test]
 fn an_http_request_line_is_hung_up_on() {
-    let servers = [Some(Server::start(&[])), (!common::against_reference() && common::require_program("/usr/bin/memcached", "memcached")).then(|| Server::start_program("/usr/bin/memcached", &["-U", "0"]))];
+    let servers = [
+        Some(Server::start(&[])),
+        (!common::against_reference() && common::require_program("/usr/bin/memcached", "memcached"))
+            .then(|| Server::start_program("/usr/bin/memcached", &["-U", "0"])),
+    ];
     for server in servers.iter().flatten() {
-        for line in [&b"GET / HTTP/1.0\r\n"[..], b"PUT /x HTTP/1.1\r\n", b"DELETE HTTP/1.1\r\n", b"POST /index.php HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        for line in
+            [&b"GET / HTTP/1.0\r\n"[..], b"PUT /x HTTP/1.1\r\n", b"DELETE HTTP/1.1\r\n", b"POST /index.php HTTP/1.1\r\nHost: x\r\n\r\n"]
+        {
             assert_eq!(answer_and_close(server, line), Some(Vec::new()), "{}", show(line));
         }
         assert_eq!(answer_and_close(server, b"get a\r\nGET / HTTP/1.0\r\n"), Some(b"END\r\n".to_vec()));
-        for (line, answer) in [(&b"GET / HTTP\r\n"[..], &b"ERROR\r\n"[..]), (b"x HTTP/1.1\r\n", b"ERROR\r\n"), (b"get HTTP/1.1\r\n", b"END\r\n")] {
+        for (line, answer) in
+            [(&b"GET / HTTP\r\n"[..], &b"ERROR\r\n"[..]), (b"x HTTP/1.1\r\n", b"ERROR\r\n"), (b"get HTTP/1.1\r\n", b"END\r\n")]
+        {
             let mut client = server.connect();
             assert_eq!(client.call(line, b"\r\n"), answer, "{}", show(line));
             assert!(client.cmd("version").starts_with("VERSION "), "{} closed the connection", show(line));

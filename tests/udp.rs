@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use common::{free_port, wait_until, Server, IO_TIMEOUT};
+use std::net::UdpSocket;
 
 /// Answer bytes per datagram after the header: memcached's datagrams are 1400 bytes whole.
 const PAYLOAD: usize = 1400 - 8;
@@ -209,7 +209,11 @@ fn each_udp_thread_is_a_connection_in_stats_conns_and_the_counters() {
     assert!((5..=6).contains(&structures), "connection_structures {structures}");
     // Each UDP thread: "UDP UDP" (sic), its address, conn_read, its idle seconds.
     let conns = first.stats("conns");
-    let udp_fds: Vec<&str> = conns.iter().filter(|(name, value)| name.ends_with(":UDP") && value == "UDP").map(|(name, _)| name.trim_end_matches(":UDP")).collect();
+    let udp_fds: Vec<&str> = conns
+        .iter()
+        .filter(|(name, value)| name.ends_with(":UDP") && value == "UDP")
+        .map(|(name, _)| name.trim_end_matches(":UDP"))
+        .collect();
     assert_eq!(udp_fds.len(), 2, "{conns:?}");
     for fd in udp_fds {
         let fields: Vec<(&str, &str)> =

@@ -221,15 +221,7 @@ pub(super) const FLAGS: &[Flag] = &[
         status: FAILURE,
         apply: Apply::HelpOnly,
     },
-    Flag {
-        short: "h",
-        long: "help",
-        arg: "",
-        default: "",
-        help: "print this help and exit",
-        status: FAILURE,
-        apply: Apply::Print(usage),
-    },
+    Flag { short: "h", long: "help", arg: "", default: "", help: "print this help and exit", status: FAILURE, apply: Apply::Print(usage) },
     Flag {
         short: "i",
         long: "license",
@@ -389,11 +381,7 @@ pub(super) const FLAGS: &[Flag] = &[
                 "auto" => Protocol::Auto,
                 "ascii" => Protocol::Ascii,
                 "binary" => Protocol::Binary,
-                _ => {
-                    return Err(Bad::Words(format!(
-                        "Invalid value for binding protocol: {v} -- should be one of auto, binary, or ascii"
-                    )))
-                }
+                _ => return Err(Bad::Words(format!("Invalid value for binding protocol: {v} -- should be one of auto, binary, or ascii"))),
             };
             Ok(())
         }),
@@ -687,13 +675,11 @@ pub(super) fn check_peer(peer: &str) -> Result<(), Bad> {
 pub(super) fn getopt_refusal(fail: getopts::Fail) -> Refusal {
     let dashes = |name: &str| if name.chars().count() == 1 { format!("-{name}") } else { format!("--{name}") };
     let line = match fail {
-        getopts::Fail::UnrecognizedOption(name) => {
-            match UNSUPPORTED.iter().find(|(short, long)| *short == name || *long == name) {
-                Some((short, long)) => format!("memcachedrep: -{short} (--{long}) is not supported"),
-                None if name.chars().count() == 1 => format!("memcachedrep: invalid option -- '{name}'"),
-                None => format!("memcachedrep: unrecognized option '--{name}'"),
-            }
-        }
+        getopts::Fail::UnrecognizedOption(name) => match UNSUPPORTED.iter().find(|(short, long)| *short == name || *long == name) {
+            Some((short, long)) => format!("memcachedrep: -{short} (--{long}) is not supported"),
+            None if name.chars().count() == 1 => format!("memcachedrep: invalid option -- '{name}'"),
+            None => format!("memcachedrep: unrecognized option '--{name}'"),
+        },
         getopts::Fail::ArgumentMissing(name) if name.chars().count() == 1 => {
             format!("memcachedrep: option requires an argument -- '{name}'")
         }

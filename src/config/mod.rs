@@ -18,9 +18,9 @@
 
 mod flags;
 mod suboptions;
-mod values;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -263,9 +263,8 @@ const ITEM_SIZE_LIMIT: u64 = 1024 * MIB as u64;
 pub fn utf8_args(args: impl IntoIterator<Item = OsString>) -> Result<Vec<String>, Refusal> {
     args.into_iter()
         .map(|arg| {
-            arg.into_string().map_err(|bad| {
-                refuse(EX_USAGE, format!("memcachedrep: argument is not valid UTF-8: \"{}\"", bad.to_string_lossy()))
-            })
+            arg.into_string()
+                .map_err(|bad| refuse(EX_USAGE, format!("memcachedrep: argument is not valid UTF-8: \"{}\"", bad.to_string_lossy())))
         })
         .collect()
 }
@@ -453,14 +452,8 @@ fn check(args: &[String]) -> Result<Action, Refusal> {
     }
     given.sort_by_key(|(pos, _, _)| *pos);
 
-    let mut d = Draft {
-        s: Settings::default(),
-        port: 11211,
-        memory_mb: 64,
-        item_size: MIB as u64,
-        verbose: 0,
-        tunables: Tunables::default(),
-    };
+    let mut d =
+        Draft { s: Settings::default(), port: 11211, memory_mb: 64, item_size: MIB as u64, verbose: 0, tunables: Tunables::default() };
     for (_, flag, value) in given {
         match (&flag.apply, value) {
             (Apply::Print(text), _) => return Ok(Action::Print(text())),
@@ -498,22 +491,13 @@ fn finish(mut d: Draft) -> Result<Settings, Refusal> {
     }
     let chunk = t.slab_chunk_max();
     if chunk > item {
-        return Err(refuse(
-            EX_USAGE,
-            format!("slab_chunk_max (bytes: {chunk}) cannot be larger than -I (item_size_max {item})"),
-        ));
+        return Err(refuse(EX_USAGE, format!("slab_chunk_max (bytes: {chunk}) cannot be larger than -I (item_size_max {item})")));
     }
     if !item.is_multiple_of(chunk) {
-        return Err(refuse(
-            EX_USAGE,
-            format!("-I (item_size_max: {item}) must be evenly divisible by slab_chunk_max (bytes: {chunk})"),
-        ));
+        return Err(refuse(EX_USAGE, format!("-I (item_size_max: {item}) must be evenly divisible by slab_chunk_max (bytes: {chunk})")));
     }
     if !SLAB_PAGE_SIZE.is_multiple_of(chunk) {
-        return Err(refuse(
-            EX_USAGE,
-            format!("slab_chunk_max (bytes: {chunk}) must divide evenly into {SLAB_PAGE_SIZE} (slab_page_size)"),
-        ));
+        return Err(refuse(EX_USAGE, format!("slab_chunk_max (bytes: {chunk}) must divide evenly into {SLAB_PAGE_SIZE} (slab_page_size)")));
     }
     if t.hot_lru_pct + t.warm_lru_pct > 80 {
         return Err(refuse(EX_USAGE, "hot_lru_pct + warm_lru_pct cannot be more than 80% combined".into()));

@@ -427,9 +427,8 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         honoured: false,
         apply: |t, v| {
             let v = needed(v, "Missing lru_crawler_tocrawl value")?;
-            t.lru_crawler_tocrawl = unsigned(v)
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or("lru_crawler_tocrawl takes a numeric 32bit value")?;
+            t.lru_crawler_tocrawl =
+                unsigned(v).and_then(|n| u32::try_from(n).ok()).ok_or("lru_crawler_tocrawl takes a numeric 32bit value")?;
             Ok(())
         },
     },
@@ -581,9 +580,8 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         honoured: false,
         apply: |t, v| {
             let v = needed(v, "Missing read_buf_mem_limit argument")?;
-            t.read_buf_mem_limit = unsigned(v)
-                .and_then(|n| n.checked_mul(MIB as u64))
-                .ok_or("could not parse argument to read_buf_mem_limit")?;
+            t.read_buf_mem_limit =
+                unsigned(v).and_then(|n| n.checked_mul(MIB as u64)).ok_or("could not parse argument to read_buf_mem_limit")?;
             Ok(())
         },
     },
@@ -611,9 +609,8 @@ pub(super) const SUB_OPTIONS: &[SubOption] = &[
         honoured: false,
         apply: |t, v| {
             let v = needed(v, "Missing watcher_logbuf_size argument")?;
-            t.watcher_logbuf_size = unsigned(v)
-                .and_then(|n| n.checked_mul(1024))
-                .ok_or("could not parse argument to watcher_logbuf_size")?;
+            t.watcher_logbuf_size =
+                unsigned(v).and_then(|n| n.checked_mul(1024)).ok_or("could not parse argument to watcher_logbuf_size")?;
             Ok(())
         },
     },

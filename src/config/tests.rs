@@ -222,10 +222,7 @@ fn no_modern_is_applied_in_order_like_memcached() {
     let s = run("-o no_modern,slab_chunk_max=16384");
     assert_eq!(stat(&s, "slab_chunk_max"), "16384");
     assert!(run("-o no_modern,maxconns_fast").maxconns_fast);
-    assert_eq!(
-        refused("-o no_modern -I 512k").0,
-        "slab_chunk_max (bytes: 1048576) cannot be larger than -I (item_size_max 524288)"
-    );
+    assert_eq!(refused("-o no_modern -I 512k").0, "slab_chunk_max (bytes: 1048576) cannot be larger than -I (item_size_max 524288)");
 }
 
 #[test]

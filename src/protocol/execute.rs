@@ -16,13 +16,7 @@ use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, St
 /// Executes `request`, appending the response (if any: `noreply` writes nothing on success)
 /// to `out` and counting into `local`. A long answer calls `spill` to have `out` written out
 /// and emptied whenever it passes `SPILL_AT`.
-pub fn execute(
-    request: Request,
-    ctx: &Context,
-    local: &mut LocalCounts,
-    out: &mut Vec<u8>,
-    spill: &mut dyn FnMut(&mut Vec<u8>),
-) -> Next {
+pub fn execute(request: Request, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>, spill: &mut dyn FnMut(&mut Vec<u8>)) -> Next {
     match request {
         Request::Get { keys, cas, touch } => {
             // Each part handed to `spill` has gone, so the get never stops part-way.
@@ -390,7 +384,10 @@ mod tests {
         let cases = [
             (format!("set big 0 0 2000000\r\n{big}\r\nget big\r\n"), "SERVER_ERROR object too large for cache\r\nEND\r\n"),
             (format!("set big 0 0 2000000 noreply\r\n{big}\r\nget big\r\n"), "END\r\n"),
-            (format!("set big 0 0 3\r\nabc\r\nset big 0 0 2000000\r\n{big}\r\nget big\r\n"), "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n"),
+            (
+                format!("set big 0 0 3\r\nabc\r\nset big 0 0 2000000\r\n{big}\r\nget big\r\n"),
+                "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n",
+            ),
             (
                 format!("add big2 0 0 3\r\nabc\r\nadd big2 0 0 2000000\r\n{big}\r\nget big2\r\n"),
                 "STORED\r\nSERVER_ERROR object too large for cache\r\nVALUE big2 0 3\r\nabc\r\nEND\r\n",
@@ -440,7 +437,9 @@ mod tests {
         let settings = Settings::default();
         let mut input = b"set g 0 0 1\r\n1\r\ngat 0 g nx\r\ngats 0 g\r\ntouch g 0\r\ntouch nx 0\r\nget g nx\r\nset e 0 -1 1\r\n1\r\nget e\r\nset big 0 0 2000000 noreply\r\n".to_vec();
         input.resize(input.len() + 2_000_002, b'x');
-        input.extend_from_slice(b"flush_all\r\nget g\r\ncas g 0 0 1 1\r\n1\r\ncas nx 0 0 1 1\r\n1\r\nincr nx 1\r\ndecr nx 1\r\ndelete nx\r\nstats\r\n");
+        input.extend_from_slice(
+            b"flush_all\r\nget g\r\ncas g 0 0 1 1\r\n1\r\ncas nx 0 0 1 1\r\n1\r\nincr nx 1\r\ndecr nx 1\r\ndelete nx\r\nstats\r\n",
+        );
         let out = String::from_utf8_lossy(&run(&settings, &input)).into_owned();
         for line in [
             "STAT cmd_get 4\r\n",
@@ -467,7 +466,10 @@ mod tests {
     #[test]
     fn stats_detail_counts_prefixes() {
         let settings = Settings::default();
-        let out = run(&settings, b"stats detail on\r\nset a:b 0 0 1\r\n1\r\nget a:b a:c x\r\ndelete a:b\r\nget b:1\r\nstats detail dump\r\nstats detail off\r\n");
+        let out = run(
+            &settings,
+            b"stats detail on\r\nset a:b 0 0 1\r\n1\r\nget a:b a:c x\r\ndelete a:b\r\nget b:1\r\nstats detail dump\r\nstats detail off\r\n",
+        );
         // memcached lists b before a (its hash order); ours is sorted.
         let expected = "OK\r\nSTORED\r\nVALUE a:b 0 1\r\n1\r\nEND\r\nDELETED\r\nEND\r\nPREFIX a get 2 hit 1 set 1 del 1\r\nPREFIX b get 1 hit 0 set 0 del 0\r\nEND\r\nOK\r\n";
         assert_eq!(String::from_utf8_lossy(&out), expected);

@@ -22,9 +22,9 @@
 use std::borrow::Cow;
 
 use super::ops;
-use crate::decimal;
 use super::tokens::Tokens;
 use super::{Context, Limits, Parsed, Request};
+use crate::decimal;
 use crate::stats::{Counter, LocalCounts};
 use crate::storage::clock;
 use crate::storage::{Cache, DeleteOutcome, DeltaOp, DeltaOutcome, ItemRef, Lookup, StoreMode, StoreOptions, StoreOutcome};
@@ -553,9 +553,8 @@ fn answer_hit(request: &MetaRequest, item: &ItemRef, vivified: bool, out: &mut V
     let before = if vivified { 0 } else { seen.exptime };
     // R: an item whose TTL fell below the given one is due for a recache.
     let at_recache = expiry_through(request, before, vivified, Some(b'R'));
-    let recache = request.flag(b'R').and_then(ttl).is_some_and(|below| {
-        at_recache != 0 && i64::from(at_recache.saturating_sub(clock::now())) < below
-    });
+    let recache =
+        request.flag(b'R').and_then(ttl).is_some_and(|below| at_recache != 0 && i64::from(at_recache.saturating_sub(clock::now())) < below);
     seen.exptime = expiry_through(request, before, vivified, Some(b't'));
     let with_value = request.has(b'v');
     if vivified || seen.stale || recache {
@@ -644,11 +643,8 @@ fn meta_delete(request: &MetaRequest, quiet: bool, ctx: &Context, local: &mut Lo
     let cas = request.number(b'C');
     // I: mark stale (and set the TTL given) instead of removing.
     let invalidate = request.has(b'I');
-    let outcome = if invalidate {
-        ctx.cache.invalidate(&request.key, request.ttl().map(expiry), cas)
-    } else {
-        ctx.cache.delete(&request.key, cas)
-    };
+    let outcome =
+        if invalidate { ctx.cache.invalidate(&request.key, request.ttl().map(expiry), cas) } else { ctx.cache.delete(&request.key, cas) };
     // memcached counts an invalidation as no delete hit, and a miss or a refused cas (with I
     // or without) as a delete miss.
     match outcome {

@@ -47,28 +47,70 @@ pub struct Limits {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     /// get, gets, gat, gats: `touch` is the exptime given to gat/gats.
-    Get { keys: Keys<'a>, cas: bool, touch: Option<i64> },
+    Get {
+        keys: Keys<'a>,
+        cas: bool,
+        touch: Option<i64>,
+    },
     /// set/add/replace/append/prepend/cas with its data block (without the "\r\n").
-    Store { mode: StoreMode, key: &'a [u8], flags: u32, exptime: i64, data: &'a [u8], noreply: bool },
+    Store {
+        mode: StoreMode,
+        key: &'a [u8],
+        flags: u32,
+        exptime: i64,
+        data: &'a [u8],
+        noreply: bool,
+    },
     /// A store whose data would not fit `item_size_max`: the data is swallowed, the answer is
     /// `SERVER_ERROR object too large for cache`, and a `set` unlinks the old item.
-    StoreTooLarge { mode: StoreMode, key: &'a [u8], noreply: bool },
-    Delete { key: &'a [u8], noreply: bool },
-    Incr { key: &'a [u8], amount: u64, noreply: bool },
-    Decr { key: &'a [u8], amount: u64, noreply: bool },
-    Touch { key: &'a [u8], exptime: i64, noreply: bool },
-    FlushAll { delay: i64, noreply: bool },
+    StoreTooLarge {
+        mode: StoreMode,
+        key: &'a [u8],
+        noreply: bool,
+    },
+    Delete {
+        key: &'a [u8],
+        noreply: bool,
+    },
+    Incr {
+        key: &'a [u8],
+        amount: u64,
+        noreply: bool,
+    },
+    Decr {
+        key: &'a [u8],
+        amount: u64,
+        noreply: bool,
+    },
+    Touch {
+        key: &'a [u8],
+        exptime: i64,
+        noreply: bool,
+    },
+    FlushAll {
+        delay: i64,
+        noreply: bool,
+    },
     /// flush_all with a delay that is not a number: "CLIENT_ERROR invalid exptime argument",
     /// or the -F refusal when flush_all is disabled (memcached checks that first).
-    FlushAllBadDelay { noreply: bool },
+    FlushAllBadDelay {
+        noreply: bool,
+    },
     /// `stats` with its arguments (empty for plain `stats`).
-    Stats { args: Vec<&'a [u8]> },
+    Stats {
+        args: Vec<&'a [u8]>,
+    },
     Version,
-    Verbosity { level: u32, noreply: bool },
+    Verbosity {
+        level: u32,
+        noreply: bool,
+    },
     Quit,
     /// `lru_crawler metadump`: a line of metadata for each live item of the slab classes in
     /// `classes` (bit N: class N; all bits: `all` or `hash`).
-    Metadump { classes: u64 },
+    Metadump {
+        classes: u64,
+    },
     /// mg, ms, md, ma.
     Meta(meta::MetaRequest<'a>),
     /// mn: answers "MN".

@@ -391,7 +391,16 @@ mod tests {
         assert_eq!(p(b"GET foo\r\n"), inv(ERROR, 9));
         assert_eq!(p(b"get\tfoo\r\n"), inv(ERROR, 9));
         assert_eq!(p(b"version\r\r\n"), inv(ERROR, 10));
-        for line in ["misbehave", "lru_crawler crawl all", "slabs automove 1", "watch", "lru mode flat", "cache_memlimit 100", "extstore", "debugtime"] {
+        for line in [
+            "misbehave",
+            "lru_crawler crawl all",
+            "slabs automove 1",
+            "watch",
+            "lru mode flat",
+            "cache_memlimit 100",
+            "extstore",
+            "debugtime",
+        ] {
             let buf = format!("{line}\r\n");
             assert_eq!(p(buf.as_bytes()), inv(ERROR, buf.len()), "{line}");
         }
@@ -402,10 +411,28 @@ mod tests {
         let closes = |line: &str| matches!(p(line.as_bytes()), Parsed::Invalid { reply: "", close: true, .. });
         let many = |n: usize| format!("foo{} HTTP/1.1\r\n", " y".repeat(n - 2));
         // Each as memcached 1.6.18 answered it.
-        for line in ["GET / HTTP/1.0\r\n", "PUT /x HTTP/1.1\r\n", "DELETE HTTP/1.1\r\n", "HTTP/1.1\r\n", "xx HTTP/\r\n", "\tGET / HTTP/1.0\r\n", "GET  /  HTTP/1.0 \n", "misbehave HTTP/1.1\r\n", &many(23)] {
+        for line in [
+            "GET / HTTP/1.0\r\n",
+            "PUT /x HTTP/1.1\r\n",
+            "DELETE HTTP/1.1\r\n",
+            "HTTP/1.1\r\n",
+            "xx HTTP/\r\n",
+            "\tGET / HTTP/1.0\r\n",
+            "GET  /  HTTP/1.0 \n",
+            "misbehave HTTP/1.1\r\n",
+            &many(23),
+        ] {
             assert!(closes(line), "{line:?}");
         }
-        for line in ["x HTTP/1.1\r\n", "GET / http/1.0\r\n", "GET /HTTP/1.0\r\n", "GET / HTTP\r\n", "foo HTTP/1.1 y\r\n", "slabs HTTP/1.1\r\n", &many(24)] {
+        for line in [
+            "x HTTP/1.1\r\n",
+            "GET / http/1.0\r\n",
+            "GET /HTTP/1.0\r\n",
+            "GET / HTTP\r\n",
+            "foo HTTP/1.1 y\r\n",
+            "slabs HTTP/1.1\r\n",
+            &many(24),
+        ] {
             assert_eq!(p(line.as_bytes()), inv(ERROR, line.len()), "{line:?}");
         }
         assert_eq!(p(b"get HTTP/1.1\r\n"), cmd(get(b"HTTP/1.1"), 14));
@@ -489,7 +516,8 @@ mod tests {
         assert_eq!(p(b"set a 0 0 3 \r\nabc\r\n"), cmd(set(b"a", 0, 0, b"abc", false), 19));
         assert_eq!(p(b"set a 0 0 0\r\n\r\n"), cmd(set(b"a", 0, 0, b"", false), 15));
         assert_eq!(p(b"set a 0 0 -0\r\n\r\n"), cmd(set(b"a", 0, 0, b"", false), 16));
-        let modes = [("add", StoreMode::Add), ("replace", StoreMode::Replace), ("append", StoreMode::Append), ("prepend", StoreMode::Prepend)];
+        let modes =
+            [("add", StoreMode::Add), ("replace", StoreMode::Replace), ("append", StoreMode::Append), ("prepend", StoreMode::Prepend)];
         for (name, mode) in modes {
             let buf = format!("{name} k 5 7 1\r\nx\r\n");
             let request = Request::Store { mode, key: b"k", flags: 5, exptime: 7, data: b"x", noreply: false };
@@ -566,15 +594,27 @@ mod tests {
         let too_large = |buf| parse(buf, &LIMITS, &|_, len| len <= 100);
         assert_eq!(
             too_large(b"set big 0 0 2000000\r\n"),
-            Parsed::Command { request: Request::StoreTooLarge { mode: StoreMode::Set, key: b"big", noreply: false }, consumed: 21, swallow: 2_000_002 }
+            Parsed::Command {
+                request: Request::StoreTooLarge { mode: StoreMode::Set, key: b"big", noreply: false },
+                consumed: 21,
+                swallow: 2_000_002
+            }
         );
         assert_eq!(
             too_large(b"add big 0 0 101 noreply\r\nxx"),
-            Parsed::Command { request: Request::StoreTooLarge { mode: StoreMode::Add, key: b"big", noreply: true }, consumed: 25, swallow: 103 }
+            Parsed::Command {
+                request: Request::StoreTooLarge { mode: StoreMode::Add, key: b"big", noreply: true },
+                consumed: 25,
+                swallow: 103
+            }
         );
         assert_eq!(
             too_large(b"set big 0 0 2147483645\r\n"),
-            Parsed::Command { request: Request::StoreTooLarge { mode: StoreMode::Set, key: b"big", noreply: false }, consumed: 24, swallow: 2147483647 }
+            Parsed::Command {
+                request: Request::StoreTooLarge { mode: StoreMode::Set, key: b"big", noreply: false },
+                consumed: 24,
+                swallow: 2147483647
+            }
         );
     }
 
@@ -749,8 +789,22 @@ mod tests {
     #[test]
     fn any_bytes_keep_the_invariants() {
         let alphabet: &[u8] = b" \r\n\t0123-+=gestadcrpnoylxbm\x00\xff";
-        let words: [&[u8]; 14] =
-            [b"get ", b"gat ", b"set ", b"cas ", b"incr ", b"delete ", b"touch ", b"flush_all ", b"verbosity ", b"noreply", b"4294967296 ", b"\r\n", b"me ", b"mg "];
+        let words: [&[u8]; 14] = [
+            b"get ",
+            b"gat ",
+            b"set ",
+            b"cas ",
+            b"incr ",
+            b"delete ",
+            b"touch ",
+            b"flush_all ",
+            b"verbosity ",
+            b"noreply",
+            b"4294967296 ",
+            b"\r\n",
+            b"me ",
+            b"mg ",
+        ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             state ^= state << 13;

@@ -87,7 +87,15 @@ impl Deltas {
     /// Queues a request for the peer, after the key's `state` here, unless the link is not
     /// up; `wake` must then make the sender look at the outbox. Waits for the answer at most
     /// `ANSWER_TIMEOUT`.
-    pub fn request(&self, key: &[u8], state: Option<Entry>, op: DeltaOp, amount: u64, cas: Option<u64>, wake: impl FnOnce()) -> Option<DeltaResp> {
+    pub fn request(
+        &self,
+        key: &[u8],
+        state: Option<Entry>,
+        op: DeltaOp,
+        amount: u64,
+        cas: Option<u64>,
+        wake: impl FnOnce(),
+    ) -> Option<DeltaResp> {
         let mut inner = self.lock();
         if !inner.open {
             return None;

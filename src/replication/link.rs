@@ -124,7 +124,10 @@ fn random_id() -> u64 {
 /// port is a client port), or every address of both families.
 pub(super) fn addrs_on_port(settings: &Settings, port: u16) -> Result<Vec<SocketAddr>, String> {
     if settings.listen.is_empty() {
-        return Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port), SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]);
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        ]);
     }
     let mut addrs = Vec::new();
     for entry in &settings.listen {
@@ -514,7 +517,11 @@ impl Link {
         self.set_state(&mut slot, LinkState::Syncing);
         log::line(
             log::STATE,
-            format_args!("replication: linked to {} (instance {peer_id:016x}, {})", self.peer_text, if dialed { "dialed" } else { "accepted" }),
+            format_args!(
+                "replication: linked to {} (instance {peer_id:016x}, {})",
+                self.peer_text,
+                if dialed { "dialed" } else { "accepted" }
+            ),
         );
         Some(flags)
     }

@@ -195,7 +195,10 @@ impl Sender<'_> {
         let since = floor.map_or(0, |f| claim.map_or(f, |c| f.min(c)));
         let kind = if since == 0 { &link.counters.full_syncs } else { &link.counters.partial_syncs };
         kind.fetch_add(1, Ordering::Relaxed);
-        log::line(log::STATE, format_args!("replication: {} sync to the peer (versions above {since})", if since == 0 { "full" } else { "partial" }));
+        log::line(
+            log::STATE,
+            format_args!("replication: {} sync to the peer (versions above {since})", if since == 0 { "full" } else { "partial" }),
+        );
         self.scan(since)?;
         self.send(&Frame::SyncEnd)?;
         self.commit()?;

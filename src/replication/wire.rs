@@ -440,7 +440,14 @@ mod tests {
     fn samples() -> Vec<Frame> {
         vec![
             Frame::Hello(Hello { instance: 7, max_version: u64::MAX, received: 1 << 40, known_peer: 0 }),
-            Frame::Entry(Entry::Item { key: b"k".to_vec(), flags: u32::MAX, exptime: 1_800_000_000, version: 99, marks: 0, value: b"a\r\nb".to_vec() }),
+            Frame::Entry(Entry::Item {
+                key: b"k".to_vec(),
+                flags: u32::MAX,
+                exptime: 1_800_000_000,
+                version: 99,
+                marks: 0,
+                value: b"a\r\nb".to_vec(),
+            }),
             Frame::Entry(Entry::Item { key: vec![b'x'; 250], flags: 0, exptime: 0, version: 1, marks: MARKS, value: Vec::new() }),
             Frame::Entry(Entry::Deleted { key: b"gone".to_vec(), version: 5 }),
             Frame::Flush(FlushState { applied: 10, pending: None }),
@@ -453,7 +460,13 @@ mod tests {
             Frame::DeltaResp(DeltaResp {
                 id: 1,
                 outcome: DeltaOutcome::Value(42),
-                item: Some(DeltaItem { version: 7 << 16, flags: u32::MAX, exptime: 1_800_000_000, marks: MARK_KEY_BINARY, value: b"42".to_vec() }),
+                item: Some(DeltaItem {
+                    version: 7 << 16,
+                    flags: u32::MAX,
+                    exptime: 1_800_000_000,
+                    marks: MARK_KEY_BINARY,
+                    value: b"42".to_vec(),
+                }),
             }),
             Frame::DeltaResp(DeltaResp { id: 2, outcome: DeltaOutcome::Value(0), item: None }),
             Frame::DeltaResp(DeltaResp { id: 3, outcome: DeltaOutcome::NotFound, item: None }),

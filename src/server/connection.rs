@@ -415,10 +415,17 @@ impl Conn {
                         let (skip, mut logged) = self.resume.take().map_or((0, traffic::Answer::default()), |r| (r.keys_done, r.logged));
                         // At -vv what the log needs of the answer is kept, written parts too.
                         let logging = log::enabled(log::TRAFFIC);
-                        let mut sink = Sink { stream: &mut self.stream, sent: &mut self.sent, written: Ok(0), logged: logging.then_some(&mut logged), log_from: self.out.len() };
+                        let mut sink = Sink {
+                            stream: &mut self.stream,
+                            sent: &mut self.sent,
+                            written: Ok(0),
+                            logged: logging.then_some(&mut logged),
+                            log_from: self.out.len(),
+                        };
                         let (next, stopped) = match request {
                             Request::Get { keys, cas, touch } => {
-                                let stopped = execute::get_part(keys.after(skip), cas, touch, &ctx, local, &mut self.out, &mut |out| sink.offer(out));
+                                let stopped =
+                                    execute::get_part(keys.after(skip), cas, touch, &ctx, local, &mut self.out, &mut |out| sink.offer(out));
                                 (Next::Continue, stopped)
                             }
                             other => {

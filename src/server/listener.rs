@@ -58,7 +58,6 @@ impl Stream {
             Stream::Unix(s) => s.as_raw_fd(),
         }
     }
-
 }
 
 impl Read for Stream {
@@ -167,8 +166,7 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, String> {
     };
     if settings.listen.is_empty() {
         let any = [SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];
-        return bind_addresses(&any)
-            .map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
+        return bind_addresses(&any).map_err(|e| format!("failed to listen on TCP port {}: {}", settings.port, daemon::strerror(&e)));
     }
     let mut listeners = Vec::new();
     for entry in &settings.listen {

@@ -111,7 +111,14 @@ impl Shared {
     }
 
     fn context(&self) -> Context<'_> {
-        Context { cache: &self.cache, stats: &self.stats, settings: &self.settings, conns: &self.conns, replication: Some(&self.replication), deltas: Some(&self.replication) }
+        Context {
+            cache: &self.cache,
+            stats: &self.stats,
+            settings: &self.settings,
+            conns: &self.conns,
+            replication: Some(&self.replication),
+            deltas: Some(&self.replication),
+        }
     }
 
     fn stopping(&self) -> bool {

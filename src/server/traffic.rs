@@ -146,7 +146,8 @@ fn command_line(text: &mut Vec<u8>, fd: RawFd, opcode: u8, key: &[u8], extras: &
         0x0e | 0x0f | 0x19 | 0x1a => push_line(text, &[format!("Value len is {value_len}").as_bytes()]),
         // memcached says "incr" for decr too, with the amount and the expiry signed.
         0x05 | 0x06 | 0x15 | 0x16 => {
-            let field = |at: usize, len: usize| extras.get(at..at + len).map_or(0, |b| b.iter().fold(0u64, |n, &x| (n << 8) | u64::from(x)));
+            let field =
+                |at: usize, len: usize| extras.get(at..at + len).map_or(0, |b| b.iter().fold(0u64, |n, &x| (n << 8) | u64::from(x)));
             let (amount, initial, expiry) = (field(0, 8) as i64, field(8, 8), field(16, 4) as u32 as i32);
             push_line(text, &[b"incr ", key, format!(" {amount}, {initial}, {expiry}").as_bytes()]);
         }
@@ -287,7 +288,10 @@ mod tests {
 
     #[test]
     fn value_keys_walk_the_blocks() {
-        assert_eq!(value_keys(b"VALUE a 0 1\r\nx\r\nVALUE b 0 2 9\r\nyz\r\nVALUE c 0 1\r\nz\r\nEND\r\n"), vec![&b"a"[..], &b"b"[..], &b"c"[..]]);
+        assert_eq!(
+            value_keys(b"VALUE a 0 1\r\nx\r\nVALUE b 0 2 9\r\nyz\r\nVALUE c 0 1\r\nz\r\nEND\r\n"),
+            vec![&b"a"[..], &b"b"[..], &b"c"[..]]
+        );
         assert!(value_keys(b"END\r\n").is_empty());
     }
 }

@@ -28,15 +28,7 @@ impl Cache {
     }
 
     /// `delta` under the stripe lock the caller holds.
-    fn do_delta(
-        &self,
-        stripe: &mut Stripe,
-        hash: u32,
-        key: &[u8],
-        op: DeltaOp,
-        amount: u64,
-        cas: Option<u64>,
-    ) -> (DeltaOutcome, u64) {
+    fn do_delta(&self, stripe: &mut Stripe, hash: u32, key: &[u8], op: DeltaOp, amount: u64, cas: Option<u64>) -> (DeltaOutcome, u64) {
         let now = clock::now();
         let Slot::Live(old) = self.find(stripe, hash, key, now) else {
             return (DeltaOutcome::NotFound, 0);

@@ -183,14 +183,7 @@ impl Cache {
     /// that came late still gets memory once every page is taken. Never blocks: the other
     /// class and the items' stripes are only tried, and any failure leaves the page where it is
     /// (`Contended` when another thread's lock or store in flight was in the way).
-    fn steal_page(
-        &self,
-        cls: usize,
-        st: &mut ClassState,
-        held: &mut Stripe,
-        protect: *mut Item,
-        now: u32,
-    ) -> Result<(), Shortage> {
+    fn steal_page(&self, cls: usize, st: &mut ClassState, held: &mut Stripe, protect: *mut Item, now: u32) -> Result<(), Shortage> {
         let classes = &self.slabs.classes;
         let mut contended = false;
         let victim = (0..classes.len())

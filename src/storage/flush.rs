@@ -21,12 +21,7 @@ pub(super) struct Flush {
 impl Flush {
     /// No flush yet.
     pub fn new() -> Flush {
-        Flush {
-            writer: Mutex::new(()),
-            applied: AtomicU64::new(0),
-            pending_at: AtomicU32::new(0),
-            pending_stamp: AtomicU64::new(0),
-        }
+        Flush { writer: Mutex::new(()), applied: AtomicU64::new(0), pending_at: AtomicU32::new(0), pending_stamp: AtomicU64::new(0) }
     }
 
     /// Whether an item written at `version` is invalid at `now`.

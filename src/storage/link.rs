@@ -103,14 +103,7 @@ impl Cache {
     /// The caller holds `stripe`'s lock; `old` is null or linked there with the same key;
     /// `new` was taken by `alloc` under `st` and its header filled by `item::init` (and marked
     /// `TOMBSTONE` if it is one, which its counts depend on).
-    unsafe fn link(
-        &self,
-        stripe: &mut Stripe,
-        mut st: Held<'_, ClassState>,
-        old: *mut Item,
-        new: *mut Item,
-        keep_old: bool,
-    ) {
+    unsafe fn link(&self, stripe: &mut Stripe, mut st: Held<'_, ClassState>, old: *mut Item, new: *mut Item, keep_old: bool) {
         // SAFETY: forwarded caller guarantees; `old`'s class lock, when not `st`, is taken
         // only once `st` is released (one class at a time).
         unsafe {

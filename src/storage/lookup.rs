@@ -17,24 +17,13 @@ impl Cache {
 
     /// `get` that leaves the item's fetched mark, last access and LRU standing alone (meta
     /// get's u flag, meta debug); a touch still applies.
-    pub fn get_unbumped<R>(
-        &self,
-        key: &[u8],
-        touch: Option<u32>,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
+    pub fn get_unbumped<R>(&self, key: &[u8], touch: Option<u32>, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         self.lookup(key, touch, false, f)
     }
 
     /// `get` or `get_unbumped`: `do_get` under the key's stripe lock, then the sink told of
     /// a touch.
-    fn lookup<R>(
-        &self,
-        key: &[u8],
-        touch: Option<u32>,
-        bump: bool,
-        f: impl FnOnce(&ItemRef) -> R,
-    ) -> (Lookup, Option<R>) {
+    fn lookup<R>(&self, key: &[u8], touch: Option<u32>, bump: bool, f: impl FnOnce(&ItemRef) -> R) -> (Lookup, Option<R>) {
         if !valid_key(key) {
             return (Lookup::Miss, None);
         }

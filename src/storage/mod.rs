@@ -315,9 +315,8 @@ impl Cache {
             return Err(format!("hashpower (-o hashpower) must be at most {}, got {}", MAX_HASH_POWER, hash_power));
         }
         let per_stripe_log2 = hash_power.saturating_sub(stripes_log2);
-        let stripes: Box<[StripeLock]> = (0..1usize << stripes_log2)
-            .map(|i| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2, i))))
-            .collect();
+        let stripes: Box<[StripeLock]> =
+            (0..1usize << stripes_log2).map(|i| StripeLock(Mutex::new(Stripe::new(per_stripe_log2, stripes_log2, i)))).collect();
         let total_buckets = stripes.len() << per_stripe_log2;
         Ok(Cache {
             hasher: RandomState::new(),
@@ -584,10 +583,7 @@ impl Cache {
             item::check(it);
             (usize::from((*it).class), item::size_of(it))
         };
-        debug_assert!(
-            class < self.slabs.classes.len() && size <= self.slabs.classes[class].size,
-            "item overruns its chunk"
-        );
+        debug_assert!(class < self.slabs.classes.len() && size <= self.slabs.classes[class].size, "item overruns its chunk");
     }
 
     /// Why a linked item is no longer valid, if it is not. Flushed wins, as in memcached.

@@ -41,8 +41,7 @@ pub const MARK_KEY_BINARY: u8 = 4;
 pub const MARKS: u8 = MARK_STALE | MARK_WIN_SENT | MARK_KEY_BINARY;
 
 /// An item's flags as marks, and back.
-const MARK_BITS: [(u8, u8); 3] =
-    [(MARK_STALE, item::STALE), (MARK_WIN_SENT, item::WIN_SENT), (MARK_KEY_BINARY, item::KEY_BINARY)];
+const MARK_BITS: [(u8, u8); 3] = [(MARK_STALE, item::STALE), (MARK_WIN_SENT, item::WIN_SENT), (MARK_KEY_BINARY, item::KEY_BINARY)];
 
 fn marks_of(iflags: u8) -> u8 {
     MARK_BITS.iter().filter(|&&(_, bit)| iflags & bit != 0).fold(0, |marks, &(mark, _)| marks | mark)
@@ -274,15 +273,7 @@ impl Cache {
     ///
     /// # Safety
     /// `found` is null, or linked in `stripe` under this key.
-    unsafe fn bury(
-        &self,
-        stripe: &mut Stripe,
-        hash: u32,
-        key: &[u8],
-        found: *mut Item,
-        version: u64,
-        now: u32,
-    ) -> bool {
+    unsafe fn bury(&self, stripe: &mut Stripe, hash: u32, key: &[u8], found: *mut Item, version: u64, now: u32) -> bool {
         let exptime = now.saturating_add(self.tombstone_ttl);
         // SAFETY: `found`, when non-null, is linked in the stripe we hold.
         let (found_tomb, found_class) =
@@ -301,8 +292,7 @@ impl Cache {
         };
         match fresh {
             Some(chunk) => {
-                let new =
-                    NewItem { key, hash, vlen: 0, flags: 0, exptime, version, iflags: item::TOMBSTONE, atime: now };
+                let new = NewItem { key, hash, vlen: 0, flags: 0, exptime, version, iflags: item::TOMBSTONE, atime: now };
                 // SAFETY: the chunk comes from `alloc` for a class that fits the key; `found` is
                 // null or linked in the stripe we hold under this key.
                 unsafe { self.fill(stripe, chunk, found, false, &new, |_| {}) };

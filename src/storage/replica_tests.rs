@@ -241,14 +241,8 @@ fn apply_is_last_writer_wins_and_keeps_the_version_as_cas() {
     let (older, newer) = (clock::stamp(), clock::stamp());
     // Read once: a second may pass during the test (under Miri, many).
     let exptime = clock::now() + 1000;
-    let item = |version, value: &[u8]| Entry::Item {
-        key: b"k".to_vec(),
-        flags: 0xdead_beef,
-        exptime,
-        version,
-        marks: 0,
-        value: value.to_vec(),
-    };
+    let item =
+        |version, value: &[u8]| Entry::Item { key: b"k".to_vec(), flags: 0xdead_beef, exptime, version, marks: 0, value: value.to_vec() };
     assert!(c.apply(&item(newer, b"new")));
     assert!(!c.apply(&item(older, b"old")), "an older entry loses");
     assert!(!c.apply(&item(newer, b"new")), "the same entry twice changes nothing");
@@ -302,8 +296,7 @@ fn without_memory_apply_is_counted_and_a_delete_reuses_the_item_chunk() {
     while set(&c, format!("f{i}").as_bytes(), b"x") == StoreOutcome::Stored {
         i += 1;
     }
-    let huge =
-        Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), marks: 0, value: vec![1; 20_000] };
+    let huge = Entry::Item { key: b"k".to_vec(), flags: 0, exptime: 0, version: clock::stamp(), marks: 0, value: vec![1; 20_000] };
     assert!(!c.apply(&huge));
     assert_eq!(c.stats().apply_dropped, 1);
     assert_eq!(c.entry(b"k"), None, "the older item is not kept against a newer peer write");

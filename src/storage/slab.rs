@@ -197,10 +197,7 @@ impl Slabs {
         // Rounding the limit down keeps pages within it; a limit below one page is refused.
         let max_pages = config.memory_limit / page_size;
         if max_pages == 0 {
-            return Err(format!(
-                "memory limit (-m) must be at least one slab page ({} bytes), got {}",
-                page_size, config.memory_limit
-            ));
+            return Err(format!("memory limit (-m) must be at least one slab page ({} bytes), got {}", page_size, config.memory_limit));
         }
         let region = if config.large_pages { map_region(max_pages * page_size, true)? } else { ptr::null_mut() };
         let classes = sizes
@@ -294,8 +291,7 @@ impl Slabs {
     /// The page of class `cls` holding its LRU tail (else its first page), and how many of its
     /// chunks were ever handed out.
     pub fn victim_page(&self, cls: usize, state: &ClassState) -> Option<(*mut u8, usize)> {
-        let contains =
-            |page: *mut u8, p: *const u8| (page as usize..page as usize + self.page_size).contains(&(p as usize));
+        let contains = |page: *mut u8, p: *const u8| (page as usize..page as usize + self.page_size).contains(&(p as usize));
         let tail = state.lru.tail as *const u8;
         let holding_tail = state.page_list.iter().copied().find(|&page| contains(page, tail));
         let page = holding_tail.or(state.page_list.first().copied())?;
@@ -391,8 +387,7 @@ impl Slabs {
             // SAFETY: the tail is a linked item of this class, read under the class lock.
             u64::from(now.saturating_sub(unsafe { (*st.lru.tail).atime.load(Ordering::Relaxed) }))
         };
-        let [get_hits, cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits] =
-            class.hit_totals();
+        let [get_hits, cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits] = class.hit_totals();
         Some(SlabClassStats {
             id: idx as u32 + 1,
             chunk_size: class.size as u64,
@@ -467,16 +462,7 @@ fn round8(n: usize) -> usize {
 #[cfg(not(miri))]
 fn map_region(len: usize, huge: bool) -> Result<*mut u8, String> {
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
     if p == libc::MAP_FAILED {
         return Err(format!("memory limit (-m): cannot map {} bytes: {}", len, std::io::Error::last_os_error()));
     }

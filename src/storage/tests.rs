@@ -6,8 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome,
-    KEY_MAX_LENGTH,
+    clock, Cache, CacheConfig, DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, StoreOptions, StoreOutcome, KEY_MAX_LENGTH,
 };
 
 fn config(memory_limit: usize) -> CacheConfig {
@@ -112,16 +111,8 @@ fn cas_checks_on_delete_delta_and_append_are_atomic_with_the_change() {
     assert!(after > unique);
     assert_eq!(c.delta(b"nx", DeltaOp::Incr, 1, Some(after)), (DeltaOutcome::NotFound, 0));
 
-    let append = |cas_given| {
-        c.store_with(
-            StoreMode::Append,
-            b"n",
-            0,
-            0,
-            b"0",
-            StoreOptions { cas: Some(cas_given), ..StoreOptions::default() },
-        )
-    };
+    let append =
+        |cas_given| c.store_with(StoreMode::Append, b"n", 0, 0, b"0", StoreOptions { cas: Some(cas_given), ..StoreOptions::default() });
     assert_eq!(append(after + 1), (StoreOutcome::Exists, 0));
     let (outcome, unique) = append(after);
     assert_eq!((outcome, value(&c, b"n")), (StoreOutcome::Stored, Some(b"60".to_vec())));
@@ -671,11 +662,7 @@ fn racing_stores_under_eviction_show_only_whole_values_of_their_key() {
                         }
                         _ => {
                             let (_, seen) = c.get(key.as_bytes(), None, |it| {
-                                (
-                                    it.key == key.as_bytes(),
-                                    it.flags as usize == it.value.len(),
-                                    it.value.iter().all(|&b| b == fill),
-                                )
+                                (it.key == key.as_bytes(), it.flags as usize == it.value.len(), it.value.iter().all(|&b| b == fill))
                             });
                             assert!(seen.is_none_or(|s| s == (true, true, true)), "{key}: a torn or foreign item");
                         }
@@ -745,11 +732,7 @@ fn stores_racing_for_memory_evict_rather_than_fail() {
                     for i in 0..120_000usize {
                         let len = 90 + (i * 7 + t * 13) % 40;
                         let outcome = set(&c, format!("t{t}:{i}").as_bytes(), &vec![b'v'; len]);
-                        assert_eq!(
-                            outcome,
-                            StoreOutcome::Stored,
-                            "round {round}, thread {t}, store {i} of {len} bytes"
-                        );
+                        assert_eq!(outcome, StoreOutcome::Stored, "round {round}, thread {t}, store {i} of {len} bytes");
                     }
                 })
             })
@@ -779,20 +762,10 @@ fn the_longest_key_is_stored() {
 fn stores_refuse_a_bad_key() {
     let c = cache();
     for key in bad_keys() {
-        for mode in [
-            StoreMode::Set,
-            StoreMode::Add,
-            StoreMode::Replace,
-            StoreMode::Append,
-            StoreMode::Prepend,
-            StoreMode::Cas(1),
-        ] {
+        for mode in [StoreMode::Set, StoreMode::Add, StoreMode::Replace, StoreMode::Append, StoreMode::Prepend, StoreMode::Cas(1)] {
             assert_eq!(c.store(mode, &key, 0, 0, b"v"), StoreOutcome::NotStored, "{mode:?}, key of {}", key.len());
         }
-        assert_eq!(
-            c.store_with(StoreMode::Set, &key, 0, 0, b"v", StoreOptions::default()),
-            (StoreOutcome::NotStored, 0)
-        );
+        assert_eq!(c.store_with(StoreMode::Set, &key, 0, 0, b"v", StoreOptions::default()), (StoreOutcome::NotStored, 0));
     }
     assert_eq!(c.stats().curr_items, 0);
 }

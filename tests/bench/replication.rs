@@ -180,11 +180,7 @@ fn main() {
     println!("{:<44}{:>14}", "lag after the load stops (ms, median)", format!("{:.1}", median(lags)));
     println!("{:<44}{:>14}", "A's queue overflows in one run (max)", overflows.to_string());
     let mib = copied_items as f64 / 1024.0;
-    println!(
-        "{:<44}{:>14}",
-        format!("join copy of {copied_items} x 1 KiB ({mib:.0} MiB) (s)"),
-        format!("{copy_secs:.2}")
-    );
+    println!("{:<44}{:>14}", format!("join copy of {copied_items} x 1 KiB ({mib:.0} MiB) (s)"), format!("{copy_secs:.2}"));
     println!("{:<44}{:>14}", "join copy rate (MiB/s)", format!("{:.0}", mib / copy_secs));
 }
 
@@ -194,13 +190,7 @@ fn copy_to_joining_node(mib: u64) -> (u64, f64) {
     let items = (mib * 1024) as usize;
     let big = ["-m", "1200"];
     let (pa, pb) = (free_ports(A_ADDR, 2), free_ports(B_ADDR, 2));
-    let a = Node::start(
-        A_ADDR,
-        pa[0],
-        pa[1],
-        Some(&format!("{B_ADDR}:{}", pb[1])),
-        &[big[0], big[1], "-o", "repl_join_wait=1"],
-    );
+    let a = Node::start(A_ADDR, pa[0], pa[1], Some(&format!("{B_ADDR}:{}", pb[1])), &[big[0], big[1], "-o", "repl_join_wait=1"]);
     let all = keys("copy", items);
     let loaders: Vec<_> = all
         .chunks(items.div_ceil(THREADS).max(1))

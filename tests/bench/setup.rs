@@ -27,9 +27,7 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     if candidate.components().count() > 1 {
         return candidate.is_file().then_some(candidate);
     }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
-        .unwrap_or(None)
+    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file())).unwrap_or(None)
 }
 
 pub fn env_number(name: &str, default: f64) -> f64 {

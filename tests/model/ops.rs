@@ -169,26 +169,71 @@ pub enum MFlag {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// set/add/replace/append/prepend/cas.
-    Store { cmd: &'static str, key: usize, flags: u32, ttl: Ttl, value: Bytes, cas: CasRef, noreply: bool },
+    Store {
+        cmd: &'static str,
+        key: usize,
+        flags: u32,
+        ttl: Ttl,
+        value: Bytes,
+        cas: CasRef,
+        noreply: bool,
+    },
     /// get/gets, or gat/gats with `ttl`.
-    Get { cas: bool, ttl: Option<Ttl>, keys: Vec<usize> },
-    Delta { incr: bool, key: usize, amount: u64, noreply: bool },
-    Touch { key: usize, ttl: Ttl, noreply: bool },
-    Delete { key: usize, noreply: bool },
+    Get {
+        cas: bool,
+        ttl: Option<Ttl>,
+        keys: Vec<usize>,
+    },
+    Delta {
+        incr: bool,
+        key: usize,
+        amount: u64,
+        noreply: bool,
+    },
+    Touch {
+        key: usize,
+        ttl: Ttl,
+        noreply: bool,
+    },
+    Delete {
+        key: usize,
+        noreply: bool,
+    },
     /// flush_all, with a delay (`Ttl::Never`: "0").
-    FlushAll { delay: Option<Ttl>, noreply: bool },
+    FlushAll {
+        delay: Option<Ttl>,
+        noreply: bool,
+    },
     /// mg ms md ma mn: `cmd` is the second letter.
-    Meta { cmd: u8, key: usize, flags: Vec<MFlag>, value: Bytes },
-    Binary { opcode: u8, key: usize, cas: CasRef, extras: Extras, value: Bytes },
+    Meta {
+        cmd: u8,
+        key: usize,
+        flags: Vec<MFlag>,
+        value: Bytes,
+    },
+    Binary {
+        opcode: u8,
+        key: usize,
+        cas: CasRef,
+        extras: Extras,
+        value: Bytes,
+    },
 }
 
 /// A binary request's extras.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extras {
     None,
-    Store { flags: u32, ttl: Ttl },
+    Store {
+        flags: u32,
+        ttl: Ttl,
+    },
     /// `ttl` None: all ones, "do not create".
-    Delta { amount: u64, initial: u64, ttl: Option<Ttl> },
+    Delta {
+        amount: u64,
+        initial: u64,
+        ttl: Option<Ttl>,
+    },
     Touch(Ttl),
     Flush(Option<Ttl>),
 }
@@ -232,11 +277,9 @@ impl Op {
     /// The key an answer's cas values belong to (a multi-key get names its keys itself).
     pub fn key(&self) -> Option<usize> {
         match self {
-            Op::Store { key, .. }
-            | Op::Delta { key, .. }
-            | Op::Touch { key, .. }
-            | Op::Delete { key, .. }
-            | Op::Binary { key, .. } => Some(*key),
+            Op::Store { key, .. } | Op::Delta { key, .. } | Op::Touch { key, .. } | Op::Delete { key, .. } | Op::Binary { key, .. } => {
+                Some(*key)
+            }
             Op::Meta { cmd, key, .. } if *cmd != b'n' => Some(*key),
             Op::Get { keys, .. } => keys.first().copied(),
             Op::Meta { .. } | Op::FlushAll { .. } => None,
@@ -556,14 +599,7 @@ fn meta(rng: &mut Rng, k: usize) -> Op {
             pool.extend([MFlag::T(ttl), cas, MFlag::F(rng.next() as u32), MFlag::M(rng.pick(b"EAPRSeaprs"))]);
         }
         b'd' => pool.extend([MFlag::T(ttl), cas]),
-        _ => pool.extend([
-            MFlag::T(ttl),
-            vivify,
-            cas,
-            MFlag::J(rng.below(100)),
-            MFlag::D(amount(rng)),
-            MFlag::M(rng.pick(b"ID+-id")),
-        ]),
+        _ => pool.extend([MFlag::T(ttl), vivify, cas, MFlag::J(rng.below(100)), MFlag::D(amount(rng)), MFlag::M(rng.pick(b"ID+-id"))]),
     }
     let mut flags = some_of(rng, pool);
     // A letter may appear once.
@@ -596,8 +632,8 @@ pub fn flag_letter(flag: MFlag) -> u8 {
 fn binary(rng: &mut Rng, k: usize) -> Op {
     use opcode::*;
     let op = rng.pick(&[
-        GET, GETQ, GETK, GETKQ, SET, SET, SETQ, ADD, ADDQ, REPLACE, REPLACEQ, DELETE, DELETEQ, INCR, INCRQ, DECR, DECRQ,
-        APPEND, APPENDQ, PREPEND, PREPENDQ, TOUCH, GAT, GATQ, GATK, GATKQ, FLUSH, FLUSHQ,
+        GET, GETQ, GETK, GETKQ, SET, SET, SETQ, ADD, ADDQ, REPLACE, REPLACEQ, DELETE, DELETEQ, INCR, INCRQ, DECR, DECRQ, APPEND, APPENDQ,
+        PREPEND, PREPENDQ, TOUCH, GAT, GATQ, GATK, GATKQ, FLUSH, FLUSHQ,
     ]);
     let ttl = Ttl::draw(rng, true);
     let (extras, value, cas) = match op {

@@ -531,7 +531,8 @@ impl Model {
 impl Model {
     fn binary(&mut self, op: u8, k: usize, cas: u64, extras: Extras, value: &[u8]) -> Vec<u8> {
         use opcode::*;
-        let quiet = matches!(op, GETQ | GETKQ | SETQ | ADDQ | REPLACEQ | DELETEQ | INCRQ | DECRQ | FLUSHQ | APPENDQ | PREPENDQ | GATQ | GATKQ);
+        let quiet =
+            matches!(op, GETQ | GETKQ | SETQ | ADDQ | REPLACEQ | DELETEQ | INCRQ | DECRQ | FLUSHQ | APPENDQ | PREPENDQ | GATQ | GATKQ);
         let key = ops::key(k);
         match op {
             GET | GETQ | GETK | GETKQ | TOUCH | GAT | GATQ | GATK | GATKQ => {

@@ -58,8 +58,7 @@ pub fn heavy() -> MutexGuard<'static, ()> {
 /// of this suite (two worktrees, an integrator) can share the machine; a node keeps its ports
 /// across restarts.
 pub fn free_ports(addr: &str, n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind((addr, 0)).unwrap_or_else(|e| panic!("bind {addr}:0: {e}"))).collect();
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind((addr, 0)).unwrap_or_else(|e| panic!("bind {addr}:0: {e}"))).collect();
     held.iter().map(|l| l.local_addr().expect("local address").port()).collect()
 }
 
@@ -619,12 +618,7 @@ pub fn wait_same(a: &Node, b: &Node, keys: &[String]) -> BTreeMap<String, Item> 
             return da;
         }
         if Instant::now() >= end {
-            panic!(
-                "{} and {} still differ after {SAME_DEADLINE:?}: {}",
-                a.name(),
-                b.name(),
-                differences(keys, &da, &db)
-            );
+            panic!("{} and {} still differ after {SAME_DEADLINE:?}: {}", a.name(), b.name(), differences(keys, &da, &db));
         }
         std::thread::sleep(POLL);
     }
@@ -657,11 +651,9 @@ pub fn wait_marker(from: &Node, to: &Node) {
     let value = format!("from {}", from.name()).into_bytes();
     from.conn().set(&key, 0, 0, &value);
     let mut conn = to.conn();
-    poll(&format!("{key} written on {} to reach {}", from.name(), to.name()), SAME_DEADLINE, || {
-        match conn.get_one(&key) {
-            Some(item) if item.value == value => Ok(()),
-            other => Err(format!("{:?}", other.map(|i| show(&i.value)))),
-        }
+    poll(&format!("{key} written on {} to reach {}", from.name(), to.name()), SAME_DEADLINE, || match conn.get_one(&key) {
+        Some(item) if item.value == value => Ok(()),
+        other => Err(format!("{:?}", other.map(|i| show(&i.value)))),
     });
 }
 

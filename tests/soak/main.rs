@@ -148,7 +148,10 @@ impl Shared {
 enum Outcome {
     Absent,
     /// `flags` None: not known to the client (an incr keeps the item's flags).
-    Item { flags: Option<u32>, value: Vec<u8> },
+    Item {
+        flags: Option<u32>,
+        value: Vec<u8>,
+    },
     /// An incr that got no answer: some number.
     SomeNumber,
 }
@@ -157,9 +160,7 @@ impl Outcome {
     fn allows(&self, item: Option<&Item>) -> bool {
         match (self, item) {
             (Outcome::Absent, None) => true,
-            (Outcome::Item { flags, value }, Some(item)) => {
-                item.value == *value && flags.is_none_or(|f| f == item.flags)
-            }
+            (Outcome::Item { flags, value }, Some(item)) => item.value == *value && flags.is_none_or(|f| f == item.flags),
             (Outcome::SomeNumber, Some(item)) => !item.value.is_empty() && item.value.iter().all(u8::is_ascii_digit),
             _ => false,
         }
@@ -415,12 +416,7 @@ fn sweep(shared: &Shared, clients: &mut [Client; 2], keys: &[String], logs: &[Ke
                 if !log.allows(have) {
                     bad += 1;
                     if bad <= 5 {
-                        shared.violation(format!(
-                            "after fault {}: {key} on {} {}",
-                            phase / 2,
-                            NODE_NAMES[n],
-                            log.explain(have)
-                        ));
+                        shared.violation(format!("after fault {}: {key} on {} {}", phase / 2, NODE_NAMES[n], log.explain(have)));
                     }
                 }
             }
@@ -575,9 +571,8 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let env_u64 = |name: &str| {
-        std::env::var(name).ok().map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
-    };
+    let env_u64 =
+        |name: &str| std::env::var(name).ok().map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")));
     let clock = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
     Setup { seconds: env_u64("SOAK_SECONDS").unwrap_or(600), seed: env_u64("SOAK_SEED").unwrap_or(clock) }
 }

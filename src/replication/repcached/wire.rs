@@ -25,10 +25,20 @@ const MAX_KEY: usize = 250;
 /// One message of the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Rep { key: Vec<u8>, flags: u32, exptime: u32, cas: u64, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Rep {
+        key: Vec<u8>,
+        flags: u32,
+        exptime: u32,
+        cas: u64,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// `None`: flush now; `Some(t)`: flush at unix time `t`.
-    FlushAll { at: Option<u32> },
+    FlushAll {
+        at: Option<u32>,
+    },
     CopyEnd,
 }
 

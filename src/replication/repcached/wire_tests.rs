@@ -103,7 +103,12 @@ fn each_command_scenario_parses_to_what_the_transcript_shows() {
         ),
         (
             "12-flags.onB.B2A.bin",
-            vec![rep("f0b", 0, 0, 25, b"0"), rep("f1b", 1, 0, 26, b"1"), rep("fmaxb", 4294967295, 0, 27, b"M"), rep("foverb", 0, 0, 28, b"O")],
+            vec![
+                rep("f0b", 0, 0, 25, b"0"),
+                rep("f1b", 1, 0, 26, b"1"),
+                rep("fmaxb", 4294967295, 0, 27, b"M"),
+                rep("foverb", 0, 0, 28, b"O"),
+            ],
         ),
         ("13-flush_all.onA.A2B.bin", vec![rep("fl1a", 0, 0, 37, b"1"), Message::FlushAll { at: None }]),
         (
