@@ -6,17 +6,21 @@
 //! handler threads (`worker.rs`), in turn, as memcached does. A handler owns its connections
 //! and waits for any of them in its own epoll set; a ready connection is served synchronously
 //! (read what came, execute every complete command, write the answers) and parked again when
-//! it has no input left. An idle connection costs no thread and no buffer, only its socket and
+//! it has no input left; a busy handler also serves the ready connections of a handler the
+//! scheduler has put aside. An idle connection costs no thread and no buffer, only its socket and
 //! a few hundred bytes of state, so thousands can stay open; a client stalled part-way through
 //! a command or not reading its answers is parked like an idle one and holds no handler.
 //!
 //! Chosen by measurement (issue 9), ours against Debian's memcached in the same run on 2
 //! cores, medians of 3 rounds (ours / memcached):
 //! - one level-triggered set per handler, connections pinned to a handler as memcached pins
-//!   them (this one). memtier, 50 busy connections, get/set 90/10: throughput 0.99-1.05,
-//!   p99 0.98-1.56, ops per server CPU-second 1.04-1.11: a handler put aside by the
-//!   scheduler keeps its connections waiting while another may idle. 2 clients, unpipelined
-//!   (`make bench`'s own generator): 1.06, p50 0.96;
+//!   them, and a busy handler serving the ready connections of one that has served nothing
+//!   for 200 us (`worker.rs`; this one). memtier, get/set 90/10: 50 busy connections,
+//!   throughput 1.07, p99 0.95, ops per server CPU-second 1.07; 1,000 open of which 50 busy,
+//!   1.02, 0.97, 1.04. 2 and 8 clients unpipelined (`make bench`'s own generator): 1.07 and
+//!   1.07;
+//! - the same without that help: 1.02, p99 1.30-1.56, 1.06: a handler put aside by the
+//!   scheduler keeps its connections waiting while another may idle;
 //! - one shared set, edge-triggered, any handler serving any connection: 1.03-1.07, p99
 //!   0.72-1.23, 1.03-1.11 at 50 connections, but 2 clients got 0.20 (p50 49 us against 8):
 //!   the handler woken is seldom the one on the client's CPU, and waking an idle virtual CPU
