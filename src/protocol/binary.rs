@@ -15,8 +15,6 @@ use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, StoreMode, StoreOptio
 pub const REQUEST_MAGIC: u8 = 0x80;
 const RESPONSE_MAGIC: u8 = 0x81;
 const HEADER: usize = 24;
-/// The longest key a request may carry.
-const MAX_KEY: usize = crate::storage::KEY_MAX_LENGTH;
 /// An incr/decr expiry that means "fail rather than create".
 const NO_CREATE: u32 = 0xffff_ffff;
 /// SASL's requests: not served, but refused as memcached without SASL refuses them.
@@ -76,7 +74,7 @@ fn frame(opcode: u8, extras: usize, key: usize, body: usize, max_body: usize) ->
     if key + extras > body {
         return Frame::Refuse(UNKNOWN_COMMAND);
     }
-    if key > MAX_KEY {
+    if key > crate::storage::KEY_MAX_LENGTH {
         return Frame::Refuse(EINVAL);
     }
     let value = body - extras - key;

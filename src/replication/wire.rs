@@ -63,7 +63,6 @@ pub const HEADER_LEN: usize = 5;
 pub const HELLO_MAX: usize = 64;
 /// Room for a frame's fields around the largest value.
 pub const FRAME_OVERHEAD: usize = 1024;
-const KEY_MAX: usize = crate::storage::KEY_MAX_LENGTH;
 
 const HELLO: u8 = 1;
 const ITEM: u8 = 2;
@@ -329,7 +328,7 @@ impl<'a> Fields<'a> {
         let len = usize::from(self.u8()?);
         let key = self.take(len)?;
         let bad_byte = key.iter().any(|&b| b <= b' ' || b == 0x7f);
-        if len == 0 || len > KEY_MAX || bad_byte {
+        if len == 0 || len > crate::storage::KEY_MAX_LENGTH || bad_byte {
             return Err(WireError::Malformed(self.kind));
         }
         Ok(key.to_vec())

@@ -75,8 +75,6 @@ use worker::Workers;
 /// Stack of a handler or UDP thread. The deepest path is parse + execute of one command;
 /// every buffer is on the heap.
 pub const HANDLER_STACK: usize = 256 * 1024;
-/// The longest key memcached accepts.
-const KEY_MAX: usize = crate::storage::KEY_MAX_LENGTH;
 /// After an accept error such as "too many open files", how long to wait for a connection
 /// to close before trying again, so that the accept thread does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
@@ -106,7 +104,7 @@ impl Shared {
             replication,
             stats: Stats::new(clock::now()),
             conns: ConnRegistry::default(),
-            limits: Limits { max_key: KEY_MAX },
+            limits: Limits { max_key: crate::storage::KEY_MAX_LENGTH },
             places: AtomicU64::new(0),
             room: Mutex::new(()),
             closed: Condvar::new(),

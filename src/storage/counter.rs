@@ -1,4 +1,4 @@
-//! incr/decr: memcached's reading of a stored counter, its decimal writing, and the delta
+//! incr/decr: memcached's reading of a stored counter (on `crate::decimal`), and the delta
 //! operation that rewrites the value in place or, when the number grew longer, as a new item.
 
 use std::sync::atomic::Ordering;
@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use super::link::NewItem;
 use super::table::Stripe;
 use super::{clock, item, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
+use crate::decimal;
 
 impl Cache {
     /// incr/decr as memcached, if the item has the cas unique `cas` when one is given: the
@@ -57,7 +58,7 @@ impl Cache {
             DeltaOp::Decr => hits.decr_hits.fetch_add(1, Ordering::Relaxed),
         };
         let mut digits = [0u8; 20];
-        let text = format_u64(result, &mut digits);
+        let text = decimal::format(result, &mut digits);
         // SAFETY: `old` is linked in the stripe we hold; readers also take that lock.
         unsafe {
             let dst = item::value_mut(old);
@@ -101,51 +102,11 @@ impl Cache {
 /// (memcached's strchr; without a NUL it reads past the value into stale memory, which we do
 /// not follow). A value of only white space is refused (memcached reads past it too).
 pub(super) fn parse_counter(value: &[u8]) -> Option<u64> {
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let mut i = value.iter().take_while(|&&c| is_space(c)).count();
-    let negative = match value.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut n: u64 = 0;
-    while let Some(&c) = value.get(i).filter(|c| c.is_ascii_digit()) {
-        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        return None;
-    }
-    if let Some(&c) = value.get(i) {
-        if !is_space(c) && c != 0 {
-            return None;
-        }
-    }
+    let (negative, n) = decimal::c_number(value)?;
     let n = if negative { n.wrapping_neg() } else { n };
     let c_string = value.split(|&c| c == 0).next().unwrap_or_default();
     if n > i64::MAX as u64 && c_string.contains(&b'-') {
         return None;
     }
     Some(n)
-}
-
-/// Writes `n` in decimal into `buf` without allocating; returns the digits.
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }

@@ -19,8 +19,6 @@
 
 /// The longest command line accepted: a 250-byte key and five numbers fit well within it.
 const MAX_LINE: usize = 512;
-/// memcached's longest key.
-const MAX_KEY: usize = 250;
 
 /// One message of the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +114,7 @@ fn command(line: &[u8], max_value: usize) -> Result<Command, &'static str> {
 
 fn key_of(word: &[u8]) -> Result<Vec<u8>, &'static str> {
     let printable = word.iter().all(|&b| b > b' ' && b != 0x7f);
-    if word.is_empty() || word.len() > MAX_KEY || !printable {
+    if word.is_empty() || word.len() > crate::storage::KEY_MAX_LENGTH || !printable {
         return Err("bad key");
     }
     Ok(word.to_vec())

@@ -33,7 +33,7 @@ use memcachedrep::storage::Cache;
 use memcachedrep::{cache_config, log};
 
 /// The server's key limit.
-const LIMITS: Limits = Limits { max_key: 250 };
+const LIMITS: Limits = Limits { max_key: memcachedrep::storage::KEY_MAX_LENGTH };
 /// Small items, so that short inputs reach the "too large" paths.
 const ITEM_SIZE_MAX: usize = 4096;
 /// A few slab pages, so that short inputs can also run out of memory.
