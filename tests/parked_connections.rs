@@ -94,20 +94,19 @@ fn a_client_stalled_part_way_through_a_store_holds_up_no_one() {
     for _ in 0..3 {
         get_answers_promptly(&mut other, "k", b"hello");
     }
-    let states = conn_states(&mut other);
-    let state_of = |c: &Client| {
+    // A connection is listed once its accept thread has taken it, which may come after the
+    // client's connect returned: poll until both are listed in the states they wait in.
+    let mut probe = server.connect();
+    let mut state_of = |c: &Client| {
         let fd_addr = c.stream.local_addr().unwrap().to_string();
-        let mut probe = server.connect();
-        let fd = probe
-            .stats("conns")
-            .into_iter()
-            .find(|(name, value)| name.ends_with(":addr") && value.ends_with(&fd_addr))
-            .map(|(name, _)| name.trim_end_matches(":addr").to_string())
-            .expect("the connection is listed");
-        states.iter().find(|(f, _)| *f == fd).map(|(_, s)| s.clone()).expect("its state")
+        let all = probe.stats("conns");
+        let fd =
+            all.iter().find(|(name, value)| name.ends_with(":addr") && value.ends_with(&fd_addr))?.0.trim_end_matches(":addr").to_string();
+        all.into_iter().find(|(name, _)| *name == format!("{fd}:state")).map(|(_, state)| state)
     };
-    assert_eq!(state_of(&stalled), "conn_nread", "a store waiting for its data");
-    assert_eq!(state_of(&half_line), "conn_read", "a line not yet ended");
+    wait_until("a store waiting for its data (conn_nread) and a line not yet ended (conn_read)", Duration::from_secs(10), || {
+        state_of(&stalled).as_deref() == Some("conn_nread") && state_of(&half_line).as_deref() == Some("conn_read")
+    });
     // The stalled clients carry on where they stopped.
     stalled.send(&[b'x'; 99_000]);
     stalled.send(b"\r\n");
