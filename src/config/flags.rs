@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use super::suboptions::SUB_OPTIONS;
-use super::values::{integer, size, unsigned};
+use super::values::{check_peer, integer, size, unsigned};
 use super::{refuse, Bad, Draft, Port, Protocol, Refusal, EX_OSERR, EX_USAGE, FAILURE, MIB, VERSION};
 
 /// Handler threads beyond this are refused. memcached, with its default `-c 1024`, fails to
@@ -631,43 +631,6 @@ fn listen_port_text(entry: &str) -> Result<Option<&str>, String> {
         Ok(entry.split_once(':').map(|(_, port)| port))
     } else {
         Ok(None)
-    }
-}
-
-/// `-x`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`. A bare IPv6 address is refused, so a
-/// port can always be told apart; names are resolved by replication, not here.
-pub(super) fn check_peer(peer: &str) -> Result<(), Bad> {
-    let (host, port) = match peer.strip_prefix('[') {
-        Some(rest) => {
-            let bad_v6 = || Bad::Words(format!("Invalid IPV6 address: \"{peer}\""));
-            let (address, after) = rest.split_once(']').ok_or_else(bad_v6)?;
-            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad_v6())?;
-            let port = match after {
-                "" => None,
-                _ => Some(after.strip_prefix(':').ok_or_else(bad_v6)?),
-            };
-            (None, port)
-        }
-        None => match peer.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err(Bad::Words("an IPv6 peer address goes in brackets: [address] or [address]:port".into()))
-            }
-            Some((host, port)) => (Some(host), Some(port)),
-            None => (Some(peer), None),
-        },
-    };
-    if let Some(host) = host {
-        if host.is_empty() {
-            return Err(Bad::Malformed);
-        }
-        let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
-        if !host.bytes().all(name_byte) {
-            return Err(Bad::Words(format!("Invalid peer host \"{host}\"")));
-        }
-    }
-    match port.map(|p| (p, unsigned(p))) {
-        None | Some((_, Some(1..=65535))) => Ok(()),
-        Some((port, _)) => Err(Bad::Words(format!("Invalid peer port \"{port}\": it must be 1 to 65535"))),
     }
 }
 

@@ -4,8 +4,7 @@
 //! checked and shown by `stats settings`. Each is read on its own: checks of one against
 //! another, or against a flag, belong to `finish` in the parent module.
 
-use super::flags::check_peer;
-use super::values::{integer, unsigned};
+use super::values::{check_peer, integer, unsigned};
 use super::{KIB, MIB, SLAB_PAGE_SIZE};
 
 /// The `-o` settings, with memcached's defaults (and ours for replication's). Only
