@@ -129,17 +129,17 @@ impl LocalCounts {
     /// Adds everything to `stats` and starts again from zero.
     pub fn fold_into(&mut self, stats: &Stats) {
         let targets = self.home.as_ref().map_or(&stats.counters, |home| &home.counts);
-        for (slot, target) in self.counts.iter_mut().zip(targets.iter()) {
-            if *slot == 0 {
+        for (count, target) in self.counts.iter_mut().zip(targets.iter()) {
+            if *count == 0 {
                 continue;
             }
             if self.home.is_some() {
                 // Only this thread writes its block: no read-modify-write is needed.
-                target.store(target.load(Ordering::Relaxed).wrapping_add(*slot), Ordering::Relaxed);
+                target.store(target.load(Ordering::Relaxed).wrapping_add(*count), Ordering::Relaxed);
             } else {
-                target.fetch_add(*slot, Ordering::Relaxed);
+                target.fetch_add(*count, Ordering::Relaxed);
             }
-            *slot = 0;
+            *count = 0;
         }
     }
 }
@@ -347,7 +347,7 @@ impl ConnState {
 /// One listener or client connection, as `stats conns` shows it. The owning thread updates
 /// the atomics without taking the registry's lock.
 #[derive(Debug)]
-pub struct ConnSlot {
+pub struct ConnRecord {
     /// "tcp:127.0.0.1:40000", "unix:/path".
     pub addr: String,
     /// The listener it came through, or empty for a listener.
@@ -358,7 +358,7 @@ pub struct ConnSlot {
     last_cmd: AtomicU32,
 }
 
-impl ConnSlot {
+impl ConnRecord {
     pub fn set_state(&self, state: ConnState) {
         self.state.store(state as u8, Ordering::Relaxed);
     }
@@ -380,20 +380,20 @@ impl ConnSlot {
 /// Every open listener and connection by its file descriptor.
 #[derive(Debug, Default)]
 pub struct ConnRegistry {
-    slots: Mutex<BTreeMap<i32, Arc<ConnSlot>>>,
+    records: Mutex<BTreeMap<i32, Arc<ConnRecord>>>,
 }
 
 impl ConnRegistry {
-    pub fn register(&self, fd: i32, addr: String, listen_addr: String, state: ConnState, now: u32) -> Arc<ConnSlot> {
-        self.insert(fd, ConnSlot { addr, listen_addr, udp: false, state: AtomicU8::new(state as u8), last_cmd: AtomicU32::new(now) })
+    pub fn register(&self, fd: i32, addr: String, listen_addr: String, state: ConnState, now: u32) -> Arc<ConnRecord> {
+        self.insert(fd, ConnRecord { addr, listen_addr, udp: false, state: AtomicU8::new(state as u8), last_cmd: AtomicU32::new(now) })
     }
 
     /// Registers one UDP thread's descriptor, as memcached registers each of its workers'
     /// connections on a UDP socket: always reading.
-    pub fn register_udp(&self, fd: i32, addr: String, now: u32) -> Arc<ConnSlot> {
+    pub fn register_udp(&self, fd: i32, addr: String, now: u32) -> Arc<ConnRecord> {
         self.insert(
             fd,
-            ConnSlot {
+            ConnRecord {
                 addr,
                 listen_addr: String::new(),
                 udp: true,
@@ -403,10 +403,10 @@ impl ConnRegistry {
         )
     }
 
-    fn insert(&self, fd: i32, slot: ConnSlot) -> Arc<ConnSlot> {
-        let slot = Arc::new(slot);
-        self.lock().insert(fd, Arc::clone(&slot));
-        slot
+    fn insert(&self, fd: i32, record: ConnRecord) -> Arc<ConnRecord> {
+        let record = Arc::new(record);
+        self.lock().insert(fd, Arc::clone(&record));
+        record
     }
 
     pub fn unregister(&self, fd: i32) {
@@ -414,12 +414,12 @@ impl ConnRegistry {
     }
 
     /// A copy of the registry, in descriptor order.
-    pub fn snapshot(&self) -> Vec<(i32, Arc<ConnSlot>)> {
-        self.lock().iter().map(|(fd, slot)| (*fd, Arc::clone(slot))).collect()
+    pub fn snapshot(&self) -> Vec<(i32, Arc<ConnRecord>)> {
+        self.lock().iter().map(|(fd, record)| (*fd, Arc::clone(record))).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<ConnSlot>>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<ConnRecord>>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

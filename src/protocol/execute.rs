@@ -19,11 +19,7 @@ use crate::storage::{DeleteOutcome, DeltaOp, DeltaOutcome, Lookup, StoreMode, St
 pub fn execute(request: Request, ctx: &Context, local: &mut LocalCounts, out: &mut Vec<u8>, spill: &mut dyn FnMut(&mut Vec<u8>)) -> Next {
     match request {
         Request::Get { keys, cas, touch } => {
-            // Each part handed to `spill` has gone, so the get never stops part-way.
-            get_part(keys, cas, touch, ctx, local, out, &mut |out| {
-                spill(out);
-                true
-            });
+            get_part(keys, cas, touch, ctx, local, out, &mut Spill(spill));
         }
         Request::Store { mode, key, flags, exptime, data, noreply } => {
             let exptime = clock::absolute_expiry(exptime, clock::now());
@@ -161,13 +157,35 @@ fn record_prefix(ctx: &Context, key: &[u8], op: PrefixOp) {
     }
 }
 
+/// Where a get's answer goes while it is written: told of each value, so that what frames or
+/// logs the answer never has to find the values in its bytes again.
+pub trait GetSink {
+    /// The VALUE block of `key`, the last `len` bytes of the answer, has just been written.
+    fn value(&mut self, key: &[u8], len: usize);
+    /// `out` has passed `SPILL_AT` with keys still to come: write what the client takes now
+    /// and empty `out` if all of it went. False: not all went, and the get stops there.
+    fn offer(&mut self, out: &mut Vec<u8>) -> bool;
+}
+
+/// A get run by `execute`: each part handed to `spill` has gone, so it never stops part-way.
+struct Spill<'a>(&'a mut dyn FnMut(&mut Vec<u8>));
+
+impl GetSink for Spill<'_> {
+    fn value(&mut self, _key: &[u8], _len: usize) {}
+
+    fn offer(&mut self, out: &mut Vec<u8>) -> bool {
+        (self.0)(out);
+        true
+    }
+}
+
 /// get, gets, gat, gats: a VALUE block per live key, then END. gat counts as touches only,
 /// as memcached counts it.
 ///
-/// Whenever the answer passes `SPILL_AT` with keys still to come, it goes to `offer`, which
-/// writes what the client takes and says whether all of it went. When not, the get stops
-/// there and returns how many keys it answered, for its connection to run the rest
-/// (`Keys::after`) once the client has read; None: all are answered and END written.
+/// Whenever the answer passes `SPILL_AT` with keys still to come, it goes to the sink's
+/// `offer`. When not all of it went, the get stops there and returns how many keys it
+/// answered, for its connection to run the rest (`Keys::after`) once the client has read;
+/// None: all are answered and END written.
 pub fn get_part(
     keys: Keys,
     cas: bool,
@@ -175,14 +193,15 @@ pub fn get_part(
     ctx: &Context,
     local: &mut LocalCounts,
     out: &mut Vec<u8>,
-    offer: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    sink: &mut dyn GetSink,
 ) -> Option<usize> {
     let touch = touch.map(|exptime| clock::absolute_expiry(exptime, clock::now()));
     let detail = ctx.stats.detail_on(ctx.settings.detail_enabled);
     let mut keys = keys.iter().peekable();
     let mut answered = 0;
     while let Some(key) = keys.next() {
-        let (lookup, _) = ctx.cache.get(key, touch, |item| {
+        let start = out.len();
+        let (lookup, found) = ctx.cache.get(key, touch, |item| {
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(item.key);
             out.push(b' ');
@@ -197,12 +216,15 @@ pub fn get_part(
             out.extend_from_slice(item.value);
             out.extend_from_slice(b"\r\n");
         });
+        if found.is_some() {
+            sink.value(key, out.len() - start);
+        }
         let hit = ops::count_lookup(lookup, touch.is_some(), local);
         if detail {
             ctx.stats.record_prefix(key, ctx.settings.prefix_delimiter, PrefixOp::Get { hit });
         }
         answered += 1;
-        if out.len() >= SPILL_AT && keys.peek().is_some() && !offer(out) {
+        if out.len() >= SPILL_AT && keys.peek().is_some() && !sink.offer(out) {
             return Some(answered);
         }
     }

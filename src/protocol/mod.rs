@@ -178,8 +178,8 @@ impl Parsed<'_> {
     }
 }
 
-/// A multi-key get hands its answer so far to the connection (`spill`, or `offer` of
-/// `execute::get_part`) whenever it holds this much and keys are left, so that one command
+/// A multi-key get hands its answer so far to the connection (`spill`, or
+/// `execute::GetSink::offer`) whenever it holds this much and keys are left, so that one command
 /// cannot hold many values in memory at once.
 pub const SPILL_AT: usize = 256 * 1024;
 

@@ -245,17 +245,17 @@ fn slabs(ctx: &Context, out: &mut Vec<u8>) {
 
 fn conns(ctx: &Context, out: &mut Vec<u8>) {
     let now = clock::now();
-    for (fd, slot) in ctx.conns.snapshot() {
-        if slot.udp {
+    for (fd, record) in ctx.conns.snapshot() {
+        if record.udp {
             // memcached's own odd line for a UDP connection.
             stat(out, format_args!("{fd}:UDP"), "UDP");
         }
-        stat(out, format_args!("{fd}:addr"), &slot.addr);
-        if !slot.listen_addr.is_empty() {
-            stat(out, format_args!("{fd}:listen_addr"), &slot.listen_addr);
+        stat(out, format_args!("{fd}:addr"), &record.addr);
+        if !record.listen_addr.is_empty() {
+            stat(out, format_args!("{fd}:listen_addr"), &record.listen_addr);
         }
-        stat(out, format_args!("{fd}:state"), slot.state().name());
-        stat(out, format_args!("{fd}:secs_since_last_cmd"), now.saturating_sub(slot.last_cmd()));
+        stat(out, format_args!("{fd}:state"), record.state().name());
+        stat(out, format_args!("{fd}:secs_since_last_cmd"), now.saturating_sub(record.last_cmd()));
     }
 }
 

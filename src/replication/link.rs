@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::delta::{self, Deltas};
 use super::queue::KeyQueue;
-use super::session::{self, SessionFlags};
+use super::session::{self, io_words, Counters, Host, Parts, SessionFlags};
 use super::wire::{self, DeltaItem, Frame, Hello, ReadError};
 use crate::config::Settings;
 use crate::daemon;
@@ -31,26 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the peer has to say HELLO.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Counters for `stats replication`.
-#[derive(Default)]
-pub struct Counters {
-    pub items_sent: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub items_received: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub full_syncs: AtomicU64,
-    pub partial_syncs: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub refused: AtomicU64,
-}
-
-impl Counters {
-    fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
-
-/// The installed link, as the slot knows it.
+/// The installed link, as `Control` records it.
 struct Active {
     peer_id: u64,
     dialed: bool,
@@ -59,8 +40,8 @@ struct Active {
     flags: Arc<SessionFlags>,
 }
 
-/// The link's state, guarded by `Link::slot`.
-struct Slot {
+/// The link's state, guarded by `Link::control`.
+struct Control {
     state: LinkState,
     active: Option<Active>,
     /// The peer's SYNC_END has arrived once.
@@ -77,16 +58,9 @@ struct Slot {
 
 /// One node's replication link machinery, shared by its threads.
 pub struct Link {
-    pub cache: Arc<Cache>,
-    pub queue: Arc<KeyQueue>,
-    pub counters: Counters,
-    /// Incr/decr sent to the peer and the peer's sent here.
-    pub deltas: Deltas,
-    pub my_id: u64,
+    pub parts: Parts,
     /// The node bit agreed in the last handshake: this node owns the keys of that bit.
     node_bit: AtomicU64,
-    /// The largest frame payload accepted.
-    pub max_payload: usize,
     peer_text: String,
     peer_host: String,
     peer_port: u16,
@@ -97,11 +71,9 @@ pub struct Link {
     join_wait: Duration,
     drain_timeout: Duration,
     started: Instant,
-    /// The peer instance the received watermark belongs to, and the highest version received
-    /// from it (written by the receiver, read by the handshake).
+    /// The peer instance the received watermark (`Parts::received_max`) belongs to.
     received_from: AtomicU64,
-    received_max: AtomicU64,
-    slot: Mutex<Slot>,
+    control: Mutex<Control>,
     changed: Condvar,
 }
 
@@ -190,15 +162,6 @@ enum Refusal {
     Failed(String),
 }
 
-/// An I/O error in words; a read timeout is "timed out", not "Resource temporarily
-/// unavailable".
-pub fn io_words(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
-        _ => daemon::strerror(e),
-    }
-}
-
 impl Link {
     /// Starts the link's threads on the listeners `bind_listeners` made (none: only dials),
     /// with the addresses it found `taken`.
@@ -209,13 +172,16 @@ impl Link {
         let source = settings.listen.first().and_then(|entry| listen_ips(entry).first().copied()).filter(|ip| !ip.is_unspecified());
         let listening = !listeners.is_empty();
         let link = Arc::new(Link {
-            cache: Arc::clone(&cache),
-            queue: Arc::new(KeyQueue::new(settings.repl_queue)),
-            counters: Counters::default(),
-            deltas: Deltas::default(),
-            my_id: random_id(),
+            parts: Parts {
+                cache,
+                queue: Arc::new(KeyQueue::new(settings.repl_queue)),
+                counters: Counters::default(),
+                deltas: Deltas::default(),
+                my_id: random_id(),
+                max_payload: settings.item_size_max + wire::FRAME_OVERHEAD,
+                received_max: AtomicU64::new(0),
+            },
             node_bit: AtomicU64::new(0),
-            max_payload: settings.item_size_max + wire::FRAME_OVERHEAD,
             peer_text,
             peer_host,
             peer_port,
@@ -225,8 +191,7 @@ impl Link {
             drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
             started: Instant::now(),
             received_from: AtomicU64::new(0),
-            received_max: AtomicU64::new(0),
-            slot: Mutex::new(Slot {
+            control: Mutex::new(Control {
                 state: if listening { LinkState::Listening } else { LinkState::Connecting },
                 active: None,
                 joined: false,
@@ -244,18 +209,18 @@ impl Link {
         }
         let me = Arc::clone(&link);
         spawn("repl-dial", move || me.dial_loop(taken))?;
-        log::line(log::STATE, format_args!("replication: instance {:016x}, peer {}", link.my_id, link.peer_text));
+        log::line(log::STATE, format_args!("replication: instance {:016x}, peer {}", link.parts.my_id, link.peer_text));
         Ok(link)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_state(&self, slot: &mut Slot, state: LinkState) {
-        if slot.state != state {
-            log::line(log::STATE, format_args!("replication: link {} -> {}", slot.state.name(), state.name()));
-            slot.state = state;
+    fn set_state(&self, control: &mut Control, state: LinkState) {
+        if control.state != state {
+            log::line(log::STATE, format_args!("replication: link {} -> {}", control.state.name(), state.name()));
+            control.state = state;
             self.changed.notify_all();
         }
     }
@@ -269,7 +234,7 @@ impl Link {
         }
     }
 
-    /// Wakes whoever waits on the slot (join, drain, dialer).
+    /// Wakes whoever waits on the link (join, drain, dialer).
     pub fn notify(&self) {
         drop(self.lock());
         self.changed.notify_all();
@@ -298,15 +263,15 @@ impl Link {
                     }
                 }
                 Ok((stream, from)) => {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    self.parts.counters.refused.fetch_add(1, Ordering::Relaxed);
                     log::line(log::WARN, format_args!("replication: refused a connection from {from}: not the peer"));
                     drop(stream);
                 }
                 Err(e) => {
                     log::line(log::WARN, format_args!("replication: accept(): {}", daemon::strerror(&e)));
                     // Out of descriptors, say: let one close before trying again.
-                    let slot = self.lock();
-                    drop(self.changed.wait_timeout(slot, BACKOFF_MIN));
+                    let control = self.lock();
+                    drop(self.changed.wait_timeout(control, BACKOFF_MIN));
                 }
             }
         }
@@ -317,14 +282,14 @@ impl Link {
         let mut backoff = BACKOFF_MIN;
         loop {
             {
-                let mut slot = self.lock();
-                while !slot.stopping && (slot.active.is_some() || slot.dial_disabled) {
-                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+                let mut control = self.lock();
+                while !control.stopping && (control.active.is_some() || control.dial_disabled) {
+                    control = self.changed.wait(control).unwrap_or_else(|e| e.into_inner());
                 }
-                if slot.stopping {
+                if control.stopping {
                     return;
                 }
-                self.set_state(&mut slot, LinkState::Connecting);
+                self.set_state(&mut control, LinkState::Connecting);
             }
             taken.retain(|&addr| !self.take_over(addr));
             match self.dial() {
@@ -341,13 +306,13 @@ impl Link {
                     }
                 }
             }
-            let mut slot = self.lock();
-            if slot.active.is_none() {
+            let mut control = self.lock();
+            if control.active.is_none() {
                 let idle = self.idle_state();
-                self.set_state(&mut slot, idle);
+                self.set_state(&mut control, idle);
             }
-            if !slot.stopping && !slot.dial_disabled {
-                drop(self.changed.wait_timeout(slot, backoff));
+            if !control.stopping && !control.dial_disabled {
+                drop(self.changed.wait_timeout(control, backoff));
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -405,12 +370,12 @@ impl Link {
             Ok(hello) => hello,
             Err(Refusal::SelfDial) => {
                 log::line(log::STATE, format_args!("replication: {} is this node: only listening", self.peer_text));
-                let mut slot = self.lock();
-                slot.dial_disabled = true;
+                let mut control = self.lock();
+                control.dial_disabled = true;
                 // The peer's link may be up by now (a node dialing itself, repcached style).
-                if slot.active.is_none() {
+                if control.active.is_none() {
                     let idle = self.idle_state();
-                    self.set_state(&mut slot, idle);
+                    self.set_state(&mut control, idle);
                 }
                 // A node waiting to join learns it is alone on the port.
                 self.changed.notify_all();
@@ -421,7 +386,7 @@ impl Link {
                 return false;
             }
             Err(Refusal::Failed(why)) => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.parts.counters.refused.fetch_add(1, Ordering::Relaxed);
                 log::line(log::WARN, format_args!("replication: handshake with {} failed: {why}", self.peer_text));
                 return false;
             }
@@ -431,20 +396,20 @@ impl Link {
             return false;
         };
         // The smaller instance id takes bit 0, so the pair's stamps never collide.
-        let bit = u64::from(self.my_id > hello.instance);
+        let bit = u64::from(self.parts.my_id > hello.instance);
         clock::set_node_bit(bit);
         self.node_bit.store(bit, Ordering::Relaxed);
         if self.received_from.load(Ordering::Relaxed) != hello.instance {
-            self.received_max.store(0, Ordering::Relaxed);
+            self.parts.received_max.store(0, Ordering::Relaxed);
             self.received_from.store(hello.instance, Ordering::Relaxed);
         }
         let floor = self.lock().floor.filter(|(peer, _)| *peer == hello.instance).map(|(_, f)| f);
         let floor = session::run(self, stream, hello, floor, &flags);
-        let mut slot = self.lock();
-        slot.active = None;
-        slot.floor = Some((hello.instance, floor));
+        let mut control = self.lock();
+        control.active = None;
+        control.floor = Some((hello.instance, floor));
         let idle = self.idle_state();
-        self.set_state(&mut slot, idle);
+        self.set_state(&mut control, idle);
         log::line(log::STATE, format_args!("replication: link to {} ended", self.peer_text));
         true
     }
@@ -457,9 +422,9 @@ impl Link {
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
         stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(failed)?;
         let mine = Hello {
-            instance: self.my_id,
-            max_version: self.cache.max_version(),
-            received: self.received_max.load(Ordering::Relaxed),
+            instance: self.parts.my_id,
+            max_version: self.parts.cache.max_version(),
+            received: self.parts.received_max.load(Ordering::Relaxed),
             known_peer: self.received_from.load(Ordering::Relaxed),
         };
         let mut bytes = Vec::new();
@@ -470,7 +435,7 @@ impl Link {
         }
         let mut reader = stream;
         let theirs = match wire::read_frame(&mut reader, wire::HELLO_MAX) {
-            Ok((Frame::Hello(hello), _)) if hello.instance == self.my_id => {
+            Ok((Frame::Hello(hello), _)) if hello.instance == self.parts.my_id => {
                 // Our own HELLO: answer it, so that the dialing side sees itself too.
                 if !dialed {
                     let _ = writer.write_all(&bytes);
@@ -492,29 +457,29 @@ impl Link {
     /// once, the link dialed by the smaller instance id is kept (both ends decide alike); a
     /// link from another instance of the peer (it restarted) replaces the old one.
     fn install(&self, stream: &TcpStream, peer_id: u64, dialed: bool) -> Option<Arc<SessionFlags>> {
-        let preferred = |dialed: bool| (self.my_id < peer_id) == dialed;
+        let preferred = |dialed: bool| (self.parts.my_id < peer_id) == dialed;
         let handle = stream.try_clone().ok()?;
-        let mut slot = self.lock();
+        let mut control = self.lock();
         loop {
-            if slot.stopping {
+            if control.stopping {
                 return None;
             }
-            match &slot.active {
+            match &control.active {
                 None => break,
                 Some(old) if old.peer_id != peer_id || (preferred(dialed) && !preferred(old.dialed)) => {
                     let _ = old.stream.shutdown(Shutdown::Both);
-                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+                    control = self.changed.wait(control).unwrap_or_else(|e| e.into_inner());
                 }
                 Some(_) => return None,
             }
         }
         let flags = Arc::new(SessionFlags::default());
-        slot.active = Some(Active { peer_id, dialed, stream: handle, flags: Arc::clone(&flags) });
-        slot.links_made += 1;
-        if slot.links_made > 1 {
-            self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        control.active = Some(Active { peer_id, dialed, stream: handle, flags: Arc::clone(&flags) });
+        control.links_made += 1;
+        if control.links_made > 1 {
+            self.parts.counters.reconnects.fetch_add(1, Ordering::Relaxed);
         }
-        self.set_state(&mut slot, LinkState::Syncing);
+        self.set_state(&mut control, LinkState::Syncing);
         log::line(
             log::STATE,
             format_args!(
@@ -528,14 +493,14 @@ impl Link {
 
     /// Called by the session when a sync finished in either direction.
     pub fn sync_progress(&self, flags: &SessionFlags) {
-        let mut slot = self.lock();
+        let mut control = self.lock();
         if flags.received_end() {
-            slot.joined = true;
+            control.joined = true;
         }
-        let ours = slot.active.as_ref().is_some_and(|a| std::ptr::eq(Arc::as_ptr(&a.flags), flags));
+        let ours = control.active.as_ref().is_some_and(|a| std::ptr::eq(Arc::as_ptr(&a.flags), flags));
         if ours && flags.received_end() && flags.sent_end() {
-            self.set_state(&mut slot, LinkState::Up);
-            self.deltas.open();
+            self.set_state(&mut control, LinkState::Up);
+            self.parts.deltas.open();
         }
         self.changed.notify_all();
     }
@@ -546,30 +511,30 @@ impl Link {
     /// link that is syncing is waited for, as repcached waits for its copy.
     pub fn wait_joined(&self) {
         let deadline = self.started + self.join_wait;
-        let mut slot = self.lock();
+        let mut control = self.lock();
         loop {
-            if slot.joined || slot.stopping {
+            if control.joined || control.stopping {
                 return;
             }
-            if slot.active.is_none() && (slot.peer_absent || slot.dial_disabled) {
-                let why = if slot.peer_absent { "refused the connection" } else { "is this node" };
+            if control.active.is_none() && (control.peer_absent || control.dial_disabled) {
+                let why = if control.peer_absent { "refused the connection" } else { "is this node" };
                 log::line(log::WARN, format_args!("replication: peer {} {why}: serving alone", self.peer_text));
                 return;
             }
             let now = Instant::now();
-            if now >= deadline && slot.active.is_none() {
+            if now >= deadline && control.active.is_none() {
                 log::line(log::WARN, format_args!("replication: peer {} not reached: serving alone", self.peer_text));
                 return;
             }
             let wait = deadline.saturating_duration_since(now).max(BACKOFF_MIN);
-            slot = self.changed.wait_timeout(slot, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            control = self.changed.wait_timeout(control, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
     }
 
     pub fn shutdown(&self) {
         let deadline = Instant::now() + self.drain_timeout;
-        let mut slot = self.lock();
-        while let Some(active) = &slot.active {
+        let mut control = self.lock();
+        while let Some(active) = &control.active {
             if active.flags.drained() {
                 break;
             }
@@ -578,10 +543,10 @@ impl Link {
                 log::line(log::WARN, format_args!("replication: queue not delivered within {:?}", self.drain_timeout));
                 break;
             }
-            slot = self.changed.wait_timeout(slot, deadline - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            control = self.changed.wait_timeout(control, deadline - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
-        slot.stopping = true;
-        if let Some(active) = &slot.active {
+        control.stopping = true;
+        if let Some(active) = &control.active {
             let _ = active.stream.shutdown(Shutdown::Both);
         }
         self.changed.notify_all();
@@ -589,25 +554,26 @@ impl Link {
 
     pub fn status(&self) -> ReplicationStatus {
         let state = self.lock().state;
-        let (queue_depth, _) = self.queue.depth();
-        let c = &self.counters;
+        let (queue_depth, _) = self.parts.queue.depth();
+        let c = &self.parts.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         ReplicationStatus {
             state,
             peer: self.peer_text.clone(),
             queue_depth,
-            queue_free: self.queue.free(),
-            items_sent: Counters::get(&c.items_sent),
-            bytes_sent: Counters::get(&c.bytes_sent),
-            items_received: Counters::get(&c.items_received),
-            bytes_received: Counters::get(&c.bytes_received),
-            full_syncs: Counters::get(&c.full_syncs),
-            partial_syncs: Counters::get(&c.partial_syncs),
-            reconnects: Counters::get(&c.reconnects),
-            refused: Counters::get(&c.refused),
-            deltas_forwarded: Counters::get(&self.deltas.forwarded),
-            delta_fallbacks: Counters::get(&self.deltas.fallbacks),
-            queue_overflows: self.queue.overflows(),
-            lag_seconds: self.queue.lag_seconds(),
+            queue_free: self.parts.queue.free(),
+            items_sent: get(&c.items_sent),
+            bytes_sent: get(&c.bytes_sent),
+            items_received: get(&c.items_received),
+            bytes_received: get(&c.bytes_received),
+            full_syncs: get(&c.full_syncs),
+            partial_syncs: get(&c.partial_syncs),
+            reconnects: get(&c.reconnects),
+            refused: get(&c.refused),
+            deltas_forwarded: get(&self.parts.deltas.forwarded),
+            delta_fallbacks: get(&self.parts.deltas.fallbacks),
+            queue_overflows: self.parts.queue.overflows(),
+            lag_seconds: self.parts.queue.lag_seconds(),
         }
     }
 
@@ -618,33 +584,29 @@ impl Link {
             return None;
         }
         // The peer may not have this node's latest write of the key yet: it goes first.
-        let state = self.cache.entry(key);
-        let resp = self.deltas.request(key, state, op, amount, cas, || self.queue.wake())?;
+        let state = self.parts.cache.entry(key);
+        let resp = self.parts.deltas.request(key, state, op, amount, cas, || self.parts.queue.wake())?;
         let mut unique = 0;
         if let Some(DeltaItem { version, flags, exptime, marks, value }) = resp.item {
             // Read-your-writes: the client's next get here sees at least this.
-            self.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, marks, value });
-            unique = self.cache.cas_for_version(version);
+            self.parts.cache.apply(&Entry::Item { key: key.to_vec(), flags, exptime, version, marks, value });
+            unique = self.parts.cache.cas_for_version(version);
         }
         Some((resp.outcome, unique))
     }
+}
 
-    /// Runs the peer's incr/decr of a key this node owns and queues the answer.
-    pub fn run_delta(&self, req: wire::DeltaReq) {
-        let (outcome, _) = self.cache.delta(&req.key, req.op, req.amount, req.cas);
-        let item = match (outcome, self.cache.entry(&req.key)) {
-            (DeltaOutcome::Value(_), Some(Entry::Item { flags, exptime, version, marks, value, .. })) => {
-                Some(DeltaItem { version, flags, exptime, marks, value })
-            }
-            _ => None,
-        };
-        self.deltas.reply(wire::DeltaResp { id: req.id, outcome, item });
-        self.queue.wake();
+impl Host for Link {
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
-    /// Records a version received from the peer (for the next handshake's watermark).
-    pub fn received(&self, version: u64) {
-        self.received_max.fetch_max(version, Ordering::Relaxed);
+    fn sync_progress(&self, flags: &SessionFlags) {
+        Link::sync_progress(self, flags);
+    }
+
+    fn notify(&self) {
+        Link::notify(self);
     }
 }
 

@@ -27,8 +27,8 @@
 //!   deadlock the pair): it asks the sender to send its ACKs, and its answers to the peer's
 //!   incr/decr (`delta`: while the link is up, a key's owner runs every incr/decr of it).
 //!
-//! Locking: two mutexes, each held briefly and never across I/O or a cache call. The slot
-//! (`link::Link::slot`: the link's state, the one installed link, the join/stop flags and the
+//! Locking: two mutexes, each held briefly and never across I/O or a cache call. The control mutex
+//! (`link::Link::control`: the link's state, the one installed link, the join/stop flags and the
 //! watermark floor) is waited on by the dialer, `install`, `wait_joined` and `shutdown`; the
 //! queue's is taken by client threads (the sink) and the sender. No thread holds both at once.
 //! The cache's locks are taken inside `entry`/`apply`/`scan_since` only, and the sink is
@@ -134,7 +134,7 @@ impl Replication {
             Some(_) => Some(link::Link::start(settings, Arc::clone(&cache), ports.listeners, ports.taken)?),
             None => None,
         };
-        let native: Option<Arc<dyn MutationSink>> = link.as_ref().map(|l| Arc::clone(&l.queue) as Arc<dyn MutationSink>);
+        let native: Option<Arc<dyn MutationSink>> = link.as_ref().map(|l| Arc::clone(&l.parts.queue) as Arc<dyn MutationSink>);
         let repcached = Repcached::start(settings, Arc::clone(&cache), ports.repcached, native.clone())?;
         let theirs: Option<Arc<dyn MutationSink>> = repcached.as_ref().map(|r| Arc::clone(&r.queue) as Arc<dyn MutationSink>);
         match (native, theirs) {

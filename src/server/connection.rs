@@ -40,7 +40,7 @@ use crate::config::Protocol;
 use crate::log;
 use crate::protocol::binary::{self, Handled};
 use crate::protocol::{execute, text, Next, Parsed, Request, SPILL_AT};
-use crate::stats::{ConnSlot, ConnState, Counter, LocalCounts};
+use crate::stats::{ConnRecord, ConnState, Counter, LocalCounts};
 use crate::storage::clock;
 
 /// A handler's read buffer starts this large and keeps what it grows to.
@@ -150,27 +150,6 @@ impl Sink<'_> {
         self.log_from = out.len();
     }
 
-    /// A get's part: writes what the client takes now. True when all of `out` went (it is
-    /// then emptied); false leaves the rest in `out` for the connection to write later.
-    fn offer(&mut self, out: &mut Vec<u8>) -> bool {
-        self.log(out);
-        if self.written.is_err() {
-            return false;
-        }
-        match write_now(self.stream, &out[*self.sent..]) {
-            Ok(n) => *self.sent += n,
-            Err(e) => {
-                self.written = Err(e);
-                return false;
-            }
-        }
-        if *self.sent < out.len() {
-            return false;
-        }
-        self.emptied(out);
-        true
-    }
-
     /// A part of an answer that cannot stop (a metadump's): written whole, waiting for the
     /// client at most `SPILL_STALL` at a time.
     fn drain(&mut self, out: &mut Vec<u8>) {
@@ -193,11 +172,40 @@ impl Sink<'_> {
     }
 }
 
+impl execute::GetSink for Sink<'_> {
+    fn value(&mut self, key: &[u8], _len: usize) {
+        if let Some(logged) = &mut self.logged {
+            logged.found(key);
+        }
+    }
+
+    /// A get's part: writes what the client takes now. True when all of `out` went (it is
+    /// then emptied); false leaves the rest in `out` for the connection to write later.
+    fn offer(&mut self, out: &mut Vec<u8>) -> bool {
+        self.log(out);
+        if self.written.is_err() {
+            return false;
+        }
+        match write_now(self.stream, &out[*self.sent..]) {
+            Ok(n) => *self.sent += n,
+            Err(e) => {
+                self.written = Err(e);
+                return false;
+            }
+        }
+        if *self.sent < out.len() {
+            return false;
+        }
+        self.emptied(out);
+        true
+    }
+}
+
 /// An open client connection. Dropping it unregisters and uncounts it before its socket
 /// closes, so that the descriptor cannot be reused by a new connection while still registered.
 pub struct Conn {
     fd: RawFd,
-    slot: Arc<ConnSlot>,
+    record: Arc<ConnRecord>,
     shared: Arc<Shared>,
     input: Buffer,
     /// Output not yet taken by the client; `sent` bytes of it are written.
@@ -220,7 +228,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Conn {
+    pub fn new(stream: Stream, record: Arc<ConnRecord>, shared: Arc<Shared>) -> Conn {
         let binary = match shared.settings.protocol {
             Protocol::Ascii => Some(false),
             Protocol::Binary => Some(true),
@@ -228,7 +236,7 @@ impl Conn {
         };
         Conn {
             fd: stream.fd(),
-            slot,
+            record,
             shared,
             input: Buffer::default(),
             out: Vec::new(),
@@ -247,8 +255,8 @@ impl Conn {
         self.fd
     }
 
-    pub fn slot(&self) -> &ConnSlot {
-        &self.slot
+    pub fn record(&self) -> &ConnRecord {
+        &self.record
     }
 
     /// Whether output is waiting for the client to take it.
@@ -264,7 +272,7 @@ impl Conn {
         self.borrow(scratch);
         let wait = self.run(scratch);
         self.give_back(scratch);
-        self.slot.set_state(match wait {
+        self.record.set_state(match wait {
             Wait::Writable => ConnState::Writing,
             _ => self.waiting_state(),
         });
@@ -362,7 +370,7 @@ impl Conn {
         let cache = &shared.cache;
         let item_fits = |key_len: usize, value_len: usize| cache.item_fits(key_len, value_len);
         let mut commands = 0u32;
-        self.slot.set_state(ConnState::Parsing);
+        self.record.set_state(ConnState::Parsing);
         let ran = loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.input.end - self.input.start);
@@ -424,8 +432,7 @@ impl Conn {
                         };
                         let (next, stopped) = match request {
                             Request::Get { keys, cas, touch } => {
-                                let stopped =
-                                    execute::get_part(keys.after(skip), cas, touch, &ctx, local, &mut self.out, &mut |out| sink.offer(out));
+                                let stopped = execute::get_part(keys.after(skip), cas, touch, &ctx, local, &mut self.out, &mut sink);
                                 (Next::Continue, stopped)
                             }
                             other => {
@@ -474,7 +481,7 @@ impl Conn {
         };
         *budget -= commands.min(*budget);
         if commands > 0 {
-            self.slot.touch(clock::now());
+            self.record.touch(clock::now());
         }
         ran
     }

@@ -304,7 +304,7 @@ fn open(client: Accepted, shared: &Arc<Shared>, workers: &Workers) {
     let fd = client.stream.fd();
     shared.count_open();
     shared.stats.add(Counter::TotalConnections, 1);
-    let slot = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
+    let record = shared.conns.register(fd, client.addr, client.listen_addr, ConnState::NewCmd, clock::now());
     log::line(log::STATE, format_args!("<{fd} new {}", protocol_name(shared.settings.protocol).1));
-    workers.hand_over(Conn::new(client.stream, slot, Arc::clone(shared)));
+    workers.hand_over(Conn::new(client.stream, record, Arc::clone(shared)));
 }

@@ -37,8 +37,8 @@ pub fn protocol_chosen(fd: RawFd, binary: bool) {
 }
 
 /// What the -vv log keeps of a text command's answer, which may be written out in parts:
-/// its first line, and the key of each value a get sends. Never the values, so that logging
-/// a long multi-get holds no more than its keys.
+/// its first line, and the key of each value a get sends (`execute::GetSink::value` names
+/// them). Never the values, so that logging a long multi-get holds no more than its keys.
 #[derive(Debug, Default)]
 pub struct Answer {
     first: Option<Vec<u8>>,
@@ -53,15 +53,16 @@ impl Answer {
         answer
     }
 
-    /// The next part of the answer: whole lines, and whole value blocks.
+    /// The next part of the answer, whole lines and whole value blocks.
     pub fn add(&mut self, part: &[u8]) {
-        if part.is_empty() {
-            return;
-        }
-        if self.first.is_none() {
+        if self.first.is_none() && !part.is_empty() {
             self.first = Some(first_line(part).to_vec());
         }
-        self.keys.extend(value_keys(part).into_iter().map(<[u8]>::to_vec));
+    }
+
+    /// A get has sent the value of `key`.
+    pub fn found(&mut self, key: &[u8]) {
+        self.keys.push(key.to_vec());
     }
 }
 
@@ -220,25 +221,6 @@ fn is_error(answer: &[u8]) -> bool {
     answer.starts_with(b"ERROR") || answer.starts_with(b"CLIENT_ERROR") || answer.starts_with(b"SERVER_ERROR")
 }
 
-/// The keys of the "VALUE key flags bytes [cas]" blocks of a get's answer.
-fn value_keys(mut answer: &[u8]) -> Vec<&[u8]> {
-    let mut keys = Vec::new();
-    while let Some(rest) = answer.strip_prefix(b"VALUE ") {
-        let Some(line_end) = rest.iter().position(|&b| b == b'\n') else {
-            break;
-        };
-        let line = &rest[..line_end];
-        let mut fields = line.strip_suffix(b"\r").unwrap_or(line).split(|&b| b == b' ');
-        let key = fields.next().unwrap_or_default();
-        let Some(bytes) = fields.nth(1).and_then(|b| std::str::from_utf8(b).ok()).and_then(|b| b.parse::<usize>().ok()) else {
-            break;
-        };
-        keys.push(key);
-        answer = rest.get(line_end + 1 + bytes + 2..).unwrap_or_default();
-    }
-    keys
-}
-
 fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
@@ -249,7 +231,7 @@ fn be32(b: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{command_line, dump, value_keys, Answer};
+    use super::{command_line, dump, Answer};
 
     #[test]
     fn a_header_is_dumped_four_bytes_a_line() {
@@ -277,21 +259,14 @@ mod tests {
     #[test]
     fn an_answer_in_parts_keeps_its_first_line_and_keys_only() {
         let mut answer = Answer::default();
-        answer.add(b"VALUE a 0 5\r\nhello\r\n");
         answer.add(b"");
+        answer.add(b"VALUE a 0 5\r\nhello\r\n");
+        answer.found(b"a");
         answer.add(b"VALUE b 0 3\r\nbye\r\nEND\r\n");
+        answer.found(b"b");
         assert_eq!(answer.first.as_deref(), Some(&b"VALUE a 0 5"[..]));
         assert_eq!(answer.keys, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(Answer::line("").first, None, "nothing written, nothing logged");
         assert_eq!(Answer::line("ERROR").first.as_deref(), Some(&b"ERROR"[..]));
-    }
-
-    #[test]
-    fn value_keys_walk_the_blocks() {
-        assert_eq!(
-            value_keys(b"VALUE a 0 1\r\nx\r\nVALUE b 0 2 9\r\nyz\r\nVALUE c 0 1\r\nz\r\nEND\r\n"),
-            vec![&b"a"[..], &b"b"[..], &b"c"[..]]
-        );
-        assert!(value_keys(b"END\r\n").is_empty());
     }
 }

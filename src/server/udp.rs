@@ -35,6 +35,7 @@
 //! most `SPILL_AT` and one value.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -47,7 +48,7 @@ use crate::log;
 use crate::net;
 use crate::protocol::binary::{self, Handled};
 use crate::protocol::{execute, text, Next, Parsed, Request};
-use crate::stats::{ConnSlot, Counter, LocalCounts};
+use crate::stats::{ConnRecord, Counter, LocalCounts};
 use crate::storage::clock;
 
 /// The frame header's size.
@@ -131,21 +132,21 @@ pub fn start(shared: &Arc<Shared>, sockets: Vec<UdpListener>) -> io::Result<()> 
         descriptors.insert(0, udp.socket);
         for socket in descriptors {
             let fd = socket.as_raw_fd();
-            let slot = shared.conns.register_udp(fd, udp.name.clone(), clock::now());
+            let record = shared.conns.register_udp(fd, udp.name.clone(), clock::now());
             shared.count_server_connection();
             log::line(log::STATE, format_args!("<{fd} server listening (udp)"));
             let shared = Arc::clone(shared);
             std::thread::Builder::new()
                 .name(format!("udp {}", udp.name))
                 .stack_size(HANDLER_STACK)
-                .spawn(move || serve(&socket, &slot, &shared))?;
+                .spawn(move || serve(&socket, &record, &shared))?;
         }
     }
     Ok(())
 }
 
 /// Reads datagrams for ever, answering each request.
-fn serve(socket: &UdpSocket, slot: &ConnSlot, shared: &Shared) {
+fn serve(socket: &UdpSocket, record: &ConnRecord, shared: &Shared) {
     let mut buf = vec![0; READ_BUFFER];
     let mut local = LocalCounts::default();
     loop {
@@ -159,7 +160,7 @@ fn serve(socket: &UdpSocket, slot: &ConnSlot, shared: &Shared) {
             continue;
         }
         local.add(Counter::BytesRead, n as u64);
-        slot.touch(clock::now());
+        record.touch(clock::now());
         let datagram = &buf[..n];
         let id = [datagram[0], datagram[1]];
         if datagram[4..6] == [0, 1] && datagram[HEADER] == binary::REQUEST_MAGIC {
@@ -183,27 +184,46 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
         let (used, go_on) = match text::parse(input, &shared.limits, &item_fits) {
             Parsed::Incomplete => break,
             Parsed::Command { request, consumed, swallow } => {
-                let keys = match &request {
-                    Request::Get { keys, .. } => keys.first().zip(keys.last()).map(|(first, last)| (first.to_vec(), last.to_vec())),
-                    _ => None,
-                };
                 let logging = log::enabled(log::TRAFFIC);
                 let mut logged = traffic::Answer::default();
-                let mut pending = Vec::new();
-                let mut gather = |part: &mut Vec<u8>| {
-                    if logging {
-                        logged.add(part);
+                let next = match request {
+                    Request::Get { keys, cas, touch } => {
+                        let ends = keys.first().zip(keys.last()).map(|(first, last)| (first.to_vec(), last.to_vec()));
+                        let mut frames = GetFrames {
+                            reply: &reply,
+                            pending: Vec::new(),
+                            blocks: VecDeque::new(),
+                            first_found: None,
+                            logged: logging.then_some(&mut logged),
+                        };
+                        execute::get_part(keys, cas, touch, &ctx, local, &mut out, &mut frames);
+                        frames.finish(&mut out, ends);
+                        Next::Continue
                     }
-                    pending.append(part);
-                    reply.send_all_but_last_value(&mut pending);
+                    other => {
+                        let mut pending = Vec::new();
+                        let next = execute::execute(other, &ctx, local, &mut out, &mut |part| {
+                            if logging {
+                                logged.add(part);
+                            }
+                            pending.append(part);
+                        });
+                        if logging {
+                            logged.add(&out);
+                        }
+                        pending.append(&mut out);
+                        // `quit` sends a bare header, as memcached does.
+                        if next == Next::Close {
+                            reply.send_frames(&[]);
+                        } else {
+                            reply.send(&pending);
+                        }
+                        next
+                    }
                 };
-                let next = execute::execute(request, &ctx, local, &mut out, &mut gather);
                 if logging {
-                    logged.add(&out);
                     traffic::text(fd, &input[..consumed.min(input.len())], &logged);
                 }
-                pending.append(&mut out);
-                reply.finish(&pending, keys.as_ref().map(|(first, last)| (first.as_slice(), last.as_slice())), next);
                 (consumed.saturating_add(swallow), next == Next::Continue && consumed > 0)
             }
             Parsed::Invalid { reply: line, consumed, swallow, close } => {
@@ -256,41 +276,6 @@ struct Reply<'a> {
 }
 
 impl Reply<'_> {
-    /// A get's answer goes out as memcached frames it: each value on its own, the "END" line
-    /// with the last value when the last key was found, else on its own. This sends (and
-    /// drops) the values of `pending` that another value or "END" follows already.
-    fn send_all_but_last_value(&self, pending: &mut Vec<u8>) {
-        while let Some(len) = value_block(pending).filter(|&len| len < pending.len()) {
-            self.send(&pending[..len]);
-            pending.drain(..len);
-        }
-    }
-
-    /// Sends the rest of a command's answer. `quit` sends a bare header, as memcached does.
-    fn finish(&self, mut pending: &[u8], keys: Option<(&[u8], &[u8])>, next: Next) {
-        if next == Next::Close {
-            self.send_frames(&[]);
-            return;
-        }
-        let Some((first_key, last_key)) = keys else {
-            return self.send(pending);
-        };
-        // memcached sends a bare header first when the first key was missed but the last
-        // found.
-        if value_key(pending).is_none_or(|found| found != first_key) && value_key_of_last(pending) == Some(last_key) {
-            self.send_frames(&[]);
-        }
-        while let Some(len) = value_block(pending) {
-            let last_value = value_block(&pending[len..]).is_none();
-            if last_value && value_key(pending) == Some(last_key) {
-                break;
-            }
-            self.send(&pending[..len]);
-            pending = &pending[len..];
-        }
-        self.send(pending);
-    }
-
     /// Sends one answer, if not empty.
     fn send(&self, answer: &[u8]) {
         if !answer.is_empty() {
@@ -328,27 +313,126 @@ impl Reply<'_> {
     }
 }
 
-/// The length of the whole "VALUE key flags bytes [cas]\r\n<data>\r\n" block at the start
-/// of `answer`, once all of it is there.
-fn value_block(answer: &[u8]) -> Option<usize> {
-    let line_end = answer.strip_prefix(b"VALUE ")?.windows(2).position(|w| w == b"\r\n")? + 6;
-    let bytes = answer[..line_end].split(|&b| b == b' ').nth(3)?;
-    let bytes: usize = std::str::from_utf8(bytes).ok()?.parse().ok()?;
-    let len = line_end + 2 + bytes + 2;
-    (len <= answer.len()).then_some(len)
+/// A get's answer on its way out, framed as memcached frames it (see the module doc): a value
+/// another follows goes out as the get spills; the last one waits for the end, which decides
+/// whether "END" goes with it.
+struct GetFrames<'a, 'r> {
+    reply: &'a Reply<'r>,
+    /// What is not sent yet: whole VALUE blocks, then (at the end) "END".
+    pending: Vec<u8>,
+    /// The length and key of each VALUE block not sent yet, in order (in `pending`, then in
+    /// the get's output).
+    blocks: VecDeque<(usize, Vec<u8>)>,
+    /// The key of the get's first value, sent or not.
+    first_found: Option<Vec<u8>>,
+    logged: Option<&'a mut traffic::Answer>,
 }
 
-/// The key of the last "VALUE" block of a whole get answer.
-fn value_key_of_last(mut answer: &[u8]) -> Option<&[u8]> {
-    let mut key = None;
-    while let Some(len) = value_block(answer) {
-        key = value_key(answer);
-        answer = &answer[len..];
+impl execute::GetSink for GetFrames<'_, '_> {
+    fn value(&mut self, key: &[u8], len: usize) {
+        self.first_found.get_or_insert_with(|| key.to_vec());
+        self.blocks.push_back((len, key.to_vec()));
+        if let Some(logged) = &mut self.logged {
+            logged.found(key);
+        }
     }
-    key
+
+    fn offer(&mut self, out: &mut Vec<u8>) -> bool {
+        if let Some(logged) = &mut self.logged {
+            logged.add(out);
+        }
+        self.pending.append(out);
+        while self.blocks.len() > 1 {
+            let Some((len, _)) = self.blocks.pop_front() else {
+                break;
+            };
+            self.reply.send(&self.pending[..len]);
+            self.pending.drain(..len);
+        }
+        true
+    }
 }
 
-/// The key of the "VALUE" block at the start of `answer`.
-fn value_key(answer: &[u8]) -> Option<&[u8]> {
-    answer.strip_prefix(b"VALUE ")?.split(|&b| b == b' ').next()
+impl GetFrames<'_, '_> {
+    /// Sends the rest of the answer: `out`, the get's last output, holds "END". `ends` are
+    /// the get's first and last keys.
+    fn finish(mut self, out: &mut Vec<u8>, ends: Option<(Vec<u8>, Vec<u8>)>) {
+        if let Some(logged) = &mut self.logged {
+            logged.add(out);
+        }
+        self.pending.append(out);
+        let Some((first_key, last_key)) = ends else {
+            return self.reply.send(&self.pending);
+        };
+        // memcached sends a bare header first when the first key was missed but the last
+        // found.
+        let last = self.blocks.back().map(|(_, key)| key.as_slice());
+        if self.first_found.as_ref() != Some(&first_key) && last == Some(last_key.as_slice()) {
+            self.reply.send_frames(&[]);
+        }
+        let mut rest = self.pending.as_slice();
+        while let Some((len, key)) = self.blocks.pop_front() {
+            if self.blocks.is_empty() && key == last_key {
+                break;
+            }
+            self.reply.send(&rest[..len]);
+            rest = &rest[len..];
+        }
+        self.reply.send(rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::VecDeque;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::{GetFrames, Reply, HEADER};
+    use crate::protocol::execute::GetSink;
+
+    /// What the client receives: each datagram's count and payload.
+    fn received(client: &UdpSocket, n: usize) -> Vec<(u16, Vec<u8>)> {
+        let mut buf = [0u8; 2048];
+        (0..n)
+            .map(|_| {
+                let len = client.recv(&mut buf).unwrap();
+                (u16::from_be_bytes([buf[4], buf[5]]), buf[HEADER..len].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spilled_get_sends_each_value_another_follows_and_ends_with_the_last() {
+        let (server, client) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reply = Reply { id: [0, 9], socket: &server, peer: client.local_addr().unwrap(), written: Cell::new(0) };
+        let mut frames = GetFrames { reply: &reply, pending: Vec::new(), blocks: VecDeque::new(), first_found: None, logged: None };
+        let mut out = Vec::new();
+        for key in ["a", "b"] {
+            out.extend_from_slice(format!("VALUE {key} 0 1\r\nv\r\n").as_bytes());
+            frames.value(key.as_bytes(), 16);
+        }
+        assert!(frames.offer(&mut out));
+        assert!(out.is_empty(), "an offer takes all");
+        assert_eq!(received(&client, 1), [(1, b"VALUE a 0 1\r\nv\r\n".to_vec())], "b waits: it may be the last");
+        out.extend_from_slice(b"VALUE c 0 1\r\nv\r\nEND\r\n");
+        frames.value(b"c", 16);
+        frames.finish(&mut out, Some((b"a".to_vec(), b"c".to_vec())));
+        assert_eq!(received(&client, 2), [(1, b"VALUE b 0 1\r\nv\r\n".to_vec()), (1, b"VALUE c 0 1\r\nv\r\nEND\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn a_get_whose_first_key_missed_and_last_was_found_starts_with_a_bare_header() {
+        let (server, client) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reply = Reply { id: [0, 9], socket: &server, peer: client.local_addr().unwrap(), written: Cell::new(0) };
+        let mut frames = GetFrames { reply: &reply, pending: Vec::new(), blocks: VecDeque::new(), first_found: None, logged: None };
+        let mut out = b"VALUE b 0 1\r\nv\r\nEND\r\n".to_vec();
+        frames.value(b"b", 16);
+        frames.finish(&mut out, Some((b"a".to_vec(), b"b".to_vec())));
+        assert_eq!(received(&client, 2), [(0, Vec::new()), (1, b"VALUE b 0 1\r\nv\r\nEND\r\n".to_vec())]);
+        assert_eq!(reply.written.get(), 8 + 8 + 21, "bytes_written counts headers too");
+    }
 }

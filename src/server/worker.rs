@@ -79,11 +79,11 @@ struct Table {
 struct Seat {
     fd: RawFd,
     serial: u64,
-    entry: Arc<Mutex<Entry>>,
+    entry: Arc<Mutex<Watched>>,
 }
 
 /// One connection in a handler's set, and whether it waits to write.
-struct Entry {
+struct Watched {
     conn: Conn,
     writable: bool,
 }
@@ -252,7 +252,7 @@ impl Loop {
             if handler.epoll.add(fd, token as u64, Interest::Readable).is_ok() {
                 table.adopted += 1;
                 let serial = table.adopted;
-                table.conns[token] = Some(Seat { fd, serial, entry: Arc::new(Mutex::new(Entry { conn, writable: false })) });
+                table.conns[token] = Some(Seat { fd, serial, entry: Arc::new(Mutex::new(Watched { conn, writable: false })) });
             } else {
                 table.free.push(token);
             }
@@ -331,9 +331,9 @@ impl Loop {
             let Ok(entry) = seat.entry.try_lock() else {
                 continue;
             };
-            let slot = entry.conn.slot();
-            let waiting = matches!(slot.state(), ConnState::NewCmd | ConnState::Reading);
-            if waiting && now.saturating_sub(slot.last_cmd()) > idle_timeout {
+            let record = entry.conn.record();
+            let waiting = matches!(record.state(), ConnState::NewCmd | ConnState::Reading);
+            if waiting && now.saturating_sub(record.last_cmd()) > idle_timeout {
                 self.closing.push((Place { owner: self.me, token }, seat.serial));
             }
         }

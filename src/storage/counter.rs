@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::link::NewItem;
+use super::lifecycle::NewItem;
 use super::table::Stripe;
 use super::{clock, item, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
 use crate::decimal;

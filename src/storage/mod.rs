@@ -57,7 +57,7 @@
 //! MODULES. This file: the public types, lookups, delete, touch and the helpers every
 //! operation shares. `store` (set/add/replace/append/prepend/cas), `counter` (incr/decr and
 //! memcached's reading and writing of the number), `flush` (the `flush_all` thresholds),
-//! `stats`; `evict` (`alloc`: free memory, the LRU walk, page stealing) and `link` (`fill`,
+//! `stats`; `evict` (`alloc`: free memory, the LRU walk, page stealing) and `lifecycle` (`fill`,
 //! `link`, unlinking and freeing), the hard part, readable alone against the protocol above;
 //! below them `item` (header layout), `slab` (pages, classes, free lists), `table` (the
 //! striped hash chains), `lock` and `clock`.
@@ -73,7 +73,7 @@ mod counter;
 mod evict;
 mod flush;
 mod item;
-mod link;
+mod lifecycle;
 mod lock;
 mod lookup;
 pub mod replica;

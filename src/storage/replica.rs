@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::item::{self, Item};
-use super::link::NewItem;
+use super::lifecycle::NewItem;
 use super::table::Stripe;
 use super::{clock, lock, valid_key, Cache, DeltaOp, DeltaOutcome, Slot};
 

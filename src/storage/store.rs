@@ -4,7 +4,7 @@
 use std::ptr;
 use std::sync::atomic::Ordering;
 
-use super::link::NewItem;
+use super::lifecycle::NewItem;
 use super::slab::Slabs;
 use super::{clock, item, valid_key, Cache, Slot, StoreMode, StoreOptions, StoreOutcome};
 

@@ -15,6 +15,8 @@
 //! `BENCH_THEIRS` override either (e.g. `BENCH_OURS=/usr/bin/memcached` compares memcached
 //! with itself to check the machinery: every ratio should be near 1). `BENCH_SECONDS` sets
 //! the length of one throughput run (default 2) and `BENCH_REPEATS` the repeats (default 3).
+//! `BENCH_ONLY` runs only the rows whose name contains it (e.g. `BENCH_ONLY="text get/set 8"`;
+//! the memory rows are named "memory"), for comparing builds on one workload.
 
 mod setup;
 
@@ -351,17 +353,20 @@ fn main() {
     println!("median of {repeats} runs; throughput runs of {seconds} s; both servers get the same flags");
     println!();
     println!("{:<42} {:>14} {:>14} {:>12}", "workload", "ours", "memcached", "ours/theirs");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
 
     // Memory: runs alternate between the two servers so that drift hits both alike.
-    let mut mem: [Vec<MemoryRun>; 2] = [Vec::new(), Vec::new()];
-    for _ in 0..repeats {
-        mem[0].push(memory_run(&ours));
-        mem[1].push(memory_run(&theirs));
+    if "memory -m 64".contains(only.as_str()) {
+        let mut mem: [Vec<MemoryRun>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..repeats {
+            mem[0].push(memory_run(&ours));
+            mem[1].push(memory_run(&theirs));
+        }
+        let pick = |runs: &Vec<MemoryRun>, f: fn(&MemoryRun) -> u64| median(runs.iter().map(|r| f(r) as f64).collect());
+        row("memory -m 64: curr_items", pick(&mem[0], |r| r.items), pick(&mem[1], |r| r.items));
+        row("memory -m 64: bytes", pick(&mem[0], |r| r.bytes), pick(&mem[1], |r| r.bytes));
+        row("memory -m 64: RSS KiB", pick(&mem[0], |r| r.rss_kib), pick(&mem[1], |r| r.rss_kib));
     }
-    let pick = |runs: &Vec<MemoryRun>, f: fn(&MemoryRun) -> u64| median(runs.iter().map(|r| f(r) as f64).collect());
-    row("memory -m 64: curr_items", pick(&mem[0], |r| r.items), pick(&mem[1], |r| r.items));
-    row("memory -m 64: bytes", pick(&mem[0], |r| r.bytes), pick(&mem[1], |r| r.bytes));
-    row("memory -m 64: RSS KiB", pick(&mem[0], |r| r.rss_kib), pick(&mem[1], |r| r.rss_kib));
 
     let started = [&ours, &theirs].map(|p| {
         let s = Server::start(p, &["-m", "64"]).unwrap_or_else(|e| fail(&e));
@@ -373,6 +378,10 @@ fn main() {
     let shapes = [(Proto::Text, 2), (Proto::Text, 8), (Proto::Binary, 2), (Proto::Meta, 2)];
     for (proto, threads) in shapes {
         for depth in [1, 16] {
+            let name = format!("{} get/set {threads} thr depth {depth:>2}:", proto.name());
+            if !name.contains(only.as_str()) {
+                continue;
+            }
             let mut runs: [Vec<Throughput>; 2] = [Vec::new(), Vec::new()];
             for r in 0..repeats {
                 // Alternate which server goes first, so that order does not favour one.
@@ -381,7 +390,6 @@ fn main() {
                 }
             }
             let pick = |i: usize, f: fn(&Throughput) -> f64| median(runs[i].iter().map(f).collect());
-            let name = format!("{} get/set {threads} thr depth {depth:>2}:", proto.name());
             row(&format!("{name} ops/s"), pick(0, |t| t.ops_per_sec), pick(1, |t| t.ops_per_sec));
             row(&format!("{name} p50 us"), pick(0, |t| t.p50_us), pick(1, |t| t.p50_us));
             row(&format!("{name} p99 us"), pick(0, |t| t.p99_us), pick(1, |t| t.p99_us));

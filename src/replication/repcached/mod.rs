@@ -16,7 +16,7 @@
 //! Threads: one accept thread per listener, one dialer, and per link the thread that made it
 //! receives (parses strictly: anything unexpected is logged and ends the link, unapplied)
 //! while a sender thread sends the copy (accepted links) and then the queue. Locking: the
-//! slot mutex (link state) and the queue's, each held briefly, never both, never across I/O.
+//! control mutex (link state) and the queue's, each held briefly, never both, never across I/O.
 //!
 //! Items from the partner are applied with a fresh local version, so the last one to arrive
 //! wins, as in repcached; the partner's cas is not kept (ours is the version). They are
@@ -49,9 +49,9 @@ const MAX_VALUE: usize = 128 * 1024 * 1024;
 /// How long a new connection from the partner waits for the old link to end.
 const REPLACE_WAIT: Duration = Duration::from_secs(5);
 
-/// The link's state, guarded by `Repcached::slot`.
+/// The link's state, guarded by `Repcached::control`.
 #[derive(Default)]
-struct Slot {
+struct Control {
     /// The installed link's stream (a handle to close it) and its number.
     active: Option<(TcpStream, u64)>,
     links_made: u64,
@@ -74,7 +74,7 @@ pub struct Repcached {
     drain_timeout: Duration,
     /// Sender passes completed: a pass after the queue was seen empty has sent all of it.
     passes: AtomicU64,
-    slot: Mutex<Slot>,
+    control: Mutex<Control>,
     changed: Condvar,
 }
 
@@ -126,7 +126,7 @@ impl Repcached {
             max_value: MAX_VALUE.max(settings.item_size_max),
             drain_timeout: Duration::from_secs(u64::from(settings.repl_drain_timeout)),
             passes: AtomicU64::new(0),
-            slot: Mutex::new(Slot::default()),
+            control: Mutex::new(Control::default()),
             changed: Condvar::new(),
         });
         for listener in listeners {
@@ -139,28 +139,28 @@ impl Repcached {
         Ok(Some(link))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, slot: MutexGuard<'a, Slot>, timeout: Duration) -> MutexGuard<'a, Slot> {
-        self.changed.wait_timeout(slot, timeout).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
+    fn wait<'a>(&self, control: MutexGuard<'a, Control>, timeout: Duration) -> MutexGuard<'a, Control> {
+        self.changed.wait_timeout(control, timeout).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
     }
 
     /// Lets the clients in: the copy is here, or none is coming.
     fn set_joined(&self) {
-        let mut slot = self.lock();
-        if !slot.joined {
-            slot.joined = true;
+        let mut control = self.lock();
+        if !control.joined {
+            control.joined = true;
             self.changed.notify_all();
         }
     }
 
     /// Blocks until the partner's copy has arrived or none is coming, or a stop.
     pub fn wait_joined(&self) {
-        let mut slot = self.lock();
-        while !slot.joined && !slot.stopping {
-            slot = self.wait(slot, BACKOFF_MAX);
+        let mut control = self.lock();
+        while !control.joined && !control.stopping {
+            control = self.wait(control, BACKOFF_MAX);
         }
     }
 
@@ -177,12 +177,12 @@ impl Repcached {
                 None if self.queue.depth() == (0, false) => seen_empty = Some(passes),
                 _ => {}
             }
-            let slot = self.lock();
-            drop(self.wait(slot, BACKOFF_MIN));
+            let control = self.lock();
+            drop(self.wait(control, BACKOFF_MIN));
         }
-        let mut slot = self.lock();
-        slot.stopping = true;
-        if let Some((stream, _)) = &slot.active {
+        let mut control = self.lock();
+        control.stopping = true;
+        if let Some((stream, _)) = &control.active {
             let _ = stream.shutdown(Shutdown::Both);
         }
         self.changed.notify_all();
@@ -204,8 +204,8 @@ impl Repcached {
                 Ok((_, from)) => log::line(log::WARN, format_args!("repcached: refused a connection from {from}: not the partner")),
                 Err(e) => {
                     log::line(log::WARN, format_args!("repcached: accept(): {}", daemon::strerror(&e)));
-                    let slot = self.lock();
-                    drop(self.wait(slot, BACKOFF_MIN));
+                    let control = self.lock();
+                    drop(self.wait(control, BACKOFF_MIN));
                 }
             }
         }
@@ -215,11 +215,11 @@ impl Repcached {
         let mut backoff = BACKOFF_MIN;
         loop {
             {
-                let mut slot = self.lock();
-                while !slot.stopping && slot.active.is_some() {
-                    slot = self.wait(slot, BACKOFF_MAX);
+                let mut control = self.lock();
+                while !control.stopping && control.active.is_some() {
+                    control = self.wait(control, BACKOFF_MAX);
                 }
-                if slot.stopping {
+                if control.stopping {
                     return;
                 }
             }
@@ -234,9 +234,9 @@ impl Repcached {
                     self.set_joined();
                 }
             }
-            let slot = self.lock();
-            if !slot.stopping {
-                drop(self.wait(slot, backoff));
+            let control = self.lock();
+            if !control.stopping {
+                drop(self.wait(control, backoff));
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -266,12 +266,12 @@ impl Repcached {
         let why = session::run(self, &stream, dialed);
         log::line(log::WARN, format_args!("repcached: link {number} to {} ended: {why}", self.partner));
         let _ = stream.shutdown(Shutdown::Both);
-        let mut slot = self.lock();
-        if slot.active.as_ref().is_some_and(|(_, n)| *n == number) {
-            slot.active = None;
+        let mut control = self.lock();
+        if control.active.as_ref().is_some_and(|(_, n)| *n == number) {
+            control.active = None;
         }
         // A copy cut short is not coming: serve what arrived.
-        slot.joined = true;
+        control.joined = true;
         self.changed.notify_all();
     }
 
@@ -280,25 +280,25 @@ impl Repcached {
     fn install(&self, stream: &TcpStream, dialed: bool) -> Option<u64> {
         let handle = stream.try_clone().ok()?;
         let deadline = Instant::now() + REPLACE_WAIT;
-        let mut slot = self.lock();
-        if let Some((old, _)) = &slot.active {
+        let mut control = self.lock();
+        if let Some((old, _)) = &control.active {
             if dialed {
                 return None;
             }
             let _ = old.shutdown(Shutdown::Both);
-            while slot.active.is_some() && !slot.stopping && Instant::now() < deadline {
-                slot = self.wait(slot, BACKOFF_MIN);
+            while control.active.is_some() && !control.stopping && Instant::now() < deadline {
+                control = self.wait(control, BACKOFF_MIN);
             }
         }
-        if slot.stopping || slot.active.is_some() {
+        if control.stopping || control.active.is_some() {
             return None;
         }
-        slot.links_made += 1;
-        let number = slot.links_made;
-        slot.active = Some((handle, number));
+        control.links_made += 1;
+        let number = control.links_made;
+        control.active = Some((handle, number));
         if !dialed {
             // This node gives the copy: none is coming to it.
-            slot.joined = true;
+            control.joined = true;
         }
         self.changed.notify_all();
         Some(number)
