@@ -17,8 +17,10 @@
 //!   them, and a busy handler serving the ready connections of one that has served nothing
 //!   for 200 us (`worker.rs`; this one). memtier, get/set 90/10: 50 busy connections,
 //!   throughput 1.07, p99 0.95, ops per server CPU-second 1.07; 1,000 open of which 50 busy,
-//!   1.02, 0.97, 1.04. 2 and 8 clients unpipelined (`make bench`'s own generator): 1.07 and
-//!   1.07;
+//!   1.02, 0.97, 1.04 (a second run: 1.08, 0.97, 1.02 and 1.07, 0.99, 1.02). 2 and 8 clients
+//!   unpipelined (`make bench`'s own generator): 1.07 and 1.07; 8 clients get 1.41 with -t 8
+//!   against memcached's -t 4 (1.23 with both at -t 8): a client that waits for each answer
+//!   is served best by a handler of its own;
 //! - the same without that help: 1.02, p99 1.30-1.56, 1.06: a handler put aside by the
 //!   scheduler keeps its connections waiting while another may idle;
 //! - one shared set, edge-triggered, any handler serving any connection: 1.03-1.07, p99
