@@ -6,13 +6,12 @@
 //! node may have (`-o repcached_link`, alone or beside `-x`): to a repcached 2.x node, in its
 //! format; with both, each link's queue hears of every local mutation (`Replication::start`).
 //!
-//! CONTRACT (fixed by the skeleton): `Replication::start`, `wait_joined`, `shutdown`, and
-//! `status`, which implements `stats::ReplicationReport`: the `ReplicationStatus` it returns
-//! and the `LinkState` in it live in `stats`, below the protocol that prints them, so that
-//! nothing below this module depends on it. `Replication::bind` was added in front of `start`
-//! so that `-X` is bound while the process may still bind any port. `Replication` also
-//! implements `storage::replica::DeltaRouter`, through which the protocol sends incr/decr of
-//! a key the peer owns to the peer (`delta`).
+//! The interface: `Replication::bind` (before the daemon drops privileges, so that `-X` may
+//! be any port), `start`, `wait_joined`, `shutdown`, and `status`, which implements
+//! `stats::ReplicationReport`: the `ReplicationStatus` it returns and the `LinkState` in it
+//! live in `stats`, below the protocol that prints them, so that nothing below this module
+//! depends on it. `Replication` also implements `storage::replica::DeltaRouter`, through
+//! which the protocol sends incr/decr of a key the peer owns to the peer (`delta`).
 //!
 //! Threads (all started by `start`, after the daemon's fork):
 //! - one accept thread per replication listener (`-X` on each `-l` address): refuses any
