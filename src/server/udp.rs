@@ -189,13 +189,7 @@ fn answer_request(mut input: &[u8], id: [u8; 2], socket: &UdpSocket, peer: Socke
                 let next = match request {
                     Request::Get { keys, cas, touch } => {
                         let ends = keys.first().zip(keys.last()).map(|(first, last)| (first.to_vec(), last.to_vec()));
-                        let mut frames = GetFrames {
-                            reply: &reply,
-                            pending: Vec::new(),
-                            blocks: VecDeque::new(),
-                            first_found: None,
-                            logged: logging.then_some(&mut logged),
-                        };
+                        let mut frames = GetFrames::new(&reply, logging.then_some(&mut logged));
                         execute::get_part(keys, cas, touch, &ctx, local, &mut out, &mut frames);
                         frames.finish(&mut out, ends);
                         Next::Continue
@@ -353,7 +347,11 @@ impl execute::GetSink for GetFrames<'_, '_> {
     }
 }
 
-impl GetFrames<'_, '_> {
+impl<'a, 'r> GetFrames<'a, 'r> {
+    fn new(reply: &'a Reply<'r>, logged: Option<&'a mut traffic::Answer>) -> Self {
+        GetFrames { reply, pending: Vec::new(), blocks: VecDeque::new(), first_found: None, logged }
+    }
+
     /// Sends the rest of the answer: `out`, the get's last output, holds "END". `ends` are
     /// the get's first and last keys.
     fn finish(mut self, out: &mut Vec<u8>, ends: Option<(Vec<u8>, Vec<u8>)>) {
@@ -385,12 +383,18 @@ impl GetFrames<'_, '_> {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
-    use std::collections::VecDeque;
     use std::net::UdpSocket;
     use std::time::Duration;
 
     use super::{GetFrames, Reply, HEADER};
     use crate::protocol::execute::GetSink;
+
+    /// The server's socket and a client's.
+    fn sockets() -> (UdpSocket, UdpSocket) {
+        let (server, client) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (server, client)
+    }
 
     /// What the client receives: each datagram's count and payload.
     fn received(client: &UdpSocket, n: usize) -> Vec<(u16, Vec<u8>)> {
@@ -405,10 +409,9 @@ mod tests {
 
     #[test]
     fn a_spilled_get_sends_each_value_another_follows_and_ends_with_the_last() {
-        let (server, client) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
-        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (server, client) = sockets();
         let reply = Reply { id: [0, 9], socket: &server, peer: client.local_addr().unwrap(), written: Cell::new(0) };
-        let mut frames = GetFrames { reply: &reply, pending: Vec::new(), blocks: VecDeque::new(), first_found: None, logged: None };
+        let mut frames = GetFrames::new(&reply, None);
         let mut out = Vec::new();
         for key in ["a", "b"] {
             out.extend_from_slice(format!("VALUE {key} 0 1\r\nv\r\n").as_bytes());
@@ -425,10 +428,9 @@ mod tests {
 
     #[test]
     fn a_get_whose_first_key_missed_and_last_was_found_starts_with_a_bare_header() {
-        let (server, client) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
-        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (server, client) = sockets();
         let reply = Reply { id: [0, 9], socket: &server, peer: client.local_addr().unwrap(), written: Cell::new(0) };
-        let mut frames = GetFrames { reply: &reply, pending: Vec::new(), blocks: VecDeque::new(), first_found: None, logged: None };
+        let mut frames = GetFrames::new(&reply, None);
         let mut out = b"VALUE b 0 1\r\nv\r\nEND\r\n".to_vec();
         frames.value(b"b", 16);
         frames.finish(&mut out, Some((b"a".to_vec(), b"b".to_vec())));
